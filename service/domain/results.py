@@ -1,0 +1,235 @@
+"""Outputs of the response engine.
+
+Every result carries `RuleTrace`s naming the rule that produced it, so that the FHIR output
+and the API can say why. Enum values are the codes of the contract's code systems
+(`../shared/FHIR-CONTRACT.md` section 2), which are also the standard abbreviations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Response(StrEnum):
+    """RECIST 1.1 response (`OR/CodeSystem/recist-response`)."""
+
+    CR = "CR"
+    PR = "PR"
+    SD = "SD"
+    NON_CR_NON_PD = "NonCR-NonPD"
+    PD = "PD"
+    NE = "NE"
+
+
+class ImmuneResponse(StrEnum):
+    """iRECIST response (`OR/CodeSystem/irecist-response`)."""
+
+    ICR = "iCR"
+    IPR = "iPR"
+    ISD = "iSD"
+    INON_CR_NON_UPD = "iNonCR-NonUPD"
+    IUPD = "iUPD"
+    ICPD = "iCPD"
+    NE = "NE"
+
+
+class LesionStatus(StrEnum):
+    """Lesion-level response (`OR/CodeSystem/lesion-response`)."""
+
+    RESPONDING = "responding"
+    PROGRESSING = "progressing"
+    STABLE = "stable"
+    DISAPPEARED = "disappeared"
+    NEW = "new"
+    NOT_EVALUABLE = "not-evaluable"
+
+
+class AtypicalKind(StrEnum):
+    """`OR/CodeSystem/atypical-response`."""
+
+    DR = "DR"
+    PSPD = "PsPD"
+    HPD = "HPD"
+    DER = "DeR"
+
+
+class DrTrigger(StrEnum):
+    TARGET_LESION = "target-lesion"
+    NON_TARGET_LESION = "non-target-lesion"
+    NEW_LESION = "new-lesion"
+
+
+class ResponseGroup(StrEnum):
+    """Patient-level group of the seed study (`OR/CodeSystem/response-group`)."""
+
+    DR = "DR"
+    PSPD = "PsPD"
+    CR_PR = "CR-PR"
+    SD = "SD"
+    PD = "PD"
+    NE = "NE"
+
+
+class Criterion(StrEnum):
+    RECIST11 = "recist1.1"
+    IRECIST = "irecist"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrace:
+    """Which rule produced a result, and the facts it looked at.
+
+    `rule` is a stable slash-separated id such as ``recist1.1/target/pd``; `facts` are
+    ``(name, value)`` pairs rendered as strings so that traces compare and hash exactly.
+    """
+
+    rule: str
+    facts: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, rule: str, **facts: object) -> RuleTrace:
+        return cls(rule, tuple((k, str(v)) for k, v in facts.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class DataIssue:
+    """Something in the input that could not be used (reported as an OperationOutcome issue)."""
+
+    severity: str  # "error" | "warning" | "information"
+    code: str  # kebab-case slug, e.g. "no-baseline"
+    message: str
+    ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LesionResult:
+    """Response of one lesion at one timepoint (contract LesionResponse)."""
+
+    lesion_id: str
+    timepoint_index: int
+    timepoint_date: date
+    status: LesionStatus
+    diameter_mm: Decimal | None
+    change_from_baseline_pct: Decimal | None
+    change_from_nadir_pct: Decimal | None
+    is_target: bool
+    trace: RuleTrace
+    lesion_ref: str | None = None
+    source_refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TimepointResult:
+    """RECIST 1.1 overall response at one follow-up timepoint (index 1 = first evaluation).
+
+    `overall` is the strict per-timepoint value of Tables 1/2; `reported` applies the FAQ's
+    "continued PR" reading (a PR stays PR until PD criteria are met).
+    """
+
+    index: int
+    timepoint_date: date
+    target: Response | None
+    non_target: Response | None
+    new_lesion: bool
+    overall: Response
+    reported: Response
+    sum_mm: Decimal | None
+    baseline_sum_mm: Decimal | None
+    nadir_sum_mm: Decimal | None
+    change_from_baseline_pct: Decimal | None
+    change_from_nadir_pct: Decimal | None
+    traces: tuple[RuleTrace, ...]
+    source_refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ImmuneTimepointResult:
+    """iRECIST overall response at one follow-up timepoint."""
+
+    index: int
+    timepoint_date: date
+    overall: ImmuneResponse
+    sum_mm: Decimal | None
+    baseline_sum_mm: Decimal | None
+    nadir_sum_mm: Decimal | None
+    change_from_baseline_pct: Decimal | None
+    change_from_nadir_pct: Decimal | None
+    new_lesion_target_sum_mm: Decimal | None
+    new_lesion: bool
+    traces: tuple[RuleTrace, ...]
+    source_refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BestResponse:
+    """Best overall response over the course (contract BestOverallResponse)."""
+
+    criterion: Criterion
+    response: Response | ImmuneResponse
+    confirmation_required: bool
+    period_start: date
+    period_end: date
+    response_date: date | None
+    trace: RuleTrace
+
+
+@dataclass(frozen=True, slots=True)
+class AtypicalFinding:
+    """A dissociated response, pseudoprogression, hyperprogression or delayed response."""
+
+    kind: AtypicalKind
+    definition: str  # e.g. "bernard-tessier", "irecist", "champiat"
+    definition_version: str
+    timepoint_index: int
+    timepoint_date: date
+    trigger: DrTrigger | None
+    overall_at_detection: Response | None
+    growing_lesions: tuple[str, ...]
+    shrinking_lesions: tuple[str, ...]
+    trace: RuleTrace
+    metrics: tuple[tuple[str, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Outcome endpoints in whole days from treatment start."""
+
+    pfs_days: int | None
+    pfs_event: bool | None
+    ipfs_days: int | None
+    ipfs_event: bool | None
+    os_days: int | None
+    os_event: bool | None
+    dcb: bool | None
+    nlr_pre: Decimal | None = None
+    dnlr_pre: Decimal | None = None
+    nlr_post: Decimal | None = None
+    dnlr_post: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientAssessment:
+    """Everything the engine derives for one patient."""
+
+    patient_id: str
+    treatment_start: date
+    baseline_date: date | None
+    timepoints: tuple[TimepointResult, ...]
+    immune_timepoints: tuple[ImmuneTimepointResult, ...]
+    lesions: tuple[LesionResult, ...]
+    best_response: BestResponse | None
+    best_response_confirmed: BestResponse | None
+    immune_best_response: BestResponse | None
+    atypical: tuple[AtypicalFinding, ...]
+    response_group: ResponseGroup
+    endpoints: Endpoints
+    auto_selected_targets: tuple[str, ...]
+    issues: tuple[DataIssue, ...]
+    traces: tuple[RuleTrace, ...]
+
+    @property
+    def is_atypical(self) -> bool:
+        return self.response_group in (ResponseGroup.DR, ResponseGroup.PSPD)
