@@ -1,0 +1,54 @@
+"""`create_app(settings)`: the FastAPI application factory (there is no module-level app)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import __version__
+from service.api import problems
+from service.api.middleware import RequestContextMiddleware
+from service.api.routers import assess, health, sync
+from service.bootstrap import Container
+from service.config import Settings
+
+DESCRIPTION = """\
+Derives tumour response for patients on immune checkpoint inhibitors from a hospital FHIR R4
+server: RECIST 1.1, iRECIST, dissociated response (DR), pseudoprogression (PsPD) and
+hyperprogression, and writes the assessments back as FHIR Observations.
+
+Errors are RFC 9457 `application/problem+json`; FHIR-shaped operations (`/$assess`) answer FHIR.
+"""
+
+
+def create_app(settings: Settings, *, container: Container | None = None) -> FastAPI:
+    """Build the app. `container` lets tests pass pre-built adapters (fakes or real ones)."""
+    box = container or Container(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await box.start()
+        try:
+            yield
+        finally:
+            await box.stop()
+
+    app = FastAPI(
+        title="oncoresponse",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "assessments", "description": "Tumour response assessment"},
+            {"name": "sync", "description": "Pull from the FHIR server, assess and write back"},
+            {"name": "operations", "description": "Health, readiness and metrics"},
+        ],
+    )
+    app.state.container = box
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
+    for module in (assess, sync, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,188 @@
+"""Use cases: assess patients, and synchronise a FHIR server (pull, assess, write back).
+
+One patient's failure never aborts the others (contract section 1): unusable input becomes a
+`DataIssue`; an unexpected engine error is logged (by patient key only), counted, and reported
+as an issue for that patient.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import anyio
+import structlog
+
+from service.application.errors import UpstreamNotFound, UpstreamRejected
+from service.application.ports import (
+    AssessmentStore,
+    AssessmentWriter,
+    MeasurementSource,
+    PatientInput,
+    PatientRef,
+)
+from service.application.privacy import patient_key
+from service.domain.engine import assess
+from service.domain.parameters import AssessmentParameters
+from service.domain.results import DataIssue, PatientAssessment
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PatientOutcome:
+    """The result for one patient: an assessment, or why there is none."""
+
+    input: PatientInput
+    assessment: PatientAssessment | None
+    issues: tuple[DataIssue, ...]
+
+
+class AssessPatients:
+    """Run the response engine over already-read patients (no I/O)."""
+
+    def __init__(self, params: AssessmentParameters, *, key_salt: str) -> None:
+        self._params = params
+        self._salt = key_salt
+
+    def one(self, patient: PatientInput, *, as_of: date) -> PatientOutcome:
+        issues = list(patient.issues)
+        if patient.timeline is None:
+            return PatientOutcome(patient, None, tuple(issues))
+        try:
+            assessment = assess(patient.timeline, self._params, as_of=as_of)
+        except Exception:  # a domain exception is a bug: report it for this patient only
+            log.exception("assessment.failed", patient_key=patient_key(patient.ref.patient_id, self._salt))
+            issues.append(
+                DataIssue(
+                    "error",
+                    "assessment-failed",
+                    "The response engine failed on this patient; the error was logged",
+                    f"Patient/{patient.ref.patient_id}",
+                )
+            )
+            return PatientOutcome(patient, None, tuple(issues))
+        return PatientOutcome(patient, assessment, tuple(issues) + assessment.issues)
+
+    def __call__(self, patients: Sequence[PatientInput], *, as_of: date) -> list[PatientOutcome]:
+        return [self.one(p, as_of=as_of) for p in patients]
+
+
+@dataclass(slots=True)
+class SyncReport:
+    run_id: str
+    patients_seen: int = 0
+    patients_assessed: int = 0
+    patients_failed: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    issues: list[DataIssue] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+
+class SyncPatients:
+    """Pull patients from the FHIR server, assess them and write the results back.
+
+    Patients are processed with bounded concurrency; results are recorded in the store after
+    each write. Re-running is safe: the writer uses conditional creates on our identifiers.
+    """
+
+    def __init__(
+        self,
+        source: MeasurementSource,
+        writer: AssessmentWriter,
+        store: AssessmentStore | None,
+        assessor: AssessPatients,
+        *,
+        concurrency: int = 8,
+        key_salt: str,
+    ) -> None:
+        self._source = source
+        self._writer = writer
+        self._store = store
+        self._assessor = assessor
+        self._concurrency = concurrency
+        self._salt = key_salt
+
+    async def __call__(
+        self,
+        *,
+        as_of: date,
+        since: datetime | None = None,
+        only: Sequence[PatientRef] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> SyncReport:
+        report = SyncReport(run_id=uuid.uuid4().hex)
+        started = time.perf_counter()
+        limiter = anyio.CapacityLimiter(self._concurrency)
+        assessed: list[PatientAssessment] = []
+
+        async def handle(ref: PatientRef) -> None:
+            async with limiter:
+                outcome = await self._one(ref, as_of=as_of, report=report)
+            if outcome is not None:
+                assessed.append(outcome)
+            if progress is not None:
+                progress(1)
+
+        async with anyio.create_task_group() as tg:
+            if only is not None:
+                for ref in only:
+                    report.patients_seen += 1
+                    tg.start_soon(handle, ref)
+            else:
+                async for ref in self._source.patients(since=since):
+                    report.patients_seen += 1
+                    tg.start_soon(handle, ref)
+        if self._store is not None and assessed:
+            await self._store.record(assessed, run_id=report.run_id)
+        report.elapsed_s = time.perf_counter() - started
+        log.info(
+            "sync.finished",
+            run_id=report.run_id,
+            patients=report.patients_seen,
+            assessed=report.patients_assessed,
+            failed=report.patients_failed,
+            created=report.created,
+            unchanged=report.unchanged,
+            elapsed_ms=round(report.elapsed_s * 1000),
+        )
+        return report
+
+    async def _one(self, ref: PatientRef, *, as_of: date, report: SyncReport) -> PatientAssessment | None:
+        key = patient_key(ref.patient_id, self._salt)
+        try:
+            patient = await self._source.timeline_for(ref)
+        except (UpstreamRejected, UpstreamNotFound) as exc:
+            # One patient the server will not give us is reported; the run goes on.
+            # An unavailable server (UpstreamUnavailable) ends the run instead.
+            report.patients_failed += 1
+            report.issues.append(
+                DataIssue("error", "patient-unreadable", exc.detail, f"Patient/{ref.patient_id}")
+            )
+            log.warning("sync.patient_unreadable", patient_key=key, problem=exc.problem_type)
+            return None
+        outcome = self._assessor.one(patient, as_of=as_of)
+        report.issues.extend(outcome.issues)
+        if outcome.assessment is None:
+            report.patients_failed += 1
+            log.info("sync.patient_skipped", patient_key=key, issues=len(outcome.issues))
+            return None
+        summary = await self._writer.write(outcome.assessment, patient)
+        report.patients_assessed += 1
+        report.created += summary.created
+        report.updated += summary.updated
+        report.unchanged += summary.unchanged
+        report.issues.extend(summary.issues)
+        log.info(
+            "assessment.written",
+            patient_key=key,
+            response_group=outcome.assessment.response_group.value,
+            created=summary.created,
+            unchanged=summary.unchanged,
+        )
+        return outcome.assessment

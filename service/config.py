@@ -1,0 +1,80 @@
+"""Settings: the only reader of environment variables (prefix ``ONCORESPONSE_``).
+
+Every variable is documented in `deploy/env.example`. Tests construct `Settings(...)` directly;
+the running service uses the cached `get_settings()`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.domain.parameters import AssessmentParameters
+
+_PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "password", "dev-salt"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ONCORESPONSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        secrets_dir=None,
+    )
+
+    environment: Literal["development", "test", "production"] = "production"
+
+    # --- FHIR server ---------------------------------------------------------------------------
+    fhir_base_url: AnyHttpUrl | None = None
+    fhir_timeout_s: float = Field(default=10.0, gt=0)
+    fhir_max_retries: int = Field(default=4, ge=0, le=10)
+    fhir_page_size: int = Field(default=200, ge=1, le=1000)
+    fhir_bearer_token: SecretStr | None = None
+    sync_concurrency: int = Field(default=8, ge=1, le=64)
+
+    # --- persistence and privacy ---------------------------------------------------------------
+    database_url: str = "sqlite:///./var/oncoresponse.db"
+    patient_key_salt: SecretStr = SecretStr("dev-salt")
+
+    # --- HTTP server and logging ---------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_base_url: AnyHttpUrl | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+
+    # --- response engine -----------------------------------------------------------------------
+    timepoint_window_days: int = Field(default=7, ge=0, le=60)
+    baseline_window_days: int = Field(default=28, ge=0, le=120)
+    confirmation_min_days: int = Field(default=28, ge=1, le=120)
+    min_sd_days: int = Field(default=42, ge=0, le=365)
+    dr_definition: str = "bernard-tessier"
+
+    # --- demo / tests: the FHIR server the demo starts (sekmet-fhir, own virtual environment) --
+    sekmet_version: str = "0.1.1"
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_outside_development(self) -> Settings:
+        if self.environment == "production" and self.patient_key_salt.get_secret_value() in _PLACEHOLDERS:
+            raise ValueError(
+                "ONCORESPONSE_PATIENT_KEY_SALT must be set to a real secret in production "
+                "(set ONCORESPONSE_ENVIRONMENT=development for local use)"
+            )
+        return self
+
+    def assessment_parameters(self) -> AssessmentParameters:
+        return AssessmentParameters(
+            timepoint_window_days=self.timepoint_window_days,
+            baseline_window_days=self.baseline_window_days,
+            confirmation_min_days=self.confirmation_min_days,
+            min_sd_days=self.min_sd_days,
+            dr_definition=self.dr_definition,
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

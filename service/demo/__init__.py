@@ -1,0 +1,1 @@
+"""The demo: a real FHIR server, a synthetic cohort, the whole path."""

@@ -1,0 +1,218 @@
+"""`oncoresponse demo`: the whole path on the embedded default (SQLite) against a real FHIR server.
+
+1. install (once) and start sekmet-fhir on 127.0.0.1;
+2. generate the synthetic cohort and load it (one transaction Bundle of PUTs per patient);
+3. sync: pull every patient back over FHIR search, assess, write Observations back
+   (conditional creates), record the run in SQLite;
+4. `--once`: sync again and check that nothing new was created, check that the server holds
+   our ResponseGroup Observation for every patient, then stop and exit (non-zero on failure);
+   otherwise serve the API until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from service.adapters.fhir import codes
+from service.adapters.persistence.database import migrate
+from service.application.clock import today
+from service.bootstrap import Container
+from service.config import Settings
+from service.demo import sekmet
+from service.synthetic import Cohort, mixed_cohort, nsclc_cohort, pan_tumour_cohort
+
+console = Console(stderr=True)
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+def make_cohort(name: str, *, seed: int = 2024, n: int = 50) -> Cohort:
+    if name == "pan-tumour":
+        return pan_tumour_cohort(seed)
+    if name == "nsclc":
+        return nsclc_cohort(seed)
+    if name == "mixed":
+        return mixed_cohort(n, seed)
+    raise DemoFailed(f"unknown cohort {name!r} (pan-tumour, nsclc or mixed)")
+
+
+def transaction_bundle(resources: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """PUT every resource at its own id: loading twice changes nothing."""
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in resources
+        ],
+    }
+
+
+async def load_patients(
+    base_url: str,
+    bundles: Sequence[dict[str, Any]],
+    *,
+    concurrency: int = 4,
+    advance: Callable[[], None] | None = None,
+) -> None:
+    limiter = anyio.CapacityLimiter(concurrency)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http:
+
+        async def post(bundle: dict[str, Any]) -> None:
+            async with limiter:
+                response = await http.post(
+                    base_url,
+                    content=orjson.dumps(bundle),
+                    headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"},
+                )
+            if response.status_code >= 300:
+                raise DemoFailed(f"loading a patient failed with HTTP {response.status_code}")
+            if advance is not None:
+                advance()
+
+        async with anyio.create_task_group() as tg:
+            for bundle in bundles:
+                tg.start_soon(post, bundle)
+
+
+async def count_response_groups(base_url: str) -> Counter[str]:
+    """Read our ResponseGroup Observations back from the server (one per patient)."""
+    found: Counter[str] = Counter()
+    url: str | None = f"{base_url}/Observation"
+    params: dict[str, str] | None = {
+        "code": f"{codes.CS_ONCORESPONSE}|{codes.CODE_RESPONSE_GROUP}",
+        "_count": "200",
+    }
+    async with httpx.AsyncClient(timeout=httpx.Timeout(60.0)) as http:
+        while url:
+            page = (await http.get(url, params=params)).json()
+            params = None
+            for entry in page.get("entry", []):
+                resource = entry.get("resource", {})
+                if resource.get("resourceType") == "Observation":
+                    found[resource["valueCodeableConcept"]["coding"][0]["code"]] += 1
+            url = next((link["url"] for link in page.get("link", []) if link.get("relation") == "next"), None)
+    return found
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def run_demo(*, once: bool, cohort: str, limit: int | None, port: int, workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = workdir / "oncoresponse.db"
+    if db_path.exists():
+        db_path.unlink()
+    console.print(
+        "[bold]oncoresponse demo[/bold]: starting sekmet-fhir (installed once into its own venv)..."
+    )
+    server = sekmet.start(workdir.parent / f"sekmet-{sekmet.DEFAULT_VERSION}")
+    try:
+        _demo_path(server, once=once, cohort=cohort, limit=limit, port=port, db_path=db_path)
+    finally:
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+def _demo_path(
+    server: sekmet.SekmetServer, *, once: bool, cohort: str, limit: int | None, port: int, db_path: Path
+) -> None:
+    console.print(f"FHIR server: {server.base_url} (pid {server.pid})")
+    generated = make_cohort(cohort)
+    patients = generated.patients[:limit] if limit else generated.patients
+    bundles = [transaction_bundle(p.resources) for p in patients]
+    with _progress() as progress:
+        task = progress.add_task("loading synthetic patients", total=len(bundles))
+        anyio.run(lambda: load_patients(server.base_url, bundles, advance=lambda: progress.advance(task)))
+
+    settings = Settings(
+        environment="development",
+        fhir_base_url=server.base_url,  # type: ignore[arg-type]
+        database_url=f"sqlite:///{db_path}",
+        log_level="warning",
+        log_json=False,
+        port=port,
+    )
+    from service.observability import configure_logging
+
+    configure_logging(settings.log_level, json=False)
+    migrate(settings.database_url)
+
+    async def sync_twice() -> tuple[Any, Any]:
+        async with Container(settings) as box:
+            sync = box.require_sync()
+            with _progress() as progress:
+                task = progress.add_task("assessing and writing back", total=len(patients))
+                first = await sync(as_of=today(), progress=lambda n: progress.advance(task, n))
+            second = await sync(as_of=today()) if once else None
+        return first, second
+
+    first, second = anyio.run(sync_twice)
+    console.print(
+        f"sync: {first.patients_assessed}/{first.patients_seen} patients assessed, "
+        f"{first.created} resources created, {len(first.issues)} data issue(s)"
+    )
+    groups = anyio.run(lambda: count_response_groups(server.base_url))
+    truth = Counter(p.truth.response_group for p in patients)
+    console.print(
+        "response groups on the FHIR server: " + ", ".join(f"{k} {v}" for k, v in sorted(groups.items()))
+    )
+    console.print(
+        "generated ground truth:            " + ", ".join(f"{k} {v}" for k, v in sorted(truth.items()))
+    )
+
+    if once:
+        console.print(
+            f"second sync: {second.created} created, {second.unchanged} unchanged (idempotent writes)"
+        )
+        problems = []
+        if first.patients_assessed != len(patients):
+            problems.append(f"{len(patients) - first.patients_assessed} patient(s) not assessed")
+        if sum(groups.values()) != len(patients):
+            problems.append(f"{sum(groups.values())} ResponseGroup Observations for {len(patients)} patients")
+        if second.created != 0:
+            problems.append(f"the second sync created {second.created} resources")
+        if problems:
+            raise DemoFailed("; ".join(problems))
+        console.print("[green]demo path complete[/green]")
+        return
+
+    import uvicorn
+
+    from service.api.app import create_app
+
+    console.print(
+        "\n[bold]Open:[/bold]\n"
+        f"  API docs      http://127.0.0.1:{port}/docs\n"
+        f"  metrics       http://127.0.0.1:{port}/metrics\n"
+        f"  FHIR server   {server.base_url}/Observation?code={codes.CS_ONCORESPONSE}|{codes.CODE_RESPONSE_GROUP}\n"
+        f"  FHIR console  {server.base_url.removesuffix('/fhir')}/ui\n"
+        f"  try           curl -s -X POST -H 'Content-Type: application/json' -d '{{}}' "
+        f"http://127.0.0.1:{port}/sync\n"
+        "Ctrl-C stops the API and the FHIR server."
+    )
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning")

@@ -1,0 +1,74 @@
+"""Structured logging (structlog, JSON outside development) and Prometheus metrics.
+
+Event names are dotted and stable; values go in fields. Nothing here ever receives a
+patient identifier: callers pass `patient_key` (see `service.application.privacy`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+def configure_logging(level: str = "info", *, json: bool = True) -> None:
+    """Configure structlog and the stdlib root logger once per process."""
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s", force=True)
+    # httpx logs full URLs at INFO, and our search URLs carry patient ids: keep it quiet.
+    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Metrics:
+    """The service's Prometheus metrics, on a registry of its own (one per app instance)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "oncoresponse_http_requests_total",
+            "HTTP requests answered, by route template, method and status class",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "oncoresponse_http_request_seconds",
+            "HTTP request latency by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.assessments = Counter(
+            "oncoresponse_assessments_total",
+            "Patients assessed, by outcome (assessed, failed, skipped)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.fhir_writes = Counter(
+            "oncoresponse_fhir_resources_written_total",
+            "Resources written back to the FHIR server, by result (created, unchanged)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.data_issues = Counter(
+            "oncoresponse_data_issues_total",
+            "Input problems reported as OperationOutcome issues, by code",
+            ["code"],
+            registry=self.registry,
+        )

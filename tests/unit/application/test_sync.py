@@ -1,0 +1,66 @@
+"""SyncPatients against fake ports: one patient's failure never aborts the others (contract section 1)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from service.application.assess import AssessPatients, SyncPatients
+from service.application.ports import PatientInput, PatientRef
+from service.domain.model import Lesion, LesionMeasurement, LesionRole, PatientTimeline, Scan
+from service.domain.parameters import AssessmentParameters
+from service.domain.results import DataIssue, Response
+from tests.fakes import FakeAssessmentStore, FakeAssessmentWriter, FakeMeasurementSource
+
+START = date(2024, 1, 15)
+
+
+def partial_responder(pid: str) -> PatientInput:
+    """One 40 mm liver target shrinking to 20 mm (-50 %, RECIST 1.1 PR) at week 8 and week 16."""
+    lesion = Lesion("L1", organ="10200004", role=LesionRole.TARGET)
+    scans = tuple(
+        Scan(START + timedelta(days=d), (LesionMeasurement("L1", long_axis_mm=Decimal(mm)),))
+        for d, mm in ((-7, 40), (56, 20), (112, 20))
+    )
+    return PatientInput(PatientRef(pid), PatientTimeline(pid, START, (lesion,), scans))
+
+
+def no_ici(pid: str) -> PatientInput:
+    issue = DataIssue("error", "no-ici-start", "No PD-1/PD-L1 inhibitor administration", f"Patient/{pid}")
+    return PatientInput(PatientRef(pid), None, (issue,))
+
+
+def make_sync(
+    source: FakeMeasurementSource,
+) -> tuple[SyncPatients, FakeAssessmentWriter, FakeAssessmentStore]:
+    writer, store = FakeAssessmentWriter(), FakeAssessmentStore()
+    assessor = AssessPatients(AssessmentParameters(), key_salt="test")
+    return SyncPatients(source, writer, store, assessor, concurrency=2, key_salt="test"), writer, store
+
+
+async def test_unusable_and_rejected_patients_are_reported_and_the_others_assessed() -> None:
+    source = FakeMeasurementSource(
+        [partial_responder("p1"), no_ici("p2"), partial_responder("p3")], rejected=["p4"]
+    )
+    sync, writer, store = make_sync(source)
+
+    report = await sync(as_of=date(2024, 12, 31))
+
+    assert report.patients_seen == 4
+    assert report.patients_assessed == 2
+    assert report.patients_failed == 2
+    assert sorted(writer.written) == ["p1", "p3"]
+    assert {i.code for i in report.issues} >= {"no-ici-start", "patient-unreadable"}
+    assert [a.patient_id for a in store.runs[report.run_id]] in (["p1", "p3"], ["p3", "p1"])
+    # RECIST 1.1 section 4.3.1: -50 % from baseline is a partial response
+    assert writer.written["p1"].timepoints[0].overall is Response.PR
+
+
+async def test_only_listed_patients_are_synchronised() -> None:
+    source = FakeMeasurementSource([partial_responder("p1"), partial_responder("p2")])
+    sync, writer, _ = make_sync(source)
+
+    report = await sync(as_of=date(2024, 12, 31), only=[PatientRef("p2")])
+
+    assert report.patients_seen == 1
+    assert list(writer.written) == ["p2"]
