@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.domain.dissociated import REGISTRY as DR_DEFINITIONS
 from service.domain.parameters import AssessmentParameters
 
 _PLACEHOLDERS = frozenset({"", "change-me", "changeme", "secret", "password", "dev-salt"})
@@ -55,6 +56,14 @@ class Settings(BaseSettings):
 
     # --- demo / tests: the FHIR server the demo starts (sekmet-fhir, own virtual environment) --
     sekmet_version: str = "0.1.1"
+
+    @field_validator("dr_definition")
+    @classmethod
+    def _known_dr_definition(cls, value: str) -> str:
+        if value not in DR_DEFINITIONS:
+            known = ", ".join(sorted(DR_DEFINITIONS))
+            raise ValueError(f"unknown dissociated-response definition {value!r} (known: {known})")
+        return value
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> Settings:

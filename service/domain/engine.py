@@ -1,12 +1,42 @@
-"""Entry point of the response engine: one patient timeline in, one assessment out."""
+"""Entry point of the response engine: one patient timeline in, one assessment out.
+
+Order of work: timeline (timepoints, baseline, lesion categories) -> lesion changes -> RECIST 1.1
+timepoints and best responses -> iRECIST -> dissociated response (registry) -> PsPD, HPD, DeR ->
+ResponseGroup -> endpoints. Every step is a pure function of the previous ones.
+
+`timepoint_index` everywhere: 0 = baseline (never emitted as a result), 1 = first evaluation after
+baseline, n = n-th follow-up timepoint on or before `as_of`, in date order.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 
+from service.domain.atypical import (
+    detect_delayed_response,
+    detect_hyperprogression,
+    detect_pseudoprogression,
+)
+from service.domain.dissociated import DrContext, detect_dissociated_response
+from service.domain.endpoints import compute_endpoints, no_baseline_endpoints
+from service.domain.grouping import response_group
+from service.domain.irecist import assess_immune, immune_best_overall_response
+from service.domain.lesions import lesion_changes, to_lesion_result
 from service.domain.model import PatientTimeline
 from service.domain.parameters import AssessmentParameters
-from service.domain.results import PatientAssessment
+from service.domain.recist import (
+    assess_timepoints,
+    best_overall_response,
+    confirmed_best_overall_response,
+)
+from service.domain.results import (
+    AtypicalFinding,
+    ImmuneResponse,
+    PatientAssessment,
+    ResponseGroup,
+    RuleTrace,
+)
+from service.domain.timeline import NoBaseline, build_view
 
 
 def assess(
@@ -16,4 +46,79 @@ def assess(
     as_of: date,
 ) -> PatientAssessment:
     """Assess one patient as of `as_of` (events after it are ignored; censoring happens there)."""
-    raise NotImplementedError("the response engine is being written (issue 3)")
+    view = build_view(timeline, params, as_of=as_of)
+    if isinstance(view, NoBaseline):
+        return PatientAssessment(
+            patient_id=timeline.patient_id,
+            treatment_start=timeline.treatment_start,
+            baseline_date=None,
+            timepoints=(),
+            immune_timepoints=(),
+            lesions=(),
+            best_response=None,
+            best_response_confirmed=None,
+            immune_best_response=None,
+            atypical=(),
+            response_group=ResponseGroup.NE,
+            endpoints=no_baseline_endpoints(timeline, params, as_of=as_of),
+            auto_selected_targets=(),
+            issues=view.issues,
+            traces=(view.trace, RuleTrace.of("group/ne-no-baseline")),
+        )
+    start = timeline.treatment_start
+    changes = lesion_changes(view)
+    course = assess_timepoints(view)
+    timepoints = course.timepoints
+    lesion_results = tuple(
+        to_lesion_result(change, tp)
+        for tp, row in zip(view.follow_ups, changes, strict=True)
+        for change in row
+    )
+    assessments = [(t.timepoint_date, t.overall) for t in timepoints]
+    best = best_overall_response(assessments, start, params)
+    best_confirmed = confirmed_best_overall_response(assessments, start, params)
+    immune = assess_immune(view, params)
+    immune_best = immune_best_overall_response(
+        [(t.timepoint_date, t.overall) for t in immune.timepoints], start, params
+    )
+    horizon = next(
+        (t.index for t in immune.timepoints if t.overall is ImmuneResponse.ICPD), len(view.follow_ups)
+    )
+    atypical: list[AtypicalFinding] = []
+    dr = detect_dissociated_response(
+        DrContext(view=view, changes=changes, timepoints=timepoints, horizon=horizon), params.dr_definition
+    )
+    if dr is not None:
+        atypical.append(dr)
+    pspd = detect_pseudoprogression(immune, timepoints, changes)
+    if pspd is not None:
+        atypical.append(pspd)
+    atypical.extend(detect_hyperprogression(view, timepoints, changes))
+    der = detect_delayed_response(view, immune, timepoints, params)
+    if der is not None:
+        atypical.append(der)
+    group, group_trace = response_group(atypical, best, best_confirmed, params)
+    endpoints = compute_endpoints(
+        timeline, params, as_of=as_of, timepoints=timepoints, episodes=immune.episodes, best=best
+    )
+    decisive = [*view.traces]
+    decisive.extend(b.trace for b in (best, best_confirmed, immune_best) if b is not None)
+    decisive.extend(f.trace for f in atypical)
+    decisive.append(group_trace)
+    return PatientAssessment(
+        patient_id=timeline.patient_id,
+        treatment_start=start,
+        baseline_date=view.baseline.day,
+        timepoints=timepoints,
+        immune_timepoints=immune.timepoints,
+        lesions=lesion_results,
+        best_response=best,
+        best_response_confirmed=best_confirmed,
+        immune_best_response=immune_best,
+        atypical=tuple(atypical),
+        response_group=group,
+        endpoints=endpoints,
+        auto_selected_targets=view.auto_selected_targets,
+        issues=view.issues,
+        traces=tuple(decisive),
+    )

@@ -38,3 +38,7 @@ class AssessmentParameters:
     delayed_response_min_days: int = 84
     # Too-small-to-measure default (RECIST 1.1 guideline): 5 mm.
     too_small_mm: int = 5
+    # ResponseGroup (contract section 2) from the CONFIRMED RECIST 1.1 best overall response: RECIST 1.1
+    # section 4.6 requires confirmation outside randomised trials, and the seed study is single-arm.
+    # Agreed with the synthetic-data engineer; False uses the unconfirmed best overall response.
+    response_group_uses_confirmed_bor: bool = True

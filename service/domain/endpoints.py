@@ -1,0 +1,140 @@
+"""Outcome endpoints in whole days from treatment start (reference section 1f).
+
+- PFS: to the first RECIST 1.1 PD timepoint (strict overall response) or death, whichever is
+  first; else censored at the last follow-up assessment. No follow-up assessment and no death =>
+  None (not evaluable).
+- iPFS: to the first iUPD that was later confirmed (iCPD), or death; else censored at the last
+  follow-up assessment (iRECIST FAQ "Duration of i-response": iPFS dates at the confirmed iUPD).
+- OS: to death, else censored at `last_contact`, else at `as_of`; never beyond `as_of`.
+- DCB (Rizvi 2015 convention): CR, PR, SD or NonCR-NonPD as best (unconfirmed) response AND
+  progression-free for more than `dcb_days` (`pfs_days > dcb_days`, event or not). False when
+  progression or death happened within `dcb_days`; None when censored before that.
+- NLR = neutrophils / lymphocytes; dNLR = neutrophils / (leukocytes - neutrophils). Values pair
+  results taken on the same day; lymphocytes may come as % of leukocytes (then lymphocytes =
+  % / 100 x leukocytes). Pre-treatment = the latest such day in the 28 days before start (start day
+  included, as blood is drawn before the first infusion); post-treatment = the first day after.
+  Rounded to 0.01. Events after `as_of` are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from service.domain.irecist import IupdEpisode
+from service.domain.model import LabKind, LabResult, PatientTimeline
+from service.domain.parameters import AssessmentParameters
+from service.domain.results import BestResponse, Endpoints, Response, TimepointResult
+
+PRE_TREATMENT_LAB_DAYS = 28
+_HUNDREDTH = Decimal("0.01")
+
+
+def _event_or_censor(
+    start: date, event_day: date | None, death: date | None, last_assessment: date | None
+) -> tuple[int | None, bool | None]:
+    candidates = [d for d in (event_day, death) if d is not None]
+    if candidates:
+        return (min(candidates) - start).days, True
+    if last_assessment is None:
+        return None, None
+    return max(0, (last_assessment - start).days), False
+
+
+def _labs_by_day(labs: Sequence[LabResult], as_of: date) -> dict[date, dict[LabKind, Decimal]]:
+    by_day: dict[date, dict[LabKind, Decimal]] = {}
+    for lab in sorted(labs, key=lambda x: (x.taken_on, x.kind, x.value)):
+        if lab.taken_on <= as_of:
+            by_day.setdefault(lab.taken_on, {})[lab.kind] = lab.value
+    return by_day
+
+
+def _lymphocytes(values: dict[LabKind, Decimal]) -> Decimal | None:
+    if LabKind.LYMPHOCYTES in values:
+        return values[LabKind.LYMPHOCYTES]
+    if LabKind.LYMPHOCYTES_PCT in values and LabKind.LEUKOCYTES in values:
+        return values[LabKind.LYMPHOCYTES_PCT] * values[LabKind.LEUKOCYTES] / 100
+    return None
+
+
+def nlr(values: dict[LabKind, Decimal]) -> Decimal | None:
+    neutrophils = values.get(LabKind.NEUTROPHILS)
+    lymphocytes = _lymphocytes(values)
+    if neutrophils is None or lymphocytes is None or lymphocytes <= 0:
+        return None
+    return (neutrophils / lymphocytes).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+
+
+def dnlr(values: dict[LabKind, Decimal]) -> Decimal | None:
+    neutrophils = values.get(LabKind.NEUTROPHILS)
+    leukocytes = values.get(LabKind.LEUKOCYTES)
+    if neutrophils is None or leukocytes is None or leukocytes - neutrophils <= 0:
+        return None
+    return (neutrophils / (leukocytes - neutrophils)).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
+
+
+def _pick_ratio(
+    by_day: dict[date, dict[LabKind, Decimal]],
+    days: Sequence[date],
+    ratio: Callable[[dict[LabKind, Decimal]], Decimal | None],
+) -> Decimal | None:
+    for day in days:
+        value = ratio(by_day[day])
+        if value is not None:
+            return value
+    return None
+
+
+def compute_endpoints(
+    timeline: PatientTimeline,
+    params: AssessmentParameters,
+    *,
+    as_of: date,
+    timepoints: Sequence[TimepointResult],
+    episodes: Sequence[IupdEpisode],
+    best: BestResponse | None,
+) -> Endpoints:
+    start = timeline.treatment_start
+    death = timeline.death_date if timeline.death_date is not None and timeline.death_date <= as_of else None
+    last_assessment = timepoints[-1].timepoint_date if timepoints else None
+    first_pd = next((t.timepoint_date for t in timepoints if t.overall is Response.PD), None)
+    pfs_days, pfs_event = _event_or_censor(start, first_pd, death, last_assessment)
+    confirmed = next((e.first_date for e in episodes if e.outcome == "confirmed"), None)
+    ipfs_days, ipfs_event = _event_or_censor(start, confirmed, death, last_assessment)
+    if death is not None:
+        os_days, os_event = (death - start).days, True
+    else:
+        censor = min(timeline.last_contact, as_of) if timeline.last_contact is not None else as_of
+        os_days, os_event = max(0, (censor - start).days), False
+    dcb: bool | None = None
+    if pfs_days is not None:
+        if pfs_days > params.dcb_days:
+            benefit = (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD)
+            dcb = best is not None and best.response in benefit
+        elif pfs_event:
+            dcb = False
+    by_day = _labs_by_day(timeline.labs, as_of)
+    window_start = start - timedelta(days=PRE_TREATMENT_LAB_DAYS)
+    pre_days = sorted((d for d in by_day if window_start <= d <= start), reverse=True)
+    post_days = sorted(d for d in by_day if d > start)
+    return Endpoints(
+        pfs_days=pfs_days,
+        pfs_event=pfs_event,
+        ipfs_days=ipfs_days,
+        ipfs_event=ipfs_event,
+        os_days=os_days,
+        os_event=os_event,
+        dcb=dcb,
+        nlr_pre=_pick_ratio(by_day, pre_days, nlr),
+        dnlr_pre=_pick_ratio(by_day, pre_days, dnlr),
+        nlr_post=_pick_ratio(by_day, post_days, nlr),
+        dnlr_post=_pick_ratio(by_day, post_days, dnlr),
+    )
+
+
+def no_baseline_endpoints(
+    timeline: PatientTimeline, params: AssessmentParameters, *, as_of: date
+) -> Endpoints:
+    """Without a baseline only OS (and PFS/iPFS if the patient died) and the blood ratios remain."""
+    return compute_endpoints(timeline, params, as_of=as_of, timepoints=(), episodes=(), best=None)
