@@ -38,7 +38,7 @@ class Container:
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        self.store = SqlAssessmentStore.open(self.settings.database_url)
+        self.store = SqlAssessmentStore.open(self.settings.database_url, patient_key_salt=self.key_salt)
         if self.settings.fhir_base_url is not None:
             self.http = self._external_http or httpx.AsyncClient(
                 timeout=httpx.Timeout(self.settings.fhir_timeout_s),

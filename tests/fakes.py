@@ -40,6 +40,15 @@ class FakeAssessmentWriter:
 class FakeAssessmentStore:
     def __init__(self) -> None:
         self.runs: dict[str, list[PatientAssessment]] = {}
+        self.finished: dict[str, dict[str, int]] = {}
+
+    async def start_run(self, trigger: str, *, run_id: str | None = None, patients_total: int = 0) -> str:
+        assert run_id is not None
+        self.runs[run_id] = []
+        return run_id
 
     async def record(self, assessments: Sequence[PatientAssessment], *, run_id: str) -> None:
         self.runs[run_id] = list(assessments)
+
+    async def finish_run(self, run_id: str, **counts: int) -> None:
+        self.finished[run_id] = counts

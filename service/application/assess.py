@@ -115,9 +115,12 @@ class SyncPatients:
         since: datetime | None = None,
         only: Sequence[PatientRef] | None = None,
         progress: Callable[[int], None] | None = None,
+        trigger: str = "sync",
     ) -> SyncReport:
         report = SyncReport(run_id=uuid.uuid4().hex)
         started = time.perf_counter()
+        if self._store is not None:
+            await self._store.start_run(trigger, run_id=report.run_id)
         limiter = anyio.CapacityLimiter(self._concurrency)
         assessed: list[PatientAssessment] = []
 
@@ -138,8 +141,17 @@ class SyncPatients:
                 async for ref in self._source.patients(since=since):
                     report.patients_seen += 1
                     tg.start_soon(handle, ref)
-        if self._store is not None and assessed:
-            await self._store.record(assessed, run_id=report.run_id)
+        if self._store is not None:
+            if assessed:
+                await self._store.record(assessed, run_id=report.run_id)
+            await self._store.finish_run(
+                report.run_id,
+                patients_total=report.patients_seen,
+                patients_assessed=report.patients_assessed,
+                patients_failed=report.patients_failed,
+                observations_created=report.created,
+                observations_unchanged=report.unchanged,
+            )
         report.elapsed_s = time.perf_counter() - started
         log.info(
             "sync.finished",

@@ -50,6 +50,19 @@ class AssessmentWriter(Protocol):
 
 
 class AssessmentStore(Protocol):
-    """Keeps a summary of every assessment run (database)."""
+    """Keeps the latest assessment per patient and the bookkeeping of every run (database)."""
+
+    async def start_run(self, trigger: str, *, run_id: str | None = None, patients_total: int = 0) -> str: ...
 
     async def record(self, assessments: Sequence[PatientAssessment], *, run_id: str) -> None: ...
+
+    async def finish_run(
+        self,
+        run_id: str,
+        *,
+        patients_total: int,
+        patients_assessed: int,
+        patients_failed: int,
+        observations_created: int = 0,
+        observations_unchanged: int = 0,
+    ) -> None: ...

@@ -1,0 +1,68 @@
+"""Audit log: who did what, when (used by the API's access control).
+
+`detail` is a small JSON object; like logs it must not hold patient names, birth dates, MRNs
+or whole resources (a `patient_key` or a FHIR logical id is fine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import anyio.to_thread
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from service.adapters.persistence.database import utc_now
+from service.adapters.persistence.tables import AuditLogRow
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    principal: str
+    action: str
+    detail: dict[str, Any]
+
+
+class AuditLogRepository:
+    """Synchronous repository of the append-only `audit_log` table."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+
+    def record(self, principal: str, action: str, detail: Mapping[str, Any] | None = None) -> AuditEntry:
+        """Append one entry, stamped with the current time."""
+        row = AuditLogRow(
+            at=self._clock(), principal=principal, action=action, detail_json=dict(detail or {})
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+            session.flush()
+            return AuditEntry(row.id, row.at, row.principal, row.action, row.detail_json)
+
+    def recent(self, limit: int = 100) -> list[AuditEntry]:
+        """The latest entries, newest first."""
+        with self._sessions() as session:
+            rows = session.scalars(select(AuditLogRow).order_by(AuditLogRow.id.desc()).limit(limit))
+            return [AuditEntry(r.id, r.at, r.principal, r.action, r.detail_json) for r in rows]
+
+
+class SqlAuditLog:
+    """Async facade over `AuditLogRepository`."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.repository = AuditLogRepository(engine, clock=clock)
+
+    async def record(
+        self, principal: str, action: str, detail: Mapping[str, Any] | None = None
+    ) -> AuditEntry:
+        return await anyio.to_thread.run_sync(partial(self.repository.record, principal, action, detail))
+
+    async def recent(self, limit: int = 100) -> list[AuditEntry]:
+        return await anyio.to_thread.run_sync(self.repository.recent, limit)
