@@ -11,16 +11,18 @@ from typing import Any
 
 import httpx
 
+from service import __version__
 from service.adapters.fhir import inbound, outbound
-from service.adapters.fhir.client import FhirClient
+from service.adapters.fhir.client import FhirClient, RetryPolicy, create_http_client, static_token
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter
 from service.adapters.persistence.store import SqlAssessmentStore
 from service.application.assess import AssessPatients, PatientOutcome, SyncPatients, SyncReport
+from service.application.clock import now
 from service.application.errors import InvalidInput, NotConfigured
 from service.application.ports import PatientInput
 from service.config import Settings
-from service.domain.results import DataIssue
+from service.domain.results import DataIssue, PatientAssessment
 from service.observability import Metrics
 
 
@@ -40,21 +42,17 @@ class Container:
     async def start(self) -> None:
         self.store = SqlAssessmentStore.open(self.settings.database_url, patient_key_salt=self.key_salt)
         if self.settings.fhir_base_url is not None:
-            self.http = self._external_http or httpx.AsyncClient(
-                timeout=httpx.Timeout(self.settings.fhir_timeout_s),
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            )
+            self.http = self._external_http or create_http_client(timeout_s=self.settings.fhir_timeout_s)
             token = self.settings.fhir_bearer_token
             self.fhir = FhirClient(
                 self.http,
                 str(self.settings.fhir_base_url),
-                max_retries=self.settings.fhir_max_retries,
-                page_size=self.settings.fhir_page_size,
-                bearer_token=(lambda: token.get_secret_value()) if token is not None else None,
+                retry=RetryPolicy(max_attempts=self.settings.fhir_max_retries + 1),
+                token_provider=static_token(token.get_secret_value()) if token is not None else None,
             )
             self.sync = SyncPatients(
-                FhirMeasurementSource(self.fhir),
-                FhirAssessmentWriter(self.fhir),
+                FhirMeasurementSource(self.fhir, page_size=self.settings.fhir_page_size),
+                FhirAssessmentWriter(self.fhir, version=__version__),
                 self.store,
                 self.assessor,
                 concurrency=self.settings.sync_concurrency,
@@ -97,17 +95,19 @@ class Container:
     def render_collection(
         self, outcomes: Sequence[PatientOutcome], issues: Iterable[DataIssue]
     ) -> dict[str, Any]:
-        """The `$assess` answer: a collection Bundle of Observations plus one OperationOutcome."""
-        entries: list[dict[str, Any]] = []
-        all_issues = list(issues)
-        for outcome in outcomes:
-            all_issues.extend(outcome.issues)
-            if outcome.assessment is not None:
-                for resource in outbound.assessment_resources(outcome.assessment, outcome.input):
-                    entries.append({"fullUrl": outbound.full_url(resource), "resource": resource})
-        oo = outbound.operation_outcome(all_issues)
-        entries.append({"fullUrl": outbound.full_url(oo), "resource": oo})
-        return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+        """The `$assess` answer: a collection Bundle of Observations plus one OperationOutcome.
+
+        Patients that could not be assessed appear only in the OperationOutcome; the others
+        get their results (one bad patient never hides the rest).
+        """
+        unassessed = [i for o in outcomes if o.assessment is None for i in o.issues]
+        results: list[tuple[PatientAssessment, PatientInput]] = []
+        for o in outcomes:
+            if o.assessment is not None:
+                results.append((o.assessment, o.input))
+        return outbound.assessment_bundle(
+            results, [*issues, *unassessed], version=__version__, recorded=now()
+        )
 
     def count_outcomes(self, outcomes: Sequence[PatientOutcome]) -> None:
         for outcome in outcomes:

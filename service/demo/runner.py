@@ -32,6 +32,8 @@ from service.demo import sekmet
 from service.synthetic import Cohort, mixed_cohort, nsclc_cohort, pan_tumour_cohort
 
 console = Console(stderr=True)
+# sekmet-fhir's own virtual environment, shared by the demo and the tests (relative to the checkout).
+SEKMET_ROOT = Path("var")
 
 
 class DemoFailed(RuntimeError):
@@ -122,7 +124,15 @@ def _progress() -> Progress:
     )
 
 
-def run_demo(*, once: bool, cohort: str, limit: int | None, port: int, workdir: Path) -> None:
+def run_demo(
+    *,
+    once: bool,
+    cohort: str,
+    limit: int | None,
+    port: int,
+    workdir: Path,
+    sekmet_version: str = sekmet.DEFAULT_VERSION,
+) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / "oncoresponse.db"
     if db_path.exists():
@@ -130,7 +140,7 @@ def run_demo(*, once: bool, cohort: str, limit: int | None, port: int, workdir: 
     console.print(
         "[bold]oncoresponse demo[/bold]: starting sekmet-fhir (installed once into its own venv)..."
     )
-    server = sekmet.start(workdir.parent / f"sekmet-{sekmet.DEFAULT_VERSION}")
+    server = sekmet.start(SEKMET_ROOT / f"sekmet-{sekmet_version}", version=sekmet_version)
     try:
         _demo_path(server, once=once, cohort=cohort, limit=limit, port=port, db_path=db_path)
     finally:
@@ -151,7 +161,7 @@ def _demo_path(
 
     settings = Settings(
         environment="development",
-        fhir_base_url=server.base_url,  # type: ignore[arg-type]
+        fhir_base_url=server.base_url,
         database_url=f"sqlite:///{db_path}",
         log_level="warning",
         log_json=False,

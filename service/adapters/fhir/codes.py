@@ -181,3 +181,27 @@ TUMOUR_TYPE_BY_SNOMED: Final[dict[str, str]] = {
 # --- local treatment (contract: Procedure; documented configurable list) [R]/[P] -------------
 RADIOTHERAPY_SNOMED: Final = "1217123003"  # Radiotherapy course of treatment (mCODE course summary)
 THERMAL_ABLATION_SNOMED: Final = frozenset({"447761002", "440427000"})  # [R] RF / microwave ablation
+
+# --- added with the FHIR adapter (walking skeleton); additive only -----------------------------
+IDENTIFIER_DEVICE: Final = f"{OR_BASE}/identifier/device"  # [P] the service's own Device (Provenance agent)
+CS_DATA_ISSUE: Final = (
+    f"{OR_BASE}/CodeSystem/data-issue"  # [P] DataIssue slugs in OperationOutcome.issue.details
+)
+SERVICE_DEVICE_NAME: Final = "oncoresponse"  # [P] Device.deviceName of the service
+DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"  # [V] FHIR R4
+PROVENANCE_PARTICIPANT_TYPE: Final = (
+    "http://terminology.hl7.org/CodeSystem/provenance-participant-type"  # [V]
+)
+ISSUE_TYPE: Final = "http://hl7.org/fhir/issue-type"  # [V] OperationOutcome.issue.code values
+
+# Smoking status (LOINC 72166-2 answers, US Core / SNOMED CT) -> the ClinicalProfile value [R].
+SMOKING_STATUS_BY_SNOMED: Final[dict[str, str]] = {
+    "449868002": "current",  # Current every day smoker
+    "428041000124106": "current",  # Current some day smoker
+    "77176002": "current",  # Smoker, current status unknown
+    "428071000124103": "current",  # Current heavy tobacco smoker
+    "428061000124105": "current",  # Current light tobacco smoker
+    "8517006": "former",  # Ex-smoker
+    "266919005": "never",  # Never smoked tobacco
+    "266927001": "unknown",  # Tobacco smoking consumption unknown
+}

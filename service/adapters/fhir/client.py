@@ -1,0 +1,352 @@
+"""Async FHIR REST client over one shared `httpx.AsyncClient` (STYLE.md section 4).
+
+The owner (FastAPI `lifespan`, CLI) creates the `httpx.AsyncClient` with `create_http_client`
+(explicit timeout and `httpx.Limits`) and closes it; `FhirClient` never opens or closes it and
+takes the FHIR base URL itself (relative paths and `next` links are resolved against it).
+
+- Temporary failures (408, 429, 500, 502, 503, 504, transport errors, timeouts) are retried
+  with exponential backoff (`RetryPolicy`), at most `max_attempts` attempts in all. A
+  `Retry-After` (seconds or HTTP date) no longer than `max_delay_s` replaces the computed
+  delay; a longer one ends the retries at once with `FhirUnavailable(retry_after_s=...)` so the
+  caller can reschedule instead of holding a worker. The sleep function is injectable.
+- 401 with a token provider: one re-authorisation (`token_provider(True)`), then the request
+  is repeated once; it does not count as a retry.
+- 404/410 -> `FhirNotFound`; other 4xx and 501 -> `FhirRejected` with the OperationOutcome's
+  codes and text; other 5xx -> `FhirUnavailable`. Never the raw body.
+- `search` follows `Bundle.link[relation=next]` page by page. A page that is not JSON or not a
+  Bundle ends that search; an entry without a resource is skipped; a next link to another
+  origin than the base URL is not followed (the bearer token must not leak). Each of these
+  is a `DataIssue` in the caller's `issues` list (or `FhirClient.issues`) and counted in
+  `FhirClient.skipped`; none of them raises.
+- `transaction` is retried like any request: its entries are conditional creates, so a
+  repeated transaction does not duplicate Observations (see `writer.py`).
+
+Logs carry resource types, statuses and attempts only: never URLs (they hold patient ids),
+bodies or tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import anyio
+import httpx
+import orjson
+import structlog
+
+from service.adapters.fhir.errors import (
+    FhirNotFound,
+    FhirRejected,
+    FhirUnavailable,
+    MalformedResource,
+    outcome_summary,
+)
+from service.domain.results import DataIssue
+
+__all__ = [
+    "FHIR_JSON",
+    "RETRYABLE_STATUSES",
+    "FhirClient",
+    "RetryPolicy",
+    "Sleep",
+    "TokenProvider",
+    "create_http_client",
+    "static_token",
+]
+
+log = structlog.get_logger(__name__)
+
+JsonDict = dict[str, Any]
+# Called with False before requests (may return a cached token), with True after a 401 (must
+# fetch a fresh one). SMART Backend Services plugs in here later.
+TokenProvider = Callable[[bool], Awaitable[str]]
+Sleep = Callable[[float], Awaitable[None]]
+QueryParams = Mapping[str, str | Sequence[str]]
+
+FHIR_JSON: Final = "application/fhir+json"
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def create_http_client(
+    *,
+    timeout_s: float = 10.0,
+    connect_timeout_s: float = 5.0,
+    max_connections: int = 20,
+    max_keepalive_connections: int = 10,
+) -> httpx.AsyncClient:
+    """The one `httpx.AsyncClient` of the application (explicit timeout and limits); the caller closes it.
+
+    It carries no base URL, so the same client can serve other adapters; `FhirClient` gets the
+    FHIR base URL itself.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
+        ),
+        follow_redirects=False,
+    )
+
+
+def static_token(token: str) -> TokenProvider:
+    """A token provider for a fixed bearer token (a 401 then simply fails after one retry)."""
+
+    async def provide(refresh: bool) -> str:
+        return token
+
+    return provide
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        """Backoff before attempt `attempt + 1`: base * 2^(attempt-1), capped."""
+        return float(min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, Decimal):
+        return orjson.Fragment(str(value).encode())
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _next_link(bundle: JsonDict) -> str | None:
+    links = bundle.get("link")
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            url: str = link["url"]
+            return url or None
+    return None
+
+
+class FhirClient:
+    """FHIR REST operations over one shared `httpx.AsyncClient` (see module doc)."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Sleep = anyio.sleep,
+        token_provider: TokenProvider | None = None,
+    ) -> None:
+        self._http = http
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self._retry = retry
+        self._sleep = sleep
+        self._token_provider = token_provider
+        self.issues: list[DataIssue] = []
+        self.skipped = 0
+
+    # -- operations --------------------------------------------------------------------------------
+    async def read(self, resource_type: str, resource_id: str) -> JsonDict:
+        """GET `[base]/<type>/<id>`; `FhirNotFound` for 404/410, `MalformedResource` for a bad body."""
+        ref = f"{resource_type}/{resource_id}"
+        response = await self._request("GET", ref, resource_type=resource_type, ref=ref)
+        body = self._json(response, ref)
+        if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+            raise MalformedResource(ref, f"body is not a {resource_type}")
+        return body
+
+    async def search(
+        self,
+        resource_type: str,
+        params: QueryParams | None = None,
+        *,
+        issues: list[DataIssue] | None = None,
+    ) -> AsyncIterator[JsonDict]:
+        """Every resource of a search, following `next` links; bad pages and entries are reported."""
+        sink = self.issues if issues is None else issues
+        url: str | None = resource_type
+        query: QueryParams | None = params
+        seen: set[str] = set()
+        page = 0
+        while url is not None:
+            page += 1
+            label = f"{resource_type} search page {page}"
+            response = await self._request("GET", url, params=query, resource_type=resource_type)
+            query = None
+            try:
+                body = self._json(response, label)
+            except MalformedResource:
+                self._report(sink, "malformed-page", "search page is not JSON; search ended", label)
+                return
+            if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+                self._report(sink, "malformed-page", "search page is not a Bundle; search ended", label)
+                return
+            entries = body.get("entry", [])
+            if not isinstance(entries, list):
+                self._report(sink, "malformed-page", "Bundle.entry is not a list", label)
+                entries = []
+            for position, entry in enumerate(entries):
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                where = f"{label} entry {position}"
+                if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                    self._report(sink, "malformed-entry", "search entry without a resource", where)
+                    continue
+                search = entry.get("search")
+                mode = search.get("mode") if isinstance(search, dict) else None
+                if mode == "outcome" or resource["resourceType"] == "OperationOutcome":
+                    _, text = outcome_summary(resource)
+                    sink.append(DataIssue("information", "server-outcome", text or "server note", where))
+                    continue
+                yield resource
+            url = _next_link(body)
+            if url is None:
+                return
+            if url in seen:
+                self._report(sink, "malformed-page", "next link repeats an earlier page; search ended", label)
+                return
+            if not self._same_origin(url):
+                self._report(sink, "foreign-next-link", "next link leaves the server; search ended", label)
+                return
+            seen.add(url)
+
+    async def transaction(self, bundle: JsonDict) -> JsonDict:
+        """POST a transaction Bundle to the base URL; the transaction-response Bundle."""
+        content = orjson.dumps(bundle, default=_json_default)
+        response = await self._request(
+            "POST", "", content=content, resource_type="Bundle", content_type=FHIR_JSON
+        )
+        body = self._json(response, "transaction-response")
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            raise MalformedResource("transaction-response", "body is not a Bundle")
+        return body
+
+    async def capabilities(self) -> JsonDict:
+        """GET `[base]/metadata` (the CapabilityStatement)."""
+        response = await self._request("GET", "metadata", resource_type="CapabilityStatement")
+        body = self._json(response, "metadata")
+        if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
+            raise MalformedResource("metadata", "body is not a CapabilityStatement")
+        return body
+
+    def take_issues(self) -> list[DataIssue]:
+        """Issues reported to the client-wide list since the last call (then cleared)."""
+        taken, self.issues = self.issues, []
+        return taken
+
+    # -- plumbing -------------------------------------------------------------------------------------
+    def _report(self, sink: list[DataIssue], code: str, message: str, where: str) -> None:
+        self.skipped += 1
+        sink.append(DataIssue("warning", code, message, where))
+
+    def _same_origin(self, url: str) -> bool:
+        target = httpx.URL(url)
+        if target.is_relative_url:
+            return True
+        base = self._base
+        return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+
+    @staticmethod
+    def _json(response: httpx.Response, label: str) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise MalformedResource(label, "body is not JSON") from None
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        resource_type: str,
+        params: QueryParams | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        ref: str | None = None,
+    ) -> httpx.Response:
+        attempt = 0
+        refresh_token = False
+        reauthorised = False
+        while True:
+            attempt += 1
+            headers = {"Accept": FHIR_JSON}
+            if content_type is not None:
+                headers["Content-Type"] = content_type
+            if self._token_provider is not None:
+                headers["Authorization"] = f"Bearer {await self._token_provider(refresh_token)}"
+                refresh_token = False
+            try:
+                response = await self._http.request(
+                    method, self._base.join(url), params=params, content=content, headers=headers
+                )
+            except httpx.TransportError as exc:
+                if attempt >= self._retry.max_attempts:
+                    log.warning("fhir.unavailable", resource_type=resource_type, error=type(exc).__name__)
+                    raise FhirUnavailable(f"{resource_type}: {type(exc).__name__}") from exc
+                delay = self._retry.delay(attempt)
+                log.info("fhir.retry", resource_type=resource_type, error=type(exc).__name__, attempt=attempt)
+                await self._sleep(delay)
+                continue
+            status = response.status_code
+            if status == 401 and self._token_provider is not None and not reauthorised:
+                reauthorised = True
+                refresh_token = True
+                attempt -= 1  # re-authorisation is not a retry
+                log.info("fhir.reauthorise", resource_type=resource_type)
+                continue
+            if status in RETRYABLE_STATUSES:
+                retry_after = _retry_after_s(response.headers.get("Retry-After"))
+                too_long = retry_after is not None and retry_after > self._retry.max_delay_s
+                if attempt >= self._retry.max_attempts or too_long:
+                    _, text = outcome_summary(self._json_or_none(response))
+                    log.warning(
+                        "fhir.unavailable", resource_type=resource_type, status=status, attempt=attempt
+                    )
+                    raise FhirUnavailable(
+                        text or f"{resource_type}: HTTP {status}", status=status, retry_after_s=retry_after
+                    )
+                delay = retry_after if retry_after is not None else self._retry.delay(attempt)
+                log.info(
+                    "fhir.retry", resource_type=resource_type, status=status, attempt=attempt, delay_s=delay
+                )
+                await self._sleep(delay)
+                continue
+            if status >= 400:
+                raise self._error(response, resource_type, ref)
+            return response
+
+    @staticmethod
+    def _json_or_none(response: httpx.Response) -> Any:
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return None
+
+    def _error(self, response: httpx.Response, resource_type: str, ref: str | None) -> Exception:
+        status = response.status_code
+        issue_codes, text = outcome_summary(self._json_or_none(response))
+        log.warning("fhir.error", resource_type=resource_type, status=status, issue_codes=list(issue_codes))
+        if status in (404, 410):
+            return FhirNotFound(ref or resource_type, text or f"{resource_type} not found")
+        if status < 500 or status == 501:
+            return FhirRejected(issue_codes, text or f"{resource_type}: HTTP {status}", status=status)
+        return FhirUnavailable(text or f"{resource_type}: HTTP {status}", status=status)

@@ -1,0 +1,1027 @@
+"""FHIR resources of one patient -> `PatientInput` (FHIR-CONTRACT.md section 1).
+
+Works on plain JSON dicts as parsed by orjson, never on fhir.resources models: this is the hot
+path of every sync and the models are about 65 times slower. Every field is read defensively
+(`isinstance` checks); a resource that cannot be parsed or used becomes a `DataIssue` naming
+it (`Type/id`) and is skipped, never an exception and never a failed patient, except that a
+patient without an ICI start has no timeline (issue `no-ici-start`).
+
+Decisions where the contract is silent (all [P]):
+
+- Dates: `date`, `datetime` and FHIR strings (`2024`, `2024-03`, `2024-03-15`,
+  `2024-03-15T10:00:00+02:00`). A partial date is the first day of its period. A date-time
+  gives the calendar date as written at the source; it is never converted to UTC (a scan at
+  00:30+02:00 happened on that local day).
+- Statuses: Observations `final`/`amended`/`corrected` (STYLE.md section 3);
+  MedicationAdministration `completed`/`in-progress`/`stopped`; MedicationRequest
+  `active`/`completed`/`stopped`; Procedure `completed`/`in-progress`/`stopped`; ImagingStudy
+  anything but `cancelled`/`entered-in-error`. Other statuses are skipped with an
+  `information` issue.
+- ICI start: earliest ICI MedicationAdministration (`effective[x]`); only when there is none,
+  earliest ICI MedicationRequest (`dosageInstruction.timing.repeat.boundsPeriod.start`, else
+  `authoredOn`). An ICI is an ATC code starting `L01FF`, a configured RxNorm code, or a known
+  drug name in the coding display or text. Combination = another L01 antineoplastic (or a
+  different ICI) administered or requested within `combination_window_days` of the start,
+  either side. Line of therapy from the line-of-therapy extension of the earliest ICI record
+  that carries one.
+- Measurements attach to the ImagingStudy in `derivedFrom`; without one (or when it is not
+  among the patient's studies) to the study of the same date; without such a study to a scan
+  of that date with no study reference (warning `measurement-without-study`).
+- Lymph node = lymph-node extension true or `location` SNOMED 59441001.
+- ClinicalProfile covariates (ECOG, BMI, smoking, PD-L1 TPS) take the latest value on or before
+  the ICI start; later values are ignored (they are not pre-treatment covariates).
+- `prior_radiotherapy` is True when a radiotherapy Procedure precedes the ICI start, else
+  None: the absence of a Procedure is not evidence that none was given.
+- `last_contact` = the latest clinical date on any resource of the patient (effective,
+  started, performed, authored, recorded, onset/abatement, period, occurrence, death), except
+  entered-in-error resources and the service's own output Observations. `meta.lastUpdated`
+  and `issued` are system times, not patient contact, and are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Final
+
+from service.adapters.fhir import codes
+from service.adapters.fhir.errors import MalformedResource
+from service.application.ports import PatientInput, PatientRef
+from service.domain.model import (
+    ClinicalProfile,
+    IciClass,
+    LabKind,
+    LabResult,
+    Lesion,
+    LesionMeasurement,
+    LesionRole,
+    LocalTreatment,
+    MeasurementFlag,
+    NonTargetAssessment,
+    NonTargetState,
+    PatientTimeline,
+    Scan,
+    TumourType,
+)
+from service.domain.results import DataIssue
+
+__all__ = [
+    "DEFAULT_MAPPING",
+    "InboundMapping",
+    "group_bundle_by_patient",
+    "parse_fhir_date",
+    "patient_input",
+    "patient_of",
+    "reference_key",
+]
+
+JsonDict = dict[str, Any]
+
+OBSERVATION_STATUSES: Final = frozenset({"final", "amended", "corrected"})
+ADMINISTRATION_STATUSES: Final = frozenset({"completed", "in-progress", "stopped"})
+REQUEST_STATUSES: Final = frozenset({"active", "completed", "stopped"})
+PROCEDURE_STATUSES: Final = frozenset({"completed", "in-progress", "stopped"})
+STUDY_STATUSES_SKIPPED: Final = frozenset({"cancelled", "entered-in-error"})
+
+LOCAL_TREATMENT_RADIOTHERAPY: Final = "radiotherapy"
+LOCAL_TREATMENT_ABLATION: Final = "thermal-ablation"
+
+
+def _mapping(d: Mapping[str, str], as_type: Any) -> Mapping[str, Any]:
+    return MappingProxyType({k: as_type(v) for k, v in d.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMapping:
+    """The configurable code lists of contract section 1 (defaults from `codes.py`)."""
+
+    tumour_type_by_icd10_prefix: Mapping[str, TumourType] = field(
+        default_factory=lambda: _mapping(codes.TUMOUR_TYPE_BY_ICD10_PREFIX, TumourType)
+    )
+    lung_icd10_prefix: str = codes.LUNG_ICD10_PREFIX
+    sclc_morphologies: frozenset[str] = codes.SCLC_ICDO3_MORPHOLOGIES
+    tumour_type_by_snomed: Mapping[str, TumourType] = field(
+        default_factory=lambda: _mapping(codes.TUMOUR_TYPE_BY_SNOMED, TumourType)
+    )
+    ici_by_atc: Mapping[str, tuple[str, IciClass]] = field(
+        default_factory=lambda: MappingProxyType(
+            {atc: (drug, IciClass(cls)) for atc, (drug, cls) in codes.ICI_BY_ATC.items()}
+        )
+    )
+    ici_by_rxnorm: Mapping[str, tuple[str, IciClass]] = field(default_factory=lambda: MappingProxyType({}))
+    ici_class_by_name: Mapping[str, IciClass] = field(
+        default_factory=lambda: _mapping(codes.ICI_CLASS_BY_NAME, IciClass)
+    )
+    combination_window_days: int = codes.COMBINATION_WINDOW_DAYS
+    radiotherapy_codes: frozenset[str] = frozenset({codes.RADIOTHERAPY_SNOMED})
+    ablation_codes: frozenset[str] = codes.THERMAL_ABLATION_SNOMED
+
+
+DEFAULT_MAPPING: Final = InboundMapping()
+
+# --- units -------------------------------------------------------------------------------------
+_MM_PER_UNIT: Final[dict[str, Decimal]] = {"mm": Decimal(1), "cm": Decimal(10)}
+_CELL_COUNT_TO_10E9_PER_L: Final[dict[str, Decimal]] = {
+    "10*9/L": Decimal(1),
+    "10^9/L": Decimal(1),
+    "10*3/uL": Decimal(1),
+    "10^3/uL": Decimal(1),
+    "10*3/mm3": Decimal(1),
+    "K/uL": Decimal(1),
+    "/uL": Decimal("0.001"),
+    "/mm3": Decimal("0.001"),
+    "{cells}/uL": Decimal("0.001"),
+    "10*6/L": Decimal("0.001"),
+}
+_LAB_UNITS: Final[dict[LabKind, dict[str, Decimal]]] = {
+    LabKind.NEUTROPHILS: _CELL_COUNT_TO_10E9_PER_L,
+    LabKind.LYMPHOCYTES: _CELL_COUNT_TO_10E9_PER_L,
+    LabKind.LEUKOCYTES: _CELL_COUNT_TO_10E9_PER_L,
+    LabKind.LYMPHOCYTES_PCT: {"%": Decimal(1)},
+    LabKind.LDH: {"U/L": Decimal(1), "[IU]/L": Decimal(1), "IU/L": Decimal(1), "ukat/L": Decimal(60)},
+    LabKind.IL6: {"pg/mL": Decimal(1), "ng/L": Decimal(1)},
+}
+_LAB_BY_LOINC: Final[dict[str, LabKind]] = {
+    codes.LOINC_NEUTROPHILS: LabKind.NEUTROPHILS,
+    codes.LOINC_LYMPHOCYTES: LabKind.LYMPHOCYTES,
+    codes.LOINC_LYMPHOCYTES_PCT: LabKind.LYMPHOCYTES_PCT,
+    codes.LOINC_LEUKOCYTES: LabKind.LEUKOCYTES,
+    codes.LOINC_IL6: LabKind.IL6,
+    **dict.fromkeys(codes.LOINC_LDH, LabKind.LDH),
+}
+
+# Observation codes this service writes itself: never inputs, never a patient contact.
+_OWN_OUTPUT_CODES: Final = frozenset(
+    {
+        codes.CODE_LESION_RESPONSE,
+        codes.CODE_RECIST11_TPR,
+        codes.CODE_IRECIST_TPR,
+        codes.CODE_RECIST11_BOR,
+        codes.CODE_IRECIST_BOR,
+        codes.CODE_ATYPICAL_RESPONSE,
+        codes.CODE_RESPONSE_GROUP,
+    }
+)
+
+# --- dates -------------------------------------------------------------------------------------
+_DATE_RE: Final = re.compile(
+    r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
+
+
+def parse_fhir_date(value: object) -> date:
+    """The calendar date of a FHIR date/dateTime/instant in any shape fhir.resources or orjson yields.
+
+    Raises `ValueError` for anything else. Partial dates give the first day of their period; a
+    date-time keeps its local date as written (no conversion to UTC).
+    """
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("not a date")
+    match = _DATE_RE.fullmatch(value)
+    if match is None:
+        raise ValueError("not a FHIR date")
+    return date(int(match["y"]), int(match["m"] or 1), int(match["d"] or 1))
+
+
+# --- references --------------------------------------------------------------------------------
+def reference_key(reference: str) -> str | None:
+    """`Type/id` of a relative, absolute or versioned reference; `urn:` and `#` references as given."""
+    if reference.startswith(("urn:", "#")):
+        return reference
+    parts = [p for p in reference.split("?", 1)[0].split("/") if p]
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2:
+        return None
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def _keys_of(resource_type: str, resource_id: str) -> tuple[str, ...]:
+    return (f"{resource_type}/{resource_id}", f"urn:uuid:{resource_id}")
+
+
+def _patient_id_of_reference(reference: str) -> str | None:
+    if reference.startswith("urn:uuid:"):
+        return reference.removeprefix("urn:uuid:") or None
+    key = reference_key(reference)
+    if key is None or not key.startswith("Patient/"):
+        return None
+    return key.removeprefix("Patient/")
+
+
+# --- defensive accessors (raise MalformedResource on a present but wrongly typed element) -------
+def _opt(res: JsonDict, key: str, kind: type, ref: str) -> Any:
+    value = res.get(key)
+    if value is None:
+        return None
+    if kind is int and isinstance(value, bool):
+        raise MalformedResource(ref, f"{key} is not an integer")
+    if not isinstance(value, kind):
+        raise MalformedResource(ref, f"{key} has the wrong type")
+    return value
+
+
+def _opt_str(res: JsonDict, key: str, ref: str) -> str | None:
+    value: str | None = _opt(res, key, str, ref)
+    return value
+
+
+def _opt_dict(res: JsonDict, key: str, ref: str) -> JsonDict | None:
+    value: JsonDict | None = _opt(res, key, dict, ref)
+    return value
+
+
+def _dicts(res: JsonDict, key: str, ref: str) -> list[JsonDict]:
+    value = _opt(res, key, list, ref)
+    if value is None:
+        return []
+    if not all(isinstance(item, dict) for item in value):
+        raise MalformedResource(ref, f"{key} has an element of the wrong type")
+    return list(value)
+
+
+def _date_of(res: JsonDict, key: str, ref: str) -> date | None:
+    value = res.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_fhir_date(value)
+    except ValueError:
+        raise MalformedResource(ref, f"{key} is not a valid date") from None
+
+
+def _effective_date(res: JsonDict, ref: str, prefix: str = "effective") -> date | None:
+    for key in (f"{prefix}DateTime", f"{prefix}Instant"):
+        found = _date_of(res, key, ref)
+        if found is not None:
+            return found
+    period = _opt_dict(res, f"{prefix}Period", ref)
+    if period is not None:
+        return _date_of(period, "start", ref) or _date_of(period, "end", ref)
+    return None
+
+
+def _codings(concept: JsonDict | None, ref: str) -> list[JsonDict]:
+    return [] if concept is None else _dicts(concept, "coding", ref)
+
+
+def _has_code(concept: JsonDict | None, system: str, code: str, ref: str) -> bool:
+    return any(c.get("system") == system and c.get("code") == code for c in _codings(concept, ref))
+
+
+def _code_in(concept: JsonDict | None, system: str, ref: str) -> str | None:
+    for coding in _codings(concept, ref):
+        if coding.get("system") == system:
+            value = _opt_str(coding, "code", ref)
+            if value:
+                return value
+    return None
+
+
+def _reference_keys(value: Any, ref: str) -> list[str]:
+    """Keys of a Reference or a list of References."""
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    keys: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise MalformedResource(ref, "reference has the wrong type")
+        reference = _opt_str(item, "reference", ref)
+        if reference:
+            key = reference_key(reference)
+            if key is not None:
+                keys.append(key)
+    return keys
+
+
+def _extension_value(res: JsonDict, url: str, value_key: str, ref: str) -> Any:
+    for ext in _dicts(res, "extension", ref):
+        if ext.get("url") == url:
+            return ext.get(value_key)
+    return None
+
+
+def _number(value: Any, ref: str, what: str) -> Decimal:
+    """A JSON number as an exact Decimal (floats through their shortest repr, so 2.34 -> 2.34)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise MalformedResource(ref, f"{what} is not a number")
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise MalformedResource(ref, f"{what} is not a finite number")
+    return number
+
+
+class _Unusable(Exception):
+    """A resource that parses but cannot be used (its own issue code)."""
+
+    def __init__(self, code: str, message: str, severity: str = "error") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.severity = severity
+
+
+def _quantity(quantity: JsonDict, units: Mapping[str, Decimal], ref: str, what: str) -> Decimal:
+    value = _number(quantity.get("value"), ref, what)
+    system = _opt_str(quantity, "system", ref)
+    unit = _opt_str(quantity, "code", ref) or (None if system else _opt_str(quantity, "unit", ref))
+    if system not in (None, codes.UCUM) or unit is None or unit not in units:
+        raise _Unusable("unit-not-convertible", f"{what}: unit {unit!r} cannot be converted")
+    return value * units[unit]
+
+
+# --- the mapping -------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _DrugRecord:
+    on: date
+    name: str
+    ici_class: IciClass | None
+    is_ici: bool
+    administered: bool
+    line_of_therapy: int | None
+    ref: str
+
+
+@dataclass(slots=True)
+class _Dated:
+    on: date
+    value: Any
+    ref: str
+
+
+@dataclass(slots=True)
+class _ScanParts:
+    study_date: date
+    ref: str | None
+    measurements: list[LesionMeasurement] = field(default_factory=list)
+    non_target: list[NonTargetAssessment] = field(default_factory=list)
+
+
+class _PatientMapper:
+    """Single-use: collects the pieces of one patient and the issues met on the way."""
+
+    def __init__(self, patient_id: str, mapping: InboundMapping) -> None:
+        self.patient_id = patient_id
+        self.mapping = mapping
+        self.issues: list[DataIssue] = []
+        self.used_refs: list[str] = []
+        self.contact_dates: list[date] = []
+        self.by_key: dict[str, JsonDict] = {}
+        self.patient: JsonDict | None = None
+        self.lesion_by_key: dict[str, Lesion | None] = {}
+        self.lesions: list[Lesion] = []
+        self.studies: dict[str, _ScanParts] = {}
+        self.drugs: list[_DrugRecord] = []
+        self.conditions: list[tuple[bool, date | None, TumourType, str]] = []
+        self.labs: list[LabResult] = []
+        self.covariates: dict[str, list[_Dated]] = {"ecog": [], "bmi": [], "smoking": [], "pdl1": []}
+        self.treatments: list[LocalTreatment] = []
+        self.pending_reads: list[tuple[JsonDict, str]] = []
+        self.death_date: date | None = None
+
+    def issue(self, severity: str, code: str, message: str, ref: str | None) -> None:
+        self.issues.append(DataIssue(severity, code, message, ref))
+
+    # -- entry point --------------------------------------------------------------------------
+    def run(self, resources: Iterable[object]) -> PatientInput:
+        indexed: list[tuple[JsonDict, str]] = []
+        for position, resource in enumerate(resources):
+            label = f"resource[{position}]"
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                self.issue("error", "malformed-resource", "not a FHIR resource", label)
+                continue
+            rtype = resource["resourceType"]
+            rid = resource.get("id")
+            if not isinstance(rid, str) or not rid:
+                self.issue("error", "malformed-resource", f"{rtype} without id", label)
+                continue
+            ref = f"{rtype}/{rid}"
+            for key in _keys_of(rtype, rid):
+                self.by_key.setdefault(key, resource)
+            indexed.append((resource, ref))
+        # BodyStructures and ImagingStudies first: measurements refer to them.
+        order = {"Patient": 0, "BodyStructure": 1, "ImagingStudy": 2, "Medication": 3}
+        indexed.sort(key=lambda item: order.get(item[0]["resourceType"], 9))
+        for resource, ref in indexed:
+            self._one(resource, ref)
+        for resource, ref in self.pending_reads:
+            self._guarded(self._read_observation, resource, ref)
+        return self._assemble()
+
+    def _guarded(self, handler: Any, resource: JsonDict, ref: str) -> None:
+        try:
+            handler(resource, ref)
+        except MalformedResource as exc:
+            self.issue("error", "malformed-resource", exc.reason, ref)
+        except _Unusable as exc:
+            self.issue(exc.severity, exc.code, exc.message, ref)
+
+    def _one(self, resource: JsonDict, ref: str) -> None:
+        rtype = resource["resourceType"]
+        handler = {
+            "Patient": self._read_patient,
+            "Condition": self._read_condition,
+            "MedicationAdministration": self._read_administration,
+            "MedicationRequest": self._read_request,
+            "ImagingStudy": self._read_study,
+            "BodyStructure": self._read_body_structure,
+            "Procedure": self._read_procedure,
+        }.get(rtype)
+        try:
+            self._note_contact(resource, ref)
+        except MalformedResource as exc:
+            self.issue("error", "malformed-resource", exc.reason, ref)
+            return
+        if rtype == "Observation":
+            self.pending_reads.append((resource, ref))
+        elif handler is not None:
+            self._guarded(handler, resource, ref)
+
+    # -- last contact ---------------------------------------------------------------------------
+    def _note_contact(self, res: JsonDict, ref: str) -> None:
+        if res.get("status") == "entered-in-error" or res.get("verificationStatus") == "entered-in-error":
+            return
+        if res["resourceType"] == "Observation":
+            code = _opt_dict(res, "code", ref)
+            own = _code_in(code, codes.CS_ONCORESPONSE, ref)
+            if own in _OWN_OUTPUT_CODES:
+                return
+        for key in (
+            "effectiveDateTime",
+            "effectiveInstant",
+            "started",
+            "authoredOn",
+            "performedDateTime",
+            "recordedDate",
+            "onsetDateTime",
+            "abatementDateTime",
+            "occurrenceDateTime",
+            "deceasedDateTime",
+        ):
+            found = _date_of(res, key, ref)
+            if found is not None:
+                self.contact_dates.append(found)
+        for key in ("effectivePeriod", "performedPeriod", "period"):
+            period = _opt_dict(res, key, ref)
+            if period is not None:
+                for end in ("start", "end"):
+                    found = _date_of(period, end, ref)
+                    if found is not None:
+                        self.contact_dates.append(found)
+
+    # -- Patient --------------------------------------------------------------------------------
+    def _read_patient(self, res: JsonDict, ref: str) -> None:
+        if res.get("id") != self.patient_id:
+            raise _Unusable("foreign-patient", "Patient resource of another patient")
+        self.patient = res
+        self.used_refs.append(ref)
+        self.death_date = _date_of(res, "deceasedDateTime", ref)
+        if self.death_date is None and res.get("deceasedBoolean") is True:
+            self.issue("warning", "death-date-unknown", "patient deceased without a date of death", ref)
+
+    # -- Condition -> tumour type -----------------------------------------------------------------
+    def _read_condition(self, res: JsonDict, ref: str) -> None:
+        verification = _codings(_opt_dict(res, "verificationStatus", ref), ref)
+        if any(c.get("code") in ("refuted", "entered-in-error") for c in verification):
+            return
+        meta = _opt_dict(res, "meta", ref) or {}
+        profiles = _opt(meta, "profile", list, ref) or []
+        primary = codes.MCODE_PRIMARY_CANCER_CONDITION in profiles
+        code = _opt_dict(res, "code", ref)
+        tumour = self._tumour_type(res, code, ref)
+        if tumour is None and primary:
+            tumour = TumourType.OTHER
+        if tumour is None:
+            return
+        recorded = _date_of(res, "onsetDateTime", ref) or _date_of(res, "recordedDate", ref)
+        self.conditions.append((primary, recorded, tumour, ref))
+        self.used_refs.append(ref)
+
+    def _tumour_type(self, res: JsonDict, code: JsonDict | None, ref: str) -> TumourType | None:
+        icd = _code_in(code, codes.ICD10CM, ref)
+        if icd is not None:
+            compact = icd.replace(".", "").upper()
+            if compact.startswith(self.mapping.lung_icd10_prefix.replace(".", "")):
+                return TumourType.SCLC if self._small_cell(res, ref) else TumourType.NSCLC
+            prefixes = sorted(self.mapping.tumour_type_by_icd10_prefix, key=len, reverse=True)
+            for prefix in prefixes:
+                if compact.startswith(prefix.replace(".", "")):
+                    return self.mapping.tumour_type_by_icd10_prefix[prefix]
+            if compact.startswith("C") and not compact.startswith(("C77", "C78", "C79")):
+                return TumourType.OTHER
+        snomed = _code_in(code, codes.SNOMED, ref)
+        if snomed is not None and snomed in self.mapping.tumour_type_by_snomed:
+            return self.mapping.tumour_type_by_snomed[snomed]
+        return None
+
+    def _small_cell(self, res: JsonDict, ref: str) -> bool:
+        histology = _extension_value(res, codes.MCODE_HISTOLOGY_EXT, "valueCodeableConcept", ref)
+        if not isinstance(histology, dict):
+            return False
+        morphology = _code_in(histology, codes.ICDO3, ref)
+        return morphology is not None and morphology in self.mapping.sclc_morphologies
+
+    # -- medications ------------------------------------------------------------------------------
+    def _medication_concept(self, res: JsonDict, ref: str) -> JsonDict | None:
+        concept = _opt_dict(res, "medicationCodeableConcept", ref)
+        if concept is not None:
+            return concept
+        keys = _reference_keys(res.get("medicationReference"), ref)
+        if not keys:
+            return None
+        if keys[0].startswith("#"):
+            for contained in _dicts(res, "contained", ref):
+                if contained.get("resourceType") == "Medication" and contained.get("id") == keys[0][1:]:
+                    return _opt_dict(contained, "code", ref)
+            return None
+        medication = self.by_key.get(keys[0])
+        if medication is None or medication.get("resourceType") != "Medication":
+            return None
+        return _opt_dict(medication, "code", keys[0])
+
+    def _classify_drug(self, concept: JsonDict, ref: str) -> tuple[str, IciClass | None, bool] | None:
+        """(drug, class, is_ici) for an ICI or another L01 antineoplastic; None otherwise."""
+        codings = _codings(concept, ref)
+        for coding in codings:
+            code = coding.get("code")
+            if not isinstance(code, str):
+                continue
+            system = coding.get("system")
+            if system == codes.ATC and code.startswith(codes.ICI_ATC_PREFIX):
+                drug, cls = self.mapping.ici_by_atc.get(code, (code, None))
+                return drug, cls, True
+            if system == codes.RXNORM and code in self.mapping.ici_by_rxnorm:
+                drug, cls = self.mapping.ici_by_rxnorm[code]
+                return drug, cls, True
+        texts = [concept.get("text")] + [c.get("display") for c in codings]
+        words = " ".join(t.lower() for t in texts if isinstance(t, str))
+        for name, cls in self.mapping.ici_class_by_name.items():
+            if name in words:
+                return name, cls, True
+        for coding in codings:
+            code = coding.get("code")
+            if not isinstance(code, str) or coding.get("system") != codes.ATC:
+                continue
+            if code.startswith(codes.ANTINEOPLASTIC_ATC_PREFIX):
+                return code, None, False
+        return None
+
+    def _drug_record(self, res: JsonDict, ref: str, on: date | None, administered: bool) -> None:
+        concept = self._medication_concept(res, ref)
+        if concept is None:
+            return
+        drug = self._classify_drug(concept, ref)
+        if drug is None:
+            return
+        if on is None:
+            raise _Unusable("no-date", "antineoplastic medication without a date")
+        line = _extension_value(res, codes.EXT_LINE_OF_THERAPY, "valuePositiveInt", ref)
+        if line is not None and (isinstance(line, bool) or not isinstance(line, int) or line < 1):
+            raise MalformedResource(ref, "line-of-therapy is not a positive integer")
+        name, cls, is_ici = drug
+        self.drugs.append(_DrugRecord(on, name, cls, is_ici, administered, line, ref))
+
+    def _read_administration(self, res: JsonDict, ref: str) -> None:
+        if res.get("status") not in ADMINISTRATION_STATUSES:
+            self._status_skipped(res, ref)
+            return
+        self._drug_record(res, ref, _effective_date(res, ref), administered=True)
+
+    def _read_request(self, res: JsonDict, ref: str) -> None:
+        if res.get("status") not in REQUEST_STATUSES:
+            self._status_skipped(res, ref)
+            return
+        starts: list[date] = []
+        for dosage in _dicts(res, "dosageInstruction", ref):
+            timing = _opt_dict(dosage, "timing", ref) or {}
+            repeat = _opt_dict(timing, "repeat", ref) or {}
+            bounds = _opt_dict(repeat, "boundsPeriod", ref) or {}
+            start = _date_of(bounds, "start", ref)
+            if start is not None:
+                starts.append(start)
+        on = min(starts) if starts else _date_of(res, "authoredOn", ref)
+        self._drug_record(res, ref, on, administered=False)
+
+    def _status_skipped(self, res: JsonDict, ref: str) -> None:
+        status = res.get("status")
+        shown = status if isinstance(status, str) else "missing"
+        self.issue("information", "status-not-usable", f"status {shown!r} is not used", ref)
+
+    # -- imaging ---------------------------------------------------------------------------------
+    def _read_study(self, res: JsonDict, ref: str) -> None:
+        if res.get("status") in STUDY_STATUSES_SKIPPED:
+            self._status_skipped(res, ref)
+            return
+        started = _date_of(res, "started", ref)
+        if started is None:
+            raise _Unusable("no-study-date", "ImagingStudy without a start date")
+        parts = _ScanParts(started, ref)
+        for key in _keys_of("ImagingStudy", res["id"]):
+            self.studies[key] = parts
+        self.used_refs.append(ref)
+
+    def _read_body_structure(self, res: JsonDict, ref: str) -> None:
+        keys = _keys_of("BodyStructure", res["id"])
+        for key in keys:
+            self.lesion_by_key[key] = None  # known but unusable until proven otherwise
+        if res.get("active") is False:
+            raise _Unusable("lesion-inactive", "BodyStructure is inactive", "information")
+        lesion_id = next(
+            (
+                i["value"]
+                for i in _dicts(res, "identifier", ref)
+                if isinstance(i.get("value"), str) and i["value"]
+            ),
+            None,
+        )
+        if lesion_id is None:
+            raise _Unusable("lesion-without-identifier", "BodyStructure without an identifier value")
+        location = _opt_dict(res, "location", ref)
+        location_code = _code_in(location, codes.SNOMED, ref)
+        node_ext = _extension_value(res, codes.EXT_LYMPH_NODE, "valueBoolean", ref)
+        is_node = node_ext is True or location_code == codes.SNOMED_LYMPH_NODE
+        if location_code is not None:
+            organ = codes.ORGAN_BY_CODE.get(location_code, location_code)
+        elif location is not None and isinstance(location.get("text"), str) and location["text"]:
+            organ = location["text"].strip().lower()
+        else:
+            organ = "lymph-node" if is_node else "unknown"
+            if not is_node:
+                self.issue("warning", "lesion-without-location", "BodyStructure without a location", ref)
+        role_coding = _extension_value(res, codes.EXT_LESION_ROLE, "valueCoding", ref)
+        role: LesionRole | None = None
+        if isinstance(role_coding, dict) and role_coding.get("code") is not None:
+            try:
+                role = LesionRole(role_coding["code"])
+            except ValueError:
+                self.issue("warning", "unknown-lesion-role", "lesion role code is not in lesion-role", ref)
+        lesion = Lesion(lesion_id=lesion_id, organ=organ, is_lymph_node=is_node, role=role, ref=ref)
+        existing = next((known for known in self.lesions if known.lesion_id == lesion_id), None)
+        if existing is not None:
+            self.issue("warning", "duplicate-lesion-identifier", "lesion identifier used twice", ref)
+            lesion = existing
+        else:
+            self.lesions.append(lesion)
+        for key in keys:
+            self.lesion_by_key[key] = lesion
+        self.used_refs.append(ref)
+
+    # -- observations ----------------------------------------------------------------------------
+    def _read_observation(self, res: JsonDict, ref: str) -> None:
+        code = _opt_dict(res, "code", ref)
+        kind = self._observation_kind(code, ref)
+        if kind is None:
+            return
+        if res.get("status") not in OBSERVATION_STATUSES:
+            self._status_skipped(res, ref)
+            return
+        on = _effective_date(res, ref)
+        if kind == "measurement":
+            self._read_measurement(res, ref, on)
+        elif kind == "non-target":
+            self._read_non_target(res, ref, on)
+        elif on is None:
+            raise _Unusable("no-date", "Observation without an effective date")
+        elif isinstance(kind, LabKind):
+            self._read_lab(res, ref, on, kind)
+        else:
+            self._read_covariate(res, ref, on, kind)
+
+    def _observation_kind(self, code: JsonDict | None, ref: str) -> str | LabKind | None:
+        own = _code_in(code, codes.CS_ONCORESPONSE, ref)
+        if own == codes.CODE_NON_TARGET_STATUS:
+            return "non-target"
+        if own == codes.CODE_PDL1_TPS:
+            return "pdl1"
+        loinc = _code_in(code, codes.LOINC, ref)
+        if loinc == codes.LOINC_TUMOR_SIZE:
+            return "measurement"
+        if loinc in _LAB_BY_LOINC:
+            return _LAB_BY_LOINC[loinc]
+        return {codes.LOINC_ECOG: "ecog", codes.LOINC_BMI: "bmi", codes.LOINC_SMOKING: "smoking"}.get(
+            loinc or ""
+        )
+
+    def _lesion_of(self, res: JsonDict, ref: str) -> Lesion:
+        for key in _reference_keys(res.get("focus"), ref):
+            if key in self.lesion_by_key:
+                lesion = self.lesion_by_key[key]
+                if lesion is None:
+                    raise _Unusable("lesion-not-usable", "focus BodyStructure could not be used")
+                return lesion
+        raise _Unusable("lesion-not-found", "focus BodyStructure is not among the patient's lesions")
+
+    def _scan_for(self, res: JsonDict, ref: str, on: date | None) -> _ScanParts:
+        derived_keys = _reference_keys(res.get("derivedFrom"), ref)
+        derived = [k for k in derived_keys if k in self.studies]
+        if derived:
+            return self.studies[derived[0]]
+        if any(k.startswith("ImagingStudy/") for k in derived_keys):
+            self.issue("information", "study-not-found", "derivedFrom study not usable; matched by date", ref)
+        if on is None:
+            raise _Unusable("no-date", "Observation has neither an ImagingStudy nor an effective date")
+        same_day = sorted(
+            (p for p in self.studies.values() if p.study_date == on and p.ref is not None),
+            key=lambda p: p.ref or "",
+        )
+        if same_day:
+            return same_day[0]
+        key = f"date:{on.isoformat()}"
+        if key not in self.studies:
+            self.studies[key] = _ScanParts(on, None)
+        self.issue("warning", "measurement-without-study", "no ImagingStudy for this reading", ref)
+        return self.studies[key]
+
+    def _read_measurement(self, res: JsonDict, ref: str, on: date | None) -> None:
+        lesion = self._lesion_of(res, ref)
+        long_mm: Decimal | None = None
+        short_mm: Decimal | None = None
+        for component in _dicts(res, "component", ref):
+            comp_code = _opt_dict(component, "code", ref)
+            quantity = _opt_dict(component, "valueQuantity", ref)
+            if _has_code(comp_code, codes.LOINC, codes.LOINC_LONGEST_DIAMETER, ref) and quantity is not None:
+                long_mm = _quantity(quantity, _MM_PER_UNIT, ref, "longest diameter")
+            elif (
+                _has_code(comp_code, codes.CS_ONCORESPONSE, codes.CODE_SHORT_AXIS, ref)
+                and quantity is not None
+            ):
+                short_mm = _quantity(quantity, _MM_PER_UNIT, ref, "short axis")
+        if (long_mm is not None and long_mm < 0) or (short_mm is not None and short_mm < 0):
+            raise MalformedResource(ref, "negative diameter")
+        flag = self._flag(res, ref)
+        if long_mm is None and short_mm is None and flag is None:
+            self.issue("warning", "measurement-without-value", "lesion not measured at this reading", ref)
+        scan = self._scan_for(res, ref, on)
+        scan.measurements.append(LesionMeasurement(lesion.lesion_id, long_mm, short_mm, flag, ref))
+        self.used_refs.append(ref)
+
+    def _flag(self, res: JsonDict, ref: str) -> MeasurementFlag | None:
+        for concept in _dicts(res, "interpretation", ref):
+            code = _code_in(concept, codes.CS_MEASUREMENT_FLAG, ref)
+            if code is None:
+                continue
+            try:
+                return MeasurementFlag(code)
+            except ValueError:
+                self.issue("warning", "unknown-measurement-flag", "interpretation code not understood", ref)
+        return None
+
+    def _read_non_target(self, res: JsonDict, ref: str, on: date | None) -> None:
+        lesion = self._lesion_of(res, ref)
+        code = _code_in(_opt_dict(res, "valueCodeableConcept", ref), codes.CS_NON_TARGET_STATUS, ref)
+        try:
+            state = NonTargetState(code or "")
+        except ValueError:
+            raise _Unusable("unknown-non-target-status", "value is not a non-target-status code") from None
+        scan = self._scan_for(res, ref, on)
+        scan.non_target.append(NonTargetAssessment(lesion.lesion_id, state, ref))
+        self.used_refs.append(ref)
+
+    def _read_lab(self, res: JsonDict, ref: str, on: date, kind: LabKind) -> None:
+        quantity = _opt_dict(res, "valueQuantity", ref)
+        if quantity is None:
+            raise _Unusable("no-value", "laboratory result without a quantity", "warning")
+        value = _quantity(quantity, _LAB_UNITS[kind], ref, kind.value)
+        self.labs.append(LabResult(kind, on, value, ref))
+        self.used_refs.append(ref)
+
+    def _read_covariate(self, res: JsonDict, ref: str, on: date, kind: str) -> None:
+        value: Any
+        if kind == "ecog":
+            value = _opt(res, "valueInteger", int, ref)
+            if value is None:
+                concept = _opt_dict(res, "valueCodeableConcept", ref)
+                digits = [c.get("code") for c in _codings(concept, ref)]
+                value = next((int(d) for d in digits if isinstance(d, str) and d.isdigit()), None)
+            if value is None or not 0 <= value <= 5:
+                raise _Unusable("no-value", "ECOG without a value 0-5", "warning")
+        elif kind == "smoking":
+            concept = _opt_dict(res, "valueCodeableConcept", ref)
+            snomed = _code_in(concept, codes.SNOMED, ref)
+            value = codes.SMOKING_STATUS_BY_SNOMED.get(snomed or "")
+            if value is None:
+                raise _Unusable("unknown-code", "smoking status code not understood", "warning")
+        else:
+            quantity = _opt_dict(res, "valueQuantity", ref)
+            if quantity is None:
+                raise _Unusable("no-value", f"{kind} without a quantity", "warning")
+            units = {"kg/m2": Decimal(1)} if kind == "bmi" else {"%": Decimal(1)}
+            value = _quantity(quantity, units, ref, kind)
+        self.covariates[kind].append(_Dated(on, value, ref))
+
+    # -- procedures ------------------------------------------------------------------------------
+    def _read_procedure(self, res: JsonDict, ref: str) -> None:
+        code = _opt_dict(res, "code", ref)
+        snomed = _code_in(code, codes.SNOMED, ref)
+        meta = _opt_dict(res, "meta", ref) or {}
+        profiles = _opt(meta, "profile", list, ref) or []
+        if snomed in self.mapping.radiotherapy_codes or codes.MCODE_RADIOTHERAPY_COURSE_SUMMARY in profiles:
+            kind = LOCAL_TREATMENT_RADIOTHERAPY
+        elif snomed in self.mapping.ablation_codes:
+            kind = LOCAL_TREATMENT_ABLATION
+        else:
+            return
+        if res.get("status") not in PROCEDURE_STATUSES:
+            self._status_skipped(res, ref)
+            return
+        on = _effective_date(res, ref, prefix="performed")
+        if on is None:
+            raise _Unusable("no-date", "local treatment without a date")
+        self.treatments.append(LocalTreatment(on, kind, ref))
+        self.used_refs.append(ref)
+
+    # -- assembly --------------------------------------------------------------------------------
+    def _ici_start(self) -> tuple[_DrugRecord, bool, int | None] | None:
+        icis = [d for d in self.drugs if d.is_ici and d.administered] or [
+            d for d in self.drugs if d.is_ici and not d.administered
+        ]
+        if not icis:
+            return None
+        icis.sort(key=lambda d: (d.on, d.ref))
+        first = icis[0]
+        window = timedelta(days=self.mapping.combination_window_days)
+        partners = [
+            d for d in self.drugs if abs(d.on - first.on) <= window and (not d.is_ici or d.name != first.name)
+        ]
+        line_record = next((d for d in icis if d.line_of_therapy is not None), None)
+        self.used_refs.extend(d.ref for d in (first, *partners, *([line_record] if line_record else [])))
+        line = line_record.line_of_therapy if line_record else None
+        combination = bool(partners)
+        return first, combination, line
+
+    def _tumour(self) -> TumourType | None:
+        if not self.conditions:
+            return None
+        ranked = sorted(
+            self.conditions,
+            key=lambda c: (not c[0], c[2] is TumourType.OTHER, c[1] or date.max, c[3]),
+        )
+        best = ranked[0]
+        if any(c[0] == best[0] and c[2] not in (best[2], TumourType.OTHER) for c in ranked[1:]):
+            self.issue("warning", "conflicting-tumour-type", "primary cancers map to several types", best[3])
+        return best[2]
+
+    def _pre_treatment(self, kind: str, start: date) -> Any:
+        before = [d for d in self.covariates[kind] if d.on <= start]
+        if not before:
+            return None
+        latest = max(before, key=lambda d: (d.on, d.ref))
+        self.used_refs.append(latest.ref)
+        return latest.value
+
+    def _assemble(self) -> PatientInput:
+        ref = PatientRef(self.patient_id)
+        tumour = self._tumour()
+        start = self._ici_start()
+        if start is None:
+            self.issue("error", "no-ici-start", "no PD-1/PD-L1 inhibitor administration or request", None)
+            return PatientInput(ref, None, tuple(self.issues))
+        first, combination, line = start
+        patient = self.patient or {}
+        birth: date | None
+        try:
+            birth = _date_of(patient, "birthDate", f"Patient/{self.patient_id}")
+        except MalformedResource:
+            birth = None
+        gender = patient.get("gender")
+        organisation = patient.get("managingOrganization")
+        institution = organisation.get("display") if isinstance(organisation, dict) else None
+        radiotherapy_before = any(
+            t.kind == LOCAL_TREATMENT_RADIOTHERAPY and t.performed_on < first.on for t in self.treatments
+        )
+        profile = ClinicalProfile(
+            sex=gender if isinstance(gender, str) else None,
+            birth_date=birth,
+            tumour_type=tumour,
+            ici_drug=first.name,
+            ici_class=first.ici_class,
+            combination=combination,
+            line_of_therapy=line,
+            ecog=self._pre_treatment("ecog", first.on),
+            bmi=self._pre_treatment("bmi", first.on),
+            smoking=self._pre_treatment("smoking", first.on),
+            pdl1_tps_pct=self._pre_treatment("pdl1", first.on),
+            prior_radiotherapy=True if radiotherapy_before else None,
+            institution=institution if isinstance(institution, str) else None,
+        )
+        unique_parts = {id(p): p for p in self.studies.values()}.values()
+        scans = tuple(
+            Scan(p.study_date, tuple(p.measurements), tuple(p.non_target), p.ref)
+            for p in sorted(unique_parts, key=lambda p: (p.study_date, p.ref or ""))
+        )
+        timeline = PatientTimeline(
+            patient_id=self.patient_id,
+            treatment_start=first.on,
+            lesions=tuple(self.lesions),
+            scans=scans,
+            death_date=self.death_date,
+            last_contact=max(self.contact_dates, default=None),
+            labs=tuple(sorted(self.labs, key=lambda lab: (lab.taken_on, lab.kind, lab.ref or ""))),
+            local_treatments=tuple(sorted(self.treatments, key=lambda t: (t.performed_on, t.ref or ""))),
+            profile=profile,
+            source_refs=tuple(dict.fromkeys(self.used_refs)),
+        )
+        return PatientInput(ref, timeline, tuple(self.issues))
+
+
+def patient_input(
+    patient_id: str, resources: Iterable[object], mapping: InboundMapping = DEFAULT_MAPPING
+) -> PatientInput:
+    """Map one patient's resources (JSON dicts) to a `PatientInput` (contract section 1).
+
+    `resources` are everything read for the patient, in any order; resources of other types
+    only count towards `last_contact`. Never raises for bad data: every resource that cannot
+    be used is one `DataIssue` naming it, and the rest is kept.
+    """
+    return _PatientMapper(patient_id, mapping).run(resources)
+
+
+# --- bundles of several patients (POST /$assess) ------------------------------------------------
+_CONTRACT_TYPES: Final = frozenset(
+    {
+        "Condition",
+        "MedicationAdministration",
+        "MedicationRequest",
+        "ImagingStudy",
+        "BodyStructure",
+        "Observation",
+        "Procedure",
+    }
+)
+
+
+def patient_of(resource: JsonDict) -> str | None:
+    """Patient id a resource belongs to (`subject`, else `patient`); None when it names none."""
+    for key in ("subject", "patient"):
+        value = resource.get(key)
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            return _patient_id_of_reference(value["reference"])
+    return None
+
+
+def group_bundle_by_patient(bundle: object) -> tuple[dict[str, list[JsonDict]], list[DataIssue]]:
+    """Split a Bundle of one or more patients' resources by patient id.
+
+    A resource finds its patient through `subject` (`patient` for BodyStructure, `Patient.id`
+    for the Patient itself); `Patient/x`, absolute URLs and `urn:uuid:` references all work. An
+    entry without `resource.id` takes the id of its `fullUrl` (the uuid of `urn:uuid:` full
+    URLs), so references between entries of a transaction-style Bundle still resolve. Medication
+    resources go to every patient whose medication statements reference them. Resources of the
+    contract without a patient are reported; other resource types without one are ignored.
+    """
+    issues: list[DataIssue] = []
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        issues.append(DataIssue("error", "malformed-bundle", "body is not a FHIR Bundle", None))
+        return {}, issues
+    entries = bundle.get("entry")
+    if entries is None:
+        return {}, issues
+    if not isinstance(entries, list):
+        issues.append(DataIssue("error", "malformed-bundle", "Bundle.entry is not a list", None))
+        return {}, issues
+    groups: dict[str, list[JsonDict]] = {}
+    medications: dict[str, JsonDict] = {}
+    for position, entry in enumerate(entries):
+        label = f"Bundle.entry[{position}]"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            issues.append(DataIssue("error", "malformed-resource", "entry without a resource", label))
+            continue
+        if not isinstance(resource.get("id"), str) or not resource["id"]:
+            full_url = entry.get("fullUrl")
+            if isinstance(full_url, str) and full_url.strip("/"):
+                resource = {**resource, "id": full_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]}
+            else:
+                issues.append(DataIssue("error", "malformed-resource", "resource without id", label))
+                continue
+        rtype = resource["resourceType"]
+        ref = f"{rtype}/{resource['id']}"
+        if rtype == "Medication":
+            for key in _keys_of(rtype, resource["id"]):
+                medications[key] = resource
+            continue
+        patient_id = resource["id"] if rtype == "Patient" else patient_of(resource)
+        if patient_id is None:
+            if rtype in _CONTRACT_TYPES:
+                issues.append(DataIssue("warning", "no-patient-reference", "resource without a patient", ref))
+            continue
+        groups.setdefault(patient_id, []).append(resource)
+    if medications:
+        for members in groups.values():
+            wanted = {
+                reference_key(r["medicationReference"]["reference"]) or ""
+                for r in members
+                if isinstance(r.get("medicationReference"), dict)
+                and isinstance(r["medicationReference"].get("reference"), str)
+            }
+            attached = {id(m): m for key, m in medications.items() if key in wanted}
+            members.extend(attached.values())
+    return groups, issues
