@@ -118,6 +118,7 @@ def start(
     startup_timeout_s: float = 60.0,
 ) -> SekmetServer:
     """Install (if needed) and start sekmet-fhir on 127.0.0.1; wait until `/metadata` answers."""
+    root = root.resolve()
     exe = ensure_installed(root, version)
     port = port or free_port()
     data_dir = root / f"data-{port}"
