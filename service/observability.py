@@ -28,13 +28,18 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr at each use, not once: tests and CLI runners swap the stream.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s", force=True)
     # httpx logs full URLs at INFO, and our search URLs carry patient ids: keep it quiet.
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
 
 
 class Metrics:

@@ -882,7 +882,12 @@ class _PatientMapper:
         tumour = self._tumour()
         start = self._ici_start()
         if start is None:
-            self.issue("error", "no-ici-start", "no PD-1/PD-L1 inhibitor administration or request", None)
+            self.issue(
+                "error",
+                "no-ici-start",
+                "no PD-1/PD-L1 inhibitor administration or request",
+                f"Patient/{self.patient_id}",
+            )
             return PatientInput(ref, None, tuple(self.issues))
         first, combination, line = start
         patient = self.patient or {}
