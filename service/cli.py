@@ -175,8 +175,16 @@ def demo(
     """Start sekmet-fhir, load a synthetic cohort, assess it, write back, and serve the API."""
     from service.demo.runner import DemoFailed, run_demo
 
+    settings = _settings(environment="development")
     try:
-        run_demo(once=once, cohort=cohort, limit=patients, port=port, workdir=workdir)
+        run_demo(
+            once=once,
+            cohort=cohort,
+            limit=patients,
+            port=port,
+            workdir=workdir,
+            sekmet_version=settings.sekmet_version,
+        )
     except DemoFailed as exc:
         typer.echo(f"demo failed: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -26,7 +26,8 @@ def sekmet_server() -> Iterator[sekmet.SekmetServer]:
     e2e tests share one server per xdist worker; mark them `xdist_group("sekmet")` so that they
     all run on the same worker.
     """
-    server = sekmet.start(ROOT / "var" / f"sekmet-{sekmet.DEFAULT_VERSION}")
+    version = Settings(environment="test").sekmet_version
+    server = sekmet.start(ROOT / "var" / f"sekmet-{version}", version=version)
     try:
         yield server
     finally:
