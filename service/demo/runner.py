@@ -223,6 +223,7 @@ def _demo_path(
         f"  FHIR console  {server.base_url.removesuffix('/fhir')}/ui\n"
         f"  try           curl -s -X POST -H 'Content-Type: application/json' -d '{{}}' "
         f"http://127.0.0.1:{port}/sync\n"
-        "Ctrl-C stops the API and the FHIR server."
+        "Ctrl-C stops the API and the FHIR server.",
+        soft_wrap=True,
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning")

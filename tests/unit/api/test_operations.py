@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import httpx
 
+from service.adapters.persistence.database import migrate
+from service.api.app import create_app
+from service.bootstrap import Container
+from service.config import Settings
+
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     r = await client.get("/healthz")
@@ -22,3 +27,21 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     r = await client.get("/metrics")
     assert r.status_code == 200
     assert 'oncoresponse_http_requests_total{method="GET",route="/healthz",status="2xx"} 1.0' in r.text
+
+
+async def test_readyz_is_503_naming_an_unreachable_fhir_server(app_settings: Settings) -> None:
+    """/readyz checks the FHIR server's /metadata (issue 2); a closed port makes it not ready."""
+    settings = app_settings.model_copy(
+        update={"fhir_base_url": "http://127.0.0.1:9/fhir", "fhir_max_retries": 0}
+    )
+    migrate(settings.database_url)
+    async with Container(settings) as box:
+        transport = httpx.ASGITransport(app=create_app(settings, container=box))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            r = await http.get("/readyz")
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["fhir"] != "ok"
+    assert "fhir" in body["detail"]
