@@ -67,7 +67,17 @@ MODEL_BY_TYPE: dict[str, Any] = {
 def validate_resource(data: dict[str, Any]) -> Any:
     """Validate a resource dict with its R4B model (`model_validate`, never `Model(**data)`).
 
-    Raises `KeyError` for a resource type outside the contract and `pydantic.ValidationError`
-    when the resource does not conform.
+    Types outside the contract (e.g. CapabilityStatement, Subscription in our profile package)
+    are looked up in fhir.resources R4B. Raises `KeyError` for an unknown resource type and
+    `pydantic.ValidationError` when the resource does not conform.
     """
-    return MODEL_BY_TYPE[data["resourceType"]].model_validate(data)
+    resource_type = str(data["resourceType"])
+    model = MODEL_BY_TYPE.get(resource_type)
+    if model is None:
+        from fhir.resources.R4B import get_fhir_model_class  # rare types only: slow import
+
+        try:
+            model = get_fhir_model_class(resource_type)
+        except ValueError as exc:
+            raise KeyError(resource_type) from exc
+    return model.model_validate(data)
