@@ -70,6 +70,7 @@ from service.synthetic.truth import (
     GroundTruth,
     LocalTreatmentTruth,
     confirmed_bor,
+    delayed_response,
     irecist_bor,
     response_group,
     unconfirmed_bor,
@@ -223,6 +224,21 @@ def _fixed_confirmations(trajectory: Trajectory, options: TrajectoryOptions) -> 
     return set()
 
 
+def _iupd_run_from(trajectory: Trajectory, options: TrajectoryOptions) -> int | None:
+    """First timepoint of an open-ended run of unchanged iUPDs, or None.
+
+    A DR by new lesion / non-target is iUPD at its timepoint and stays iUPD, unchanged, at every later
+    scan until the generalised progression (iCPD; iRECIST FAQ "iUPD, iUPD, iUPD, iCPD"). Each of those
+    scans is the confirmation assessment of the iUPD before it, so each comes 35-49 days after it
+    (iRECIST: next assessment 4-8 weeks after iUPD; the engine does not let a scan later than
+    `icpd_max_days` confirm). Ground-truth check, issue 3: a 57-63 day gap before the additional new
+    lesion made the truth say iCPD where the engine, by its documented window, says iUPD.
+    """
+    if trajectory in (Trajectory.DR_NEW_LESION, Trajectory.DR_NON_TARGET):
+        return options.dr_timepoint or 1
+    return None
+
+
 def _last_index(trajectory: Trajectory, options: TrajectoryOptions, q: int | None) -> int:
     """Scans stop after the progression is confirmed (true PD: after the confirmation scan)."""
     if trajectory is Trajectory.PD:
@@ -276,10 +292,14 @@ def generate_patient(
     # --- schedule and survival -----------------------------------------------------------------
     early = trajectory is Trajectory.PD and opts.first_evaluation == "PR"
     conf = _fixed_confirmations(trajectory, opts)
+    run_from = _iupd_run_from(trajectory, opts)
     required = required_timepoints(trajectory, opts)
 
     def interval(after_index: int, q: int | None) -> int:
-        return rng.randint(35, 49) if after_index in conf or after_index == q else rng.randint(42, 63)
+        confirming = (
+            after_index in conf or after_index == q or (run_from is not None and after_index >= run_from)
+        )
+        return rng.randint(35, 49) if confirming else rng.randint(42, 63)
 
     days = [rng.randint(26, 30) if early else rng.randint(45, 63)]
     while len(days) < required:
@@ -759,6 +779,9 @@ def _truth(
     else:
         pfs, pfs_event = last_scan, False
     ipfs, ipfs_event = _ipfs(irecist, scan_days, death, last_scan)
+    derived_delayed = delayed_response(irecist, scan_days)
+    if course.delayed_response and not derived_delayed:
+        raise CourseError(f"{trajectory}: delayed response intended but not shown by the schedule")
     os_days, os_event = (death, True) if death is not None else (last_contact, False)
     return GroundTruth(
         patient_id=patient_id,
@@ -784,7 +807,7 @@ def _truth(
         pspd=course.pspd_timepoint is not None,
         pspd_timepoint_index=course.pspd_timepoint,
         hpd=course.hpd,
-        delayed_response=course.delayed_response,
+        delayed_response=derived_delayed,
         local_treatments=(local,) if local is not None else (),
         endpoints=EndpointTruth(
             pfs_days=pfs,

@@ -562,9 +562,15 @@ def _script_dr(d: _Draft, tt: str, opts: TrajectoryOptions, n: int, trajectory: 
         d.row(new_sizes, statuses, recist, irecist)
     prog = opts.progression_index
     after_iupd = trajectory is not Trajectory.DR_TARGET
+    # "Unchanged" is judged against the DR timepoint itself, not the previous scan: a +-0.5 mm random
+    # walk drifted >= 5 mm over a dozen scans, which the engine reads as further shrinkage after the
+    # iUPD (FAQ scenario B: iPR, a reset and so a pseudoprogression) instead of scenario F (stays iUPD).
+    # Ground-truth check, issue 3.
+    at_dr = dict(d.rows[k][0])
     i = k + 1
     while i <= n:
-        sizes, statuses = d.last()
+        _, statuses = d.last()
+        sizes = dict(at_dr)
         if prog is not None and i >= prog:
             # Generalised progression later on: an additional new lesion (iCPD after an iUPD).
             extra = d.add_new(d.rng.choice(TARGET_ORGANS[tt]), i, measured=False)
@@ -784,7 +790,9 @@ def verify_course(course: Course) -> str | None:
 
 
 def _verify_irecist_steps(course: Course) -> str | None:
-    """iRECIST: an iUPD that stays iUPD shows no change (< +2 mm); an iCPD shows a clear further step."""
+    """iRECIST: an iUPD that stays iUPD shows no change (target and new-lesion-target sums within
+    +-2 mm of the iUPD timepoint, no further new lesion: FAQ scenario F, not B); an iCPD shows a clear
+    further step."""
     follow = course.follow_ups
     targets = [lesion.key for lesion in course.lesions if lesion.role == TARGET]
     anchor: TimepointPlan | None = None
@@ -794,9 +802,15 @@ def _verify_irecist_steps(course: Course) -> str | None:
                 anchor = tp
                 continue
             grow = sum(tp.effective(k) for k in targets) - sum(anchor.effective(k) for k in targets)
+            nlt = [
+                lesion.key
+                for lesion in course.lesions
+                if lesion.role == NEW_TARGET and lesion.key in anchor.sizes
+            ]
+            nlt_change = sum(tp.effective(k) for k in nlt) - sum(anchor.effective(k) for k in nlt)
             new_now = {lesion.key for lesion in course.lesions if 1 <= lesion.first_seen <= tp.index}
             new_then = {lesion.key for lesion in course.lesions if 1 <= lesion.first_seen <= anchor.index}
-            if grow >= 20 or new_now != new_then:
+            if abs(grow) >= 20 or abs(nlt_change) >= 20 or new_now != new_then:
                 return f"TP{tp.index}: iUPD should have been unchanged"
         elif tp.irecist == "iCPD":
             if anchor is None:

@@ -12,6 +12,9 @@ Rules agreed with the engine engineer (see also the module docstring of `traject
 - iRECIST BOR (Seymour 2017 Table 3): best of iCR > iPR > iSD (>= 42 days); else iCPD if confirmed;
   else iUPD; else NE.
 - ResponseGroup (contract section 2): DR, else PsPD, else from the confirmed BOR.
+- Delayed response (project definition, reference section 1d [P]): derived from the iRECIST labels,
+  not only set for the delayed-response trajectory, so a PsPD course that goes on to iPR >= 12 weeks
+  after start (iSD, iUPD, iSD, iPR) is one too (ground-truth check, issue 3).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from service.synthetic.covariates import Covariates
 TRUTH_SCHEMA_VERSION = "1"
 CONFIRM_DAYS = 28
 MIN_SD_DAYS = 42
+DELAYED_RESPONSE_MIN_DAYS = 84  # 12 weeks (engine parameter `delayed_response_min_days`)
 
 
 def confirmed_bor(responses: Sequence[str], days: Sequence[int]) -> str:
@@ -70,6 +74,24 @@ def irecist_bor(responses: Sequence[str], days: Sequence[int]) -> str:
         if worst in seen:
             return worst
     return "NE"
+
+
+def delayed_response(responses: Sequence[str], days: Sequence[int]) -> bool:
+    """Project-defined delayed response (reference section 1d [P]).
+
+    The first iPR/iCR of the course comes >= 12 weeks after ICI start, after at least one iSD, with no
+    confirmed progression (iCPD) before it. An unconfirmed iUPD in between (pseudoprogression) does
+    not prevent it: the reference excludes only "intervening confirmed PD".
+    """
+    seen_isd = False
+    for response, day in zip(responses, days, strict=True):
+        if response == "iCPD":
+            return False
+        if response == "iSD":
+            seen_isd = True
+        if response in ("iPR", "iCR"):
+            return seen_isd and day >= DELAYED_RESPONSE_MIN_DAYS
+    return False
 
 
 def _until_first_pd(responses: Sequence[str]) -> int:
