@@ -9,21 +9,30 @@ an index shifts when an earlier scan is added later, a date does not.
 
 Lifecycle: `pending` (due at `next_attempt_at`) → `delivered`; or `mark_failed` with a
 `retry_at` (stays `pending`, attempts + 1) or without one (`failed`, final); `held` rows are
-recorded but never due. One dispatcher is assumed (no row locking between `due_alerts` and
-`mark_*`).
+recorded but never due. `due_alerts` assumes one dispatcher; `claim_due` (issue 5) lets
+several workers share the table: it moves each claimed row's `next_attempt_at` one lease ahead
+with a conditional UPDATE, so a row is handed to one worker at a time and a crashed worker's
+claim expires by itself (the alert is then due again and re-delivered idempotently).
+
+Delivery state (migration 0002): `channels_json` maps a channel name (``fhir``,
+``webhook:<hash>``) to what that channel did (`record_channel`), so a retry repeats only the
+channels that have not succeeded; `hold` parks an alert with a reason (e.g. no responsible
+clinician found), `release` makes a held or failed alert due again, `acknowledge` records who
+acknowledged it.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.adapters.persistence.database import dialect_insert, utc_now
 from service.adapters.persistence.keys import check_fhir_id, patient_key
@@ -55,6 +64,43 @@ class OutboxAlert:
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+    channels: dict[str, Any] | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+
+
+def insert_alert(
+    session: Session,
+    *,
+    fhir_patient_id: str,
+    patient_key_value: str,
+    kind: str,
+    timepoint_date: date,
+    payload: Mapping[str, Any],
+    now: datetime,
+    held: bool = False,
+) -> int | None:
+    """INSERT one alert in the caller's transaction unless its dedup key exists; the new id or None.
+
+    Shared by `AlertOutboxRepository.record_alert` and `AssessmentRepository.record_with_alerts`
+    (which records alerts in the same transaction as the assessments: the transactional outbox).
+    """
+    check_fhir_id(fhir_patient_id)
+    insert = dialect_insert(session, AlertOutboxRow)
+    statement = insert.values(
+        dedup_key=alert_dedup_key(fhir_patient_id, kind, timepoint_date),
+        patient_key=patient_key_value,
+        fhir_patient_id=fhir_patient_id,
+        kind=kind,
+        payload_json=dict(payload),
+        status=(AlertStatus.HELD if held else AlertStatus.PENDING).value,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    ).on_conflict_do_nothing(index_elements=["dedup_key"])
+    # RETURNING yields the new id, or no row when the key already existed.
+    inserted: int | None = session.execute(statement.returning(AlertOutboxRow.id)).scalar_one_or_none()
+    return inserted
 
 
 def _alert(row: AlertOutboxRow) -> OutboxAlert:
@@ -71,6 +117,9 @@ def _alert(row: AlertOutboxRow) -> OutboxAlert:
         last_error=row.last_error,
         created_at=row.created_at,
         delivered_at=row.delivered_at,
+        channels=dict(row.channels_json) if row.channels_json is not None else None,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
     )
 
 
@@ -101,22 +150,17 @@ class AlertOutboxRepository:
         existing row's status). A new alert is due at once, or `held` if asked.
         """
         check_fhir_id(fhir_patient_id)
-        now = self._clock()
         with self._sessions.begin() as session:
-            insert = dialect_insert(session, AlertOutboxRow)
-            statement = insert.values(
-                dedup_key=alert_dedup_key(fhir_patient_id, kind, timepoint_date),
-                patient_key=patient_key(fhir_patient_id, self._salt),
+            inserted = insert_alert(
+                session,
                 fhir_patient_id=fhir_patient_id,
+                patient_key_value=patient_key(fhir_patient_id, self._salt),
                 kind=kind,
-                payload_json=dict(payload),
-                status=(AlertStatus.HELD if held else AlertStatus.PENDING).value,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-            ).on_conflict_do_nothing(index_elements=["dedup_key"])
-            # RETURNING yields the new id, or no row when the key already existed.
-            inserted = session.execute(statement.returning(AlertOutboxRow.id)).scalar_one_or_none()
+                timepoint_date=timepoint_date,
+                payload=payload,
+                now=self._clock(),
+                held=held,
+            )
             return inserted is not None
 
     def due_alerts(self, *, limit: int = 100) -> list[OutboxAlert]:
@@ -147,6 +191,7 @@ class AlertOutboxRepository:
             row.status = AlertStatus.DELIVERED.value
             row.attempts += 1
             row.delivered_at = self._clock()
+            row.lease_token = None
 
     def mark_failed(self, alert_id: int, error: str, *, retry_at: datetime | None = None) -> None:
         """Record a failed delivery attempt: retry at `retry_at`, or give up when it is None.
@@ -159,11 +204,102 @@ class AlertOutboxRepository:
                 raise UnknownAlertError(alert_id)
             row.attempts += 1
             row.last_error = error[:LAST_ERROR_MAX_CHARS]
+            row.lease_token = None
             if retry_at is None:
                 row.status = AlertStatus.FAILED.value
             else:
                 row.status = AlertStatus.PENDING.value
                 row.next_attempt_at = retry_at
+
+    # -- delivery (issue 5) -----------------------------------------------------------------
+    def claim_due(self, *, limit: int = 50, lease_s: float = 300.0) -> list[OutboxAlert]:
+        """Due pending alerts, each claimed for `lease_s` seconds by this caller (see module doc).
+
+        A row another worker claimed a moment earlier is skipped (its conditional UPDATE
+        matches no row). The lease is released by `mark_delivered`, `mark_failed` or `hold`; if
+        the worker dies first, the row is due again when the lease runs out.
+        """
+        now = self._clock()
+        claimed: list[OutboxAlert] = []
+        for alert in self.due_alerts(limit=limit):
+            token = uuid.uuid4().hex
+            with self._sessions.begin() as session:
+                result = session.execute(
+                    update(AlertOutboxRow)
+                    .where(
+                        AlertOutboxRow.id == alert.id,
+                        AlertOutboxRow.status == AlertStatus.PENDING.value,
+                        AlertOutboxRow.next_attempt_at == alert.next_attempt_at,
+                    )
+                    .values(lease_token=token, next_attempt_at=now + timedelta(seconds=lease_s))
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(result, "rowcount", 0) == 1:
+                    claimed.append(alert)
+        return claimed
+
+    def record_channel(self, alert_id: int, channel: str, state: Mapping[str, Any]) -> None:
+        """Remember what one delivery channel did for an alert (replaces that channel's entry)."""
+        with self._sessions.begin() as session:
+            row = session.get(AlertOutboxRow, alert_id)
+            if row is None:
+                raise UnknownAlertError(alert_id)
+            channels = dict(row.channels_json or {})
+            channels[channel] = dict(state)
+            row.channels_json = channels
+
+    def hold(self, alert_id: int, reason: str) -> None:
+        """Park an alert that cannot be delivered as it is (e.g. no recipient); never due until released."""
+        with self._sessions.begin() as session:
+            row = session.get(AlertOutboxRow, alert_id)
+            if row is None:
+                raise UnknownAlertError(alert_id)
+            row.status = AlertStatus.HELD.value
+            row.attempts += 1
+            row.last_error = reason[:LAST_ERROR_MAX_CHARS]
+            row.lease_token = None
+
+    def release(self, alert_id: int) -> OutboxAlert:
+        """Make a held or failed alert due now (attempts are kept); other states are left alone."""
+        with self._sessions.begin() as session:
+            row = session.get(AlertOutboxRow, alert_id)
+            if row is None:
+                raise UnknownAlertError(alert_id)
+            if row.status in (AlertStatus.HELD.value, AlertStatus.FAILED.value):
+                row.status = AlertStatus.PENDING.value
+                row.next_attempt_at = self._clock()
+                row.lease_token = None
+            return _alert(row)
+
+    def acknowledge(self, alert_id: int, by: str) -> OutboxAlert:
+        """Record the first acknowledgement (later ones keep the first time and person)."""
+        with self._sessions.begin() as session:
+            row = session.get(AlertOutboxRow, alert_id)
+            if row is None:
+                raise UnknownAlertError(alert_id)
+            if row.acknowledged_at is None:
+                row.acknowledged_at = self._clock()
+                row.acknowledged_by = by[:200]
+            return _alert(row)
+
+    def list_alerts(
+        self, *, status: AlertStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[OutboxAlert], int]:
+        """Alerts newest first (optionally of one status), and how many match in all."""
+        query = select(AlertOutboxRow)
+        counting = select(func.count()).select_from(AlertOutboxRow)
+        if status is not None:
+            query = query.where(AlertOutboxRow.status == status.value)
+            counting = counting.where(AlertOutboxRow.status == status.value)
+        with self._sessions() as session:
+            rows = session.scalars(
+                query.order_by(AlertOutboxRow.created_at.desc(), AlertOutboxRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            alerts = [_alert(row) for row in rows]
+            total = session.scalar(counting) or 0
+        return alerts, total
 
 
 class SqlAlertOutbox:
@@ -206,4 +342,28 @@ class SqlAlertOutbox:
     async def mark_failed(self, alert_id: int, error: str, *, retry_at: datetime | None = None) -> None:
         await anyio.to_thread.run_sync(
             partial(self.repository.mark_failed, alert_id, error, retry_at=retry_at)
+        )
+
+    async def claim_due(self, *, limit: int = 50, lease_s: float = 300.0) -> list[OutboxAlert]:
+        return await anyio.to_thread.run_sync(
+            partial(self.repository.claim_due, limit=limit, lease_s=lease_s)
+        )
+
+    async def record_channel(self, alert_id: int, channel: str, state: Mapping[str, Any]) -> None:
+        await anyio.to_thread.run_sync(self.repository.record_channel, alert_id, channel, state)
+
+    async def hold(self, alert_id: int, reason: str) -> None:
+        await anyio.to_thread.run_sync(self.repository.hold, alert_id, reason)
+
+    async def release(self, alert_id: int) -> OutboxAlert:
+        return await anyio.to_thread.run_sync(self.repository.release, alert_id)
+
+    async def acknowledge(self, alert_id: int, by: str) -> OutboxAlert:
+        return await anyio.to_thread.run_sync(self.repository.acknowledge, alert_id, by)
+
+    async def list_alerts(
+        self, *, status: AlertStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[OutboxAlert], int]:
+        return await anyio.to_thread.run_sync(
+            partial(self.repository.list_alerts, status=status, limit=limit, offset=offset)
         )

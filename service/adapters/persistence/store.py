@@ -26,10 +26,11 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.adapters.persistence.database import dialect_insert, make_engine, utc_now
 from service.adapters.persistence.keys import check_fhir_id, patient_key
+from service.adapters.persistence.outbox import insert_alert
 from service.adapters.persistence.summary import (
     assessment_document,
     fingerprint,
@@ -41,6 +42,7 @@ from service.adapters.persistence.tables import (
     RunStatus,
     RunTrigger,
 )
+from service.application.ports import AlertRecord
 from service.domain.results import DrTrigger, ImmuneResponse, PatientAssessment, Response, ResponseGroup
 
 
@@ -272,32 +274,75 @@ class AssessmentRepository:
         """
         if not assessments:
             return 0
+        with self._sessions.begin() as session:
+            return self._record_in(session, assessments, run_id=run_id, data_versions=data_versions)
+
+    def record_with_alerts(
+        self,
+        assessments: Sequence[PatientAssessment],
+        *,
+        run_id: str,
+        alerts: Sequence[AlertRecord],
+        data_versions: Mapping[str, str] | None = None,
+    ) -> int:
+        """`record` plus outbox rows, in ONE transaction (the transactional outbox of issue 5).
+
+        Either the assessments and their alerts are all committed or none is, so an alert
+        can never be lost between recording and delivery, nor exist without its assessment.
+        An alert whose dedup key (patient/finding/timepoint date) exists is skipped. Returns
+        the number of new alerts.
+        """
+        new = 0
+        with self._sessions.begin() as session:
+            if assessments:
+                self._record_in(session, assessments, run_id=run_id, data_versions=data_versions)
+            now = self._clock()
+            for alert in alerts:
+                inserted = insert_alert(
+                    session,
+                    fhir_patient_id=alert.patient_id,
+                    patient_key_value=patient_key(alert.patient_id, self._salt),
+                    kind=alert.kind,
+                    timepoint_date=alert.timepoint_date,
+                    payload=alert.payload,
+                    now=now,
+                )
+                new += inserted is not None
+        return new
+
+    def _record_in(
+        self,
+        session: Session,
+        assessments: Sequence[PatientAssessment],
+        *,
+        run_id: str,
+        data_versions: Mapping[str, str] | None,
+    ) -> int:
         versions = data_versions or {}
         at = self._clock()
         rows = {a.patient_id: self._row(a, run_id, at, versions.get(a.patient_id)) for a in assessments}
-        with self._sessions.begin() as session:
-            register_run = (
-                dialect_insert(session, AssessmentRunRow)
-                .values(
-                    id=run_id,
-                    started_at=at,
-                    trigger=self._default_trigger.value,
-                    patients_total=len(rows),
-                    patients_assessed=len(rows),
-                    patients_failed=0,
-                    observations_created=0,
-                    observations_unchanged=0,
-                    status=RunStatus.RUNNING.value,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
+        register_run = (
+            dialect_insert(session, AssessmentRunRow)
+            .values(
+                id=run_id,
+                started_at=at,
+                trigger=self._default_trigger.value,
+                patients_total=len(rows),
+                patients_assessed=len(rows),
+                patients_failed=0,
+                observations_created=0,
+                observations_unchanged=0,
+                status=RunStatus.RUNNING.value,
             )
-            session.execute(register_run)
-            insert = dialect_insert(session, PatientAssessmentRow)
-            statement = insert.on_conflict_do_update(
-                index_elements=["fhir_patient_id"],
-                set_={name: insert.excluded[name] for name in _UPDATED_ON_CONFLICT},
-            )
-            session.execute(statement, list(rows.values()))
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        session.execute(register_run)
+        insert = dialect_insert(session, PatientAssessmentRow)
+        statement = insert.on_conflict_do_update(
+            index_elements=["fhir_patient_id"],
+            set_={name: insert.excluded[name] for name in _UPDATED_ON_CONFLICT},
+        )
+        session.execute(statement, list(rows.values()))
         return len(rows)
 
     def latest(self, fhir_patient_id: str) -> StoredAssessment | None:
@@ -388,6 +433,24 @@ class SqlAssessmentStore:
     ) -> None:
         await anyio.to_thread.run_sync(
             partial(self.repository.record, assessments, run_id=run_id, data_versions=data_versions)
+        )
+
+    async def record_with_alerts(
+        self,
+        assessments: Sequence[PatientAssessment],
+        *,
+        run_id: str,
+        alerts: Sequence[AlertRecord],
+        data_versions: Mapping[str, str] | None = None,
+    ) -> int:
+        return await anyio.to_thread.run_sync(
+            partial(
+                self.repository.record_with_alerts,
+                assessments,
+                run_id=run_id,
+                alerts=alerts,
+                data_versions=data_versions,
+            )
         )
 
     async def start_run(

@@ -173,6 +173,11 @@ class AlertOutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Added by migration 0002 (alert delivery): per-channel state, worker lease, acknowledgement.
+    channels_json: Mapped[dict[str, Any] | None] = mapped_column(PortableJSON)
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditLogRow(Base):

@@ -1,0 +1,124 @@
+"""Alerts (issue 5): list, inspect, acknowledge, retry, deliver now; and the lesion table of a patient."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from service.adapters.persistence.outbox import UnknownAlertError
+from service.adapters.persistence.tables import AlertStatus
+from service.api.deps import ContainerDep
+from service.api.problems import PROBLEM_RESPONSES, _doc
+from service.api.schemas.alerts import (
+    AcknowledgeIn,
+    AlertListOut,
+    AlertOut,
+    DeliveryReportOut,
+    LesionRowOut,
+    LesionTableOut,
+)
+from service.application.alerts import AlertNotFound
+from service.application.errors import UpstreamNotFound
+
+router = APIRouter(tags=["alerts"])
+
+AlertId = Annotated[int, Path(ge=1, description="Alert id (GET /alerts)")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: _doc("No such alert or patient"),
+    422: PROBLEM_RESPONSES[422],
+}
+
+
+@router.get("/alerts", operation_id="alerts-list", responses={422: PROBLEM_RESPONSES[422]})
+async def list_alerts(
+    container: ContainerDep,
+    status: Annotated[AlertStatus | None, Query(description="Only alerts in this delivery state")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AlertListOut:
+    """Alerts newest first with their delivery state (pending, delivered, failed, held)."""
+    alerts, total = await container.require_alert_outbox().list_alerts(
+        status=status, limit=limit, offset=offset
+    )
+    return AlertListOut(
+        items=[AlertOut.from_alert(a) for a in alerts], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/alerts/{alert_id}", operation_id="alerts-get", responses=NOT_FOUND)
+async def get_alert(alert_id: AlertId, container: ContainerDep) -> AlertOut:
+    """One alert: payload, per-channel delivery state, last error, acknowledgement."""
+    alert = await container.require_alert_outbox().get(alert_id)
+    if alert is None:
+        raise AlertNotFound(f"There is no alert {alert_id}")
+    return AlertOut.from_alert(alert)
+
+
+@router.post("/alerts/{alert_id}/acknowledge", operation_id="alerts-acknowledge", responses=NOT_FOUND)
+async def acknowledge_alert(alert_id: AlertId, body: AcknowledgeIn, container: ContainerDep) -> AlertOut:
+    """Record that a clinician has seen the alert (the first acknowledgement is kept)."""
+    try:
+        alert = await container.require_alert_outbox().acknowledge(alert_id, body.by)
+    except UnknownAlertError:
+        raise AlertNotFound(f"There is no alert {alert_id}") from None
+    return AlertOut.from_alert(alert)
+
+
+@router.post("/alerts/{alert_id}/retry", operation_id="alerts-retry", responses=NOT_FOUND)
+async def retry_alert(alert_id: AlertId, container: ContainerDep) -> AlertOut:
+    """Make a failed or held alert due again (e.g. after the CareTeam was corrected)."""
+    try:
+        alert = await container.require_alert_outbox().release(alert_id)
+    except UnknownAlertError:
+        raise AlertNotFound(f"There is no alert {alert_id}") from None
+    return AlertOut.from_alert(alert)
+
+
+@router.post("/alerts/deliver", operation_id="alerts-deliver", responses={503: PROBLEM_RESPONSES[503]})
+async def deliver_alerts(container: ContainerDep) -> DeliveryReportOut:
+    """Run one delivery pass now (the background worker does the same on its interval)."""
+    report = await container.require_alert_delivery()()
+    return DeliveryReportOut(
+        delivered=report.delivered, retrying=report.retrying, failed=report.failed, held=report.held
+    )
+
+
+@router.get("/patients/{patient_id}/lesion-table", operation_id="alerts-lesion-table", responses=NOT_FOUND)
+async def lesion_table(
+    patient_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")], container: ContainerDep
+) -> LesionTableOut:
+    """Every lesion's response at every timepoint of the patient's latest assessment (linked from CDS cards)."""
+    if container.store is None:
+        raise UpstreamNotFound("No database is open")
+    stored = await container.store.latest(patient_id)
+    if stored is None:
+        raise AlertNotFound("This patient has not been assessed")
+    rows = []
+    for lesion in stored.result.get("lesions", []):
+        rows.append(
+            LesionRowOut(
+                lesion_id=str(lesion.get("lesion_id")),
+                timepoint_index=int(lesion.get("timepoint_index", 0)),
+                timepoint_date=str(lesion.get("timepoint_date")),
+                status=str(lesion.get("status")),
+                is_target=bool(lesion.get("is_target")),
+                diameter_mm=lesion.get("diameter_mm"),
+                change_from_baseline_pct=lesion.get("change_from_baseline_pct"),
+                change_from_nadir_pct=lesion.get("change_from_nadir_pct"),
+            )
+        )
+    atypical = [
+        {
+            k: f.get(k)
+            for k in ("kind", "timepoint_index", "timepoint_date", "growing_lesions", "shrinking_lesions")
+        }
+        for f in stored.result.get("atypical", [])
+    ]
+    return LesionTableOut(
+        patient_id=patient_id,
+        response_group=stored.response_group.value,
+        assessed_at=stored.assessed_at,
+        atypical=atypical,
+        lesions=rows,
+    )
