@@ -3,18 +3,31 @@
 Per patient: read Patient; search Condition, MedicationAdministration, MedicationRequest,
 ImagingStudy, Observation and Procedure with `patient=<id>` (all pages, concurrently over the
 shared client); then fetch the BodyStructures that Observations point at (`focus`) and any
-Medication referenced by a medication record, with `_id=a,b,c` in chunks. `_id` works on every
-server: the test server (sekmet-fhir) can neither search BodyStructure by patient nor
-`_include=Observation:focus`. A fetched BodyStructure or Medication that belongs to another
-patient is dropped with an issue. Everything then goes through `inbound.patient_input`.
+Medication referenced by a medication record. Everything then goes through
+`inbound.patient_input`.
+
+Capabilities (read once from the server's CapabilityStatement, `capabilities.py`):
+- `_include=Observation:focus` (and `MedicationAdministration:medication`,
+  `MedicationRequest:medication`) are added when the server lists them (HAPI does); the
+  referenced resources then come with the Observation pages.
+- Whatever is still missing (all of it on sekmet-fhir 0.1.1, which can neither search
+  BodyStructure by patient nor `_include=Observation:focus`) is fetched with `_id=a,b,c` in
+  chunks, which works on every server. A fetched BodyStructure or Medication that belongs to
+  another patient is dropped with an issue.
+
+Incremental sync (`patients(since=...)`): a patient has changed when its Patient resource or
+any of its clinical resources (Condition, MedicationAdministration, MedicationRequest,
+ImagingStudy, Observation, Procedure, BodyStructure) has `meta.lastUpdated` after `since`. Each
+type is searched with `_lastUpdated=gt<since>` and `_elements` reduced to the patient reference
+(and the identifier), and the subjects are collected, each patient listed once. The service's
+own Observations (identifier system `IDENTIFIER_ASSESSMENT`) are not a change: otherwise every
+write-back would re-trigger its patient. Medication has no patient and is not followed
+(a changed Medication definition does not change any patient's response). A type the server
+refuses to search that way is skipped with an issue in `FhirClient.issues`.
 
 `FhirNotFound` (no such Patient), `FhirUnavailable` and `FhirRejected` propagate: the use case
 decides whether that ends a request or only skips the patient. Malformed pages and entries do
 not: they become issues of the patient's `PatientInput`.
-
-Decision [P]: `patients(since=...)` filters on `Patient._lastUpdated` only, as specified; a
-patient whose new scans arrive without a Patient update is not listed (incremental sync on the
-other resource types comes later).
 """
 
 from __future__ import annotations
@@ -24,8 +37,10 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import Any, Final
 
+from service.adapters.fhir import codes
+from service.adapters.fhir.capabilities import ServerCapabilities
 from service.adapters.fhir.client import FhirClient, QueryParams
-from service.adapters.fhir.errors import MalformedResource
+from service.adapters.fhir.errors import FhirRejected, MalformedResource
 from service.adapters.fhir.inbound import (
     DEFAULT_MAPPING,
     InboundMapping,
@@ -36,7 +51,7 @@ from service.adapters.fhir.inbound import (
 from service.application.ports import PatientInput, PatientRef
 from service.domain.results import DataIssue
 
-__all__ = ["PATIENT_SEARCHES", "FhirMeasurementSource"]
+__all__ = ["CHANGE_SEARCHES", "PATIENT_SEARCHES", "FhirMeasurementSource"]
 
 JsonDict = dict[str, Any]
 
@@ -49,6 +64,32 @@ PATIENT_SEARCHES: Final = (
     "Observation",
     "Procedure",
 )
+
+
+# Resource types whose changes make a patient "changed", with the element naming the patient.
+CHANGE_SEARCHES: Final = (
+    ("Condition", "subject"),
+    ("MedicationAdministration", "subject"),
+    ("MedicationRequest", "subject"),
+    ("ImagingStudy", "subject"),
+    ("Observation", "subject,identifier"),
+    ("Procedure", "subject"),
+    ("BodyStructure", "patient"),
+)
+# `_include`s used when the server offers them: resource type searched -> include.
+INCLUDES: Final = {
+    "Observation": "Observation:focus",
+    "MedicationAdministration": "MedicationAdministration:medication",
+    "MedicationRequest": "MedicationRequest:medication",
+}
+
+
+def _ours(resource: JsonDict) -> bool:
+    """One of the service's own result Observations (never an input change)."""
+    identifiers = resource.get("identifier")
+    return isinstance(identifiers, list) and any(
+        isinstance(i, dict) and i.get("system") == codes.IDENTIFIER_ASSESSMENT for i in identifiers
+    )
 
 
 def _chunks(ids: list[str], size: int) -> Iterable[list[str]]:
@@ -73,16 +114,41 @@ class FhirMeasurementSource:
         self._id_chunk_size = id_chunk_size
 
     async def patients(self, *, since: datetime | None = None) -> AsyncIterator[PatientRef]:
-        """Every Patient on the server (updated after `since`, which must be timezone-aware)."""
-        params: dict[str, str] = {"_count": str(self._page_size)}
-        if since is not None:
-            if since.tzinfo is None:
-                raise ValueError("since must be timezone-aware")
-            params["_lastUpdated"] = f"gt{since.isoformat()}"
+        """Every Patient on the server, or those changed after `since` (timezone-aware; module doc)."""
+        if since is None:
+            async for resource in self._client.search("Patient", {"_count": str(self._page_size)}):
+                patient_id = resource.get("id")
+                if resource.get("resourceType") == "Patient" and isinstance(patient_id, str) and patient_id:
+                    yield PatientRef(patient_id)
+            return
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        changed = f"gt{since.isoformat()}"
+        capabilities = await self._client.server_capabilities()
+        seen: set[str] = set()
+        params = {"_count": str(self._page_size), "_lastUpdated": changed}
         async for resource in self._client.search("Patient", params):
             patient_id = resource.get("id")
-            if resource.get("resourceType") == "Patient" and isinstance(patient_id, str) and patient_id:
+            is_patient = resource.get("resourceType") == "Patient" and isinstance(patient_id, str)
+            if is_patient and patient_id and patient_id not in seen:
+                seen.add(patient_id)
                 yield PatientRef(patient_id)
+        for resource_type, elements in CHANGE_SEARCHES:
+            if capabilities.known and not capabilities.has_type(resource_type):
+                continue
+            query = {**params, "_elements": elements}
+            try:
+                async for resource in self._client.search(resource_type, query):
+                    if resource.get("resourceType") != resource_type or _ours(resource):
+                        continue  # an included resource, or one of our own results
+                    patient_id = patient_of(resource)
+                    if patient_id and patient_id not in seen:
+                        seen.add(patient_id)
+                        yield PatientRef(patient_id)
+            except FhirRejected as exc:
+                self._client.issues.append(
+                    DataIssue("warning", "change-search-refused", exc.text, f"{resource_type}?_lastUpdated")
+                )
 
     async def timeline_for(self, patient: PatientRef) -> PatientInput:
         patient_id = patient.patient_id
@@ -92,14 +158,47 @@ class FhirMeasurementSource:
             resources.append(await self._client.read("Patient", patient_id))
         except MalformedResource as exc:
             issues.append(DataIssue("error", "malformed-resource", exc.reason, exc.ref))
-        params = {"patient": patient_id, "_count": str(self._page_size)}
-        found = await self._gather(self._collect(rtype, params, issues) for rtype in PATIENT_SEARCHES)
+        capabilities = await self._client.server_capabilities()
+        found = await self._gather(
+            self._collect(rtype, self._patient_query(rtype, patient_id, capabilities), issues)
+            for rtype in PATIENT_SEARCHES
+        )
         for batch in found:
             resources.extend(batch)
-        lesion_ids = self._referenced(resources, "Observation", "focus", "BodyStructure")
-        medication_ids = self._referenced(
-            resources, ("MedicationAdministration", "MedicationRequest"), "medicationReference", "Medication"
+        return await self.complete(patient_id, resources, issues)
+
+    async def complete(
+        self, patient_id: str, resources: list[JsonDict], issues: list[DataIssue]
+    ) -> PatientInput:
+        """Fetch the BodyStructures and Medications referenced but not among `resources`; map all.
+
+        Used after the patient searches and by the Bulk Data source (an export may lack them).
+        """
+        have = {(r.get("resourceType"), r.get("id")) for r in resources}
+        lesion_ids = [
+            i
+            for i in self._referenced(resources, "Observation", "focus", "BodyStructure")
+            if ("BodyStructure", i) not in have
+        ]
+        medication_ids = [
+            i
+            for i in self._referenced(
+                resources,
+                ("MedicationAdministration", "MedicationRequest"),
+                "medicationReference",
+                "Medication",
+            )
+            if ("Medication", i) not in have
+        ]
+        included = list(
+            {
+                (r.get("resourceType"), r.get("id")): r
+                for r in resources
+                if r.get("resourceType") in ("BodyStructure", "Medication")
+            }.values()
         )
+        if included:  # came by _include: they are checked like fetched ones below
+            resources = [r for r in resources if r.get("resourceType") not in ("BodyStructure", "Medication")]
         extra = await self._gather(
             [
                 *(
@@ -112,7 +211,7 @@ class FhirMeasurementSource:
                 ),
             ]
         )
-        for batch in extra:
+        for batch in [included, *extra]:
             for resource in batch:
                 owner = patient_of(resource)
                 if resource.get("resourceType") == "BodyStructure" and owner != patient_id:
@@ -126,6 +225,15 @@ class FhirMeasurementSource:
         return PatientInput(mapped.ref, mapped.timeline, (*issues, *mapped.issues))
 
     # -- helpers --------------------------------------------------------------------------------------
+    def _patient_query(
+        self, resource_type: str, patient_id: str, capabilities: ServerCapabilities
+    ) -> dict[str, str]:
+        query = {"patient": patient_id, "_count": str(self._page_size)}
+        include = INCLUDES.get(resource_type)
+        if include is not None and capabilities.offers_include(include):
+            query["_include"] = include
+        return query
+
     @staticmethod
     async def _gather(coroutines: Iterable[Any]) -> list[list[JsonDict]]:
         """Run searches concurrently; every one finishes before the first error is raised."""

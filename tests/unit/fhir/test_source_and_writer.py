@@ -18,13 +18,14 @@ from pytest_httpx import HTTPXMock
 
 from service.adapters.fhir import codes
 from service.adapters.fhir.client import FhirClient, create_http_client
-from service.adapters.fhir.errors import FhirNotFound
+from service.adapters.fhir.errors import FhirNotFound, FhirRejected
 from service.adapters.fhir.inbound import patient_of
 from service.adapters.fhir.outbound import observation_full_url
 from service.adapters.fhir.resources import validate_resource
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter, transaction_bundle
 from service.application.ports import PatientRef
+from service.domain.results import Response
 from tests.unit.fhir.conftest import patient_resources
 from tests.unit.fhir.test_outbound import assessment, patient_input
 
@@ -32,14 +33,60 @@ BASE = "http://127.0.0.1:8080/fhir"
 RECORDED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
+SEKMET_LIKE: dict[str, Any] = {
+    "resourceType": "CapabilityStatement",
+    "rest": [
+        {
+            "mode": "server",
+            "resource": [
+                {"type": t, "searchParam": [{"name": "patient"}], "searchInclude": ["*"]}
+                for t in (
+                    "Patient",
+                    "Condition",
+                    "MedicationAdministration",
+                    "MedicationRequest",
+                    "ImagingStudy",
+                    "Observation",
+                    "Procedure",
+                    "BodyStructure",
+                    "Medication",
+                )
+            ],
+        }
+    ],
+}
+HAPI_LIKE = copy.deepcopy(SEKMET_LIKE)
+for _res in HAPI_LIKE["rest"][0]["resource"]:
+    if _res["type"] == "Observation":
+        _res["searchInclude"] = ["Observation:focus", "Observation:subject"]
+
+
 class FakeServer:
-    def __init__(self, resources: list[dict[str, Any]]) -> None:
+    """A small FHIR server: reads, searches, paging, `_lastUpdated`, identifier, `_include`, transactions.
+
+    Transactions are atomic: conditional creates on `ifNoneExist=identifier=...`, `PUT` with
+    `ifMatch` (412 for the whole Bundle on a version mismatch), version ids and lastUpdated.
+    """
+
+    def __init__(self, resources: list[dict[str, Any]], capability: dict[str, Any] | None = None) -> None:
         self.resources = resources
+        self.capability = capability or SEKMET_LIKE
         self.searches: list[tuple[str, dict[str, str]]] = []
+        self.transactions: list[dict[str, Any]] = []
+        self.conflicts_left = 0  # answer this many transactions with 412 first
+        self.clock = 0
+
+    def tick(self) -> str:
+        self.clock += 1
+        return f"2024-05-01T10:00:{self.clock:02d}+00:00"
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return self.transaction(orjson.loads(request.content))
         parts = request.url.path.removeprefix("/fhir/").split("/")
         params = dict(request.url.params)
+        if parts == ["metadata"]:
+            return httpx.Response(200, json=self.capability)
         if len(parts) == 2:
             found = [r for r in self.resources if r["resourceType"] == parts[0] and r["id"] == parts[1]]
             if not found:
@@ -57,18 +104,89 @@ class FakeServer:
         if "_id" in params:
             wanted = params["_id"].split(",")
             matches = [r for r in matches if r["id"] in wanted]
+        if "_lastUpdated" in params:
+            after = params["_lastUpdated"].removeprefix("gt")
+            matches = [r for r in matches if r.get("meta", {}).get("lastUpdated", "") > after]
+        if "identifier" in params:
+            system, _, value = params["identifier"].partition("|")
+            matches = [
+                r
+                for r in matches
+                if any(i["system"] == system and value in ("", i["value"]) for i in r.get("identifier", []))
+            ]
         offset = int(params.get("_offset", "0"))
         count = int(params.get("_count", "1000"))
         page = matches[offset : offset + count]
-        body: dict[str, Any] = {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": r, "search": {"mode": "match"}} for r in page],
-        }
+        entries = [{"resource": r, "search": {"mode": "match"}} for r in page]
+        if params.get("_include") == "Observation:focus":
+            focus = {f["reference"] for r in page for f in r.get("focus", [])}
+            entries += [
+                {"resource": r, "search": {"mode": "include"}}
+                for r in self.resources
+                if f"{r['resourceType']}/{r['id']}" in focus
+            ]
+        body: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
         if offset + count < len(matches):
             nxt = request.url.copy_merge_params({"_offset": str(offset + count)})
             body["link"] = [{"relation": "next", "url": str(nxt)}]
         return httpx.Response(200, json=body)
+
+    def transaction(self, bundle: dict[str, Any]) -> httpx.Response:
+        self.transactions.append(bundle)
+        if self.conflicts_left:
+            self.conflicts_left -= 1
+            return httpx.Response(
+                412, json={"resourceType": "OperationOutcome", "issue": [{"code": "conflict"}]}
+            )
+        staged = copy.deepcopy(self.resources)
+        mapping: dict[str, str] = {}
+        answers: list[dict[str, Any]] = []
+        for entry in bundle["entry"]:
+            resource, request = copy.deepcopy(entry["resource"]), entry["request"]
+            rtype = resource["resourceType"]
+            if request["method"] == "PUT":
+                rid = request["url"].split("/")[1]
+                current = next(r for r in staged if r["resourceType"] == rtype and r["id"] == rid)
+                if request.get("ifMatch") != f'W/"{current["meta"]["versionId"]}"':
+                    return httpx.Response(
+                        412, json={"resourceType": "OperationOutcome", "issue": [{"code": "conflict"}]}
+                    )
+                version = str(int(current["meta"]["versionId"]) + 1)
+                resource["meta"] = {"versionId": version, "lastUpdated": self.tick()}
+                staged[staged.index(current)] = resource
+                answers.append({"response": {"status": "200 OK"}})
+                continue
+            condition = request.get("ifNoneExist", "").removeprefix("identifier=")
+            system, _, value = condition.partition("|")
+            existing = [
+                r
+                for r in staged
+                if r["resourceType"] == rtype
+                and any(i["system"] == system and i["value"] == value for i in r.get("identifier", []))
+            ]
+            if condition and existing:
+                mapping[entry.get("fullUrl", "")] = f"{rtype}/{existing[0]['id']}"
+                answers.append({"response": {"status": "200 OK"}})
+                continue
+            resource["id"] = f"{rtype.lower()}-{len(staged)}"
+            resource["meta"] = {"versionId": "1", "lastUpdated": self.tick()}
+            if "fullUrl" in entry:
+                mapping[entry["fullUrl"]] = f"{rtype}/{resource['id']}"
+            staged.append(resource)
+            answers.append({"response": {"status": "201 Created"}})
+        for resource in staged:  # resolve urn:uuid references like a server does
+            for key in ("derivedFrom", "hasMember", "target"):
+                for ref in resource.get(key, []):
+                    ref["reference"] = mapping.get(ref["reference"], ref["reference"])
+            for agent in resource.get("agent", []):
+                agent["who"]["reference"] = mapping.get(agent["who"]["reference"], agent["who"]["reference"])
+        self.resources[:] = staged
+        return httpx.Response(
+            200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
+        )
+
+    def of_type(self, resource_type: str) -> list[dict[str, Any]]:
+        return [r for r in self.resources if r["resourceType"] == resource_type]
 
 
 @pytest.fixture
@@ -130,15 +248,78 @@ async def test_unknown_patient_is_not_found(httpx_mock: HTTPXMock, client: FhirC
         await FhirMeasurementSource(client).timeline_for(PatientRef("nobody"))
 
 
-async def test_patients_pages_and_filters_by_last_updated(httpx_mock: HTTPXMock, client: FhirClient) -> None:
-    resources = [{"resourceType": "Patient", "id": f"p{i}"} for i in range(5)]
-    server = server_with(httpx_mock, resources)
-    source = FhirMeasurementSource(client, page_size=2)
-    since = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
-    refs = [ref async for ref in source.patients(since=since)]
+async def test_patients_pages_through_every_patient(httpx_mock: HTTPXMock, client: FhirClient) -> None:
+    server = server_with(httpx_mock, [{"resourceType": "Patient", "id": f"p{i}"} for i in range(5)])
+    refs = [ref async for ref in FhirMeasurementSource(client, page_size=2).patients()]
     assert refs == [PatientRef(f"p{i}") for i in range(5)]
-    assert server.searches[0] == ("Patient", {"_count": "2", "_lastUpdated": "gt2024-05-01T08:00:00+00:00"})
-    assert len(server.searches) == 3  # 2 + 2 + 1
+    assert [t for t, _ in server.searches] == ["Patient"] * 3  # 2 + 2 + 1
+
+
+def _changed(resource: dict[str, Any], when: str) -> dict[str, Any]:
+    return {**resource, "meta": {"versionId": "2", "lastUpdated": when}}
+
+
+async def test_incremental_sync_lists_patients_whose_clinical_resources_changed(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    # Issue 4: `_lastUpdated` on the clinical types, not only on Patient; our own results are no change.
+    old, new = "2024-04-01T00:00:00+00:00", "2024-05-02T00:00:00+00:00"
+    resources = [
+        {"resourceType": "Patient", "id": "untouched", "meta": {"lastUpdated": old}},
+        {"resourceType": "Patient", "id": "renamed", "meta": {"lastUpdated": new}},
+        {"resourceType": "Patient", "id": "rescanned", "meta": {"lastUpdated": old}},
+        {"resourceType": "Patient", "id": "remeasured", "meta": {"lastUpdated": old}},
+        {"resourceType": "Patient", "id": "written-back", "meta": {"lastUpdated": old}},
+        _changed(
+            {"resourceType": "ImagingStudy", "id": "s1", "subject": {"reference": "Patient/rescanned"}}, new
+        ),
+        _changed(
+            {"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/remeasured"}}, new
+        ),
+        _changed(
+            {"resourceType": "Observation", "id": "o2", "subject": {"reference": "Patient/remeasured"}}, new
+        ),
+        _changed(
+            {
+                "resourceType": "Observation",
+                "id": "ours",
+                "subject": {"reference": "Patient/written-back"},
+                "identifier": [{"system": codes.IDENTIFIER_ASSESSMENT, "value": "x"}],
+            },
+            new,
+        ),
+        _changed(
+            {"resourceType": "Observation", "id": "o3", "subject": {"reference": "Patient/untouched"}}, old
+        ),
+    ]
+    server = server_with(httpx_mock, resources)
+    since = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    refs = [ref async for ref in FhirMeasurementSource(client, page_size=2).patients(since=since)]
+    assert refs == [PatientRef("renamed"), PatientRef("rescanned"), PatientRef("remeasured")]
+    searched = dict(server.searches)
+    assert searched["Patient"]["_lastUpdated"] == "gt2024-05-01T08:00:00+00:00"
+    assert searched["Observation"]["_elements"] == "subject,identifier"
+    assert {"Condition", "ImagingStudy", "Procedure", "BodyStructure", "MedicationRequest"} <= searched.keys()
+
+
+async def test_focus_include_is_used_when_the_server_offers_it(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    server = server_with(httpx_mock, patient_resources())
+    server.capability = HAPI_LIKE
+    result = await FhirMeasurementSource(client).timeline_for(PatientRef("p1"))
+    assert result.timeline is not None
+    assert {les.lesion_id for les in result.timeline.lesions} == {"L1", "L2", "L3", "L4"}
+    observation_search = next(p for t, p in server.searches if t == "Observation")
+    assert observation_search["_include"] == "Observation:focus"
+    assert [t for t, _ in server.searches if t == "BodyStructure"] == []  # no _id fallback needed
+
+
+async def test_without_the_include_the_id_fallback_is_used(httpx_mock: HTTPXMock, client: FhirClient) -> None:
+    server = server_with(httpx_mock, patient_resources())  # sekmet-like: no Observation:focus
+    await FhirMeasurementSource(client).timeline_for(PatientRef("p1"))
+    assert "_include" not in next(p for t, p in server.searches if t == "Observation")
+    assert [t for t, _ in server.searches if t == "BodyStructure"] == ["BodyStructure"]
 
 
 async def test_patients_since_must_be_aware(client: FhirClient) -> None:
@@ -148,10 +329,11 @@ async def test_patients_since_must_be_aware(client: FhirClient) -> None:
 
 # --- writer -----------------------------------------------------------------------------------------
 def test_transaction_bundle_is_conditional_and_valid() -> None:
-    bundle = transaction_bundle(assessment(), patient_input(), version="0.1.0", recorded=RECORDED)
+    bundle, plan = transaction_bundle(assessment(), patient_input(), version="0.1.0", recorded=RECORDED)
     validate_resource(bundle)
     entries = bundle["entry"]
     observations = [e for e in entries if e["resource"]["resourceType"] == "Observation"]
+    assert len(observations) == len(plan.written) == 9
     for entry in observations:
         identifier = entry["resource"]["identifier"][0]
         assert entry["request"] == {
@@ -168,48 +350,113 @@ def test_transaction_bundle_is_conditional_and_valid() -> None:
     assert provenance["resource"]["agent"][0]["who"]["reference"] == device["fullUrl"]
 
 
-def test_rerun_sends_the_same_conditional_creates() -> None:
-    first = transaction_bundle(assessment(), patient_input(), version="0.1.0", recorded=RECORDED)
-    again = transaction_bundle(
-        assessment(), patient_input(), version="0.1.0", recorded=datetime(2024, 6, 1, tzinfo=UTC)
+def writer(client: FhirClient) -> FhirAssessmentWriter:
+    return FhirAssessmentWriter(client, version="0.1.0", clock=lambda: RECORDED)
+
+
+async def test_first_write_creates_every_result_with_one_provenance(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    server = server_with(httpx_mock, [])
+    summary = await writer(client).write(assessment(), patient_input())
+    assert (summary.created, summary.updated, summary.unchanged) == (9, 0, 0)
+    assert len(server.of_type("Observation")) == 9
+    (provenance,) = server.of_type("Provenance")
+    observation_ids = {f"Observation/{o['id']}" for o in server.of_type("Observation")}
+    assert {t["reference"] for t in provenance["target"]} == observation_ids
+    assert provenance["activity"]["coding"][0]["code"] == "CREATE"
+
+
+async def test_rerun_with_the_same_results_writes_nothing_at_all(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    # Issue 4: a no-op re-run adds nothing, not even a Provenance.
+    server = server_with(httpx_mock, [])
+    await writer(client).write(assessment(), patient_input())
+    before = copy.deepcopy(server.resources)
+    summary = await writer(client).write(assessment(), patient_input())
+    assert (summary.created, summary.updated, summary.unchanged) == (0, 0, 9)
+    assert len(server.transactions) == 1
+    assert server.resources == before
+
+
+async def test_changed_result_is_amended_in_place_with_if_match(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    # Contract section 2: a re-run that changes a result updates it with status `amended`.
+    server = server_with(httpx_mock, [])
+    await writer(client).write(assessment(response=Response.SD), patient_input())
+    ids_before = {o["id"] for o in server.of_type("Observation")}
+    summary = await writer(client).write(assessment(response=Response.PR), patient_input())
+    assert summary.updated >= 1
+    assert summary.created == 0
+    assert summary.updated + summary.unchanged == 9
+    assert {o["id"] for o in server.of_type("Observation")} == ids_before  # updated, not duplicated
+    tpr = next(
+        o for o in server.of_type("Observation") if o["code"]["coding"][0]["code"] == codes.CODE_RECIST11_TPR
     )
-    assert [e.get("request") for e in first["entry"][:-1]] == [e.get("request") for e in again["entry"][:-1]]
+    assert tpr["valueCodeableConcept"]["coding"][0]["code"] == "PR"
+    assert tpr["status"] == "amended"
+    assert tpr["meta"]["versionId"] == "2"
+    puts = [e for e in server.transactions[-1]["entry"] if e["request"]["method"] == "PUT"]
+    assert len(puts) == summary.updated
+    assert all(e["request"]["ifMatch"] == 'W/"1"' for e in puts)
+    unchanged = [o for o in server.of_type("Observation") if o["meta"]["versionId"] == "1"]
+    assert all(o["status"] == "final" for o in unchanged)
+    provenances = server.of_type("Provenance")
+    assert len(provenances) == 2
+    assert {t["reference"] for t in provenances[-1]["target"]} == {
+        f"Observation/{o['id']}" for o in server.of_type("Observation") if o["meta"]["versionId"] == "2"
+    }
+    assert provenances[-1]["activity"]["coding"][0]["code"] == "UPDATE"
 
 
-async def test_write_counts_created_and_unchanged(httpx_mock: HTTPXMock, client: FhirClient) -> None:
-    sent: list[dict[str, Any]] = []
+async def test_412_on_the_write_is_retried_after_reading_again(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    # Issue 4: a version conflict (another worker wrote in between) -> re-read, re-plan, write.
+    server = server_with(httpx_mock, [])
+    await writer(client).write(assessment(response=Response.SD), patient_input())
+    server.conflicts_left = 1
+    summary = await writer(client).write(assessment(response=Response.PR), patient_input())
+    assert summary.updated >= 1
+    assert len(server.transactions) == 3  # first write, the 412, the retry
+    identifier_reads = [p for t, p in server.searches if t == "Observation" and "identifier" in p]
+    assert len(identifier_reads) == 3  # one read per attempt
+    assert len(server.of_type("Observation")) == 9
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        body = orjson.loads(request.content)
-        sent.append(body)
-        statuses = []
-        for position, entry in enumerate(body["entry"]):
-            existing = entry["resource"]["resourceType"] == "Observation" and position % 2 == 0
-            statuses.append({"response": {"status": "200 OK" if existing else "201 Created"}})
-        return httpx.Response(
-            200, json={"resourceType": "Bundle", "type": "transaction-response", "entry": statuses}
-        )
 
-    httpx_mock.add_callback(answer, method="POST", url=f"{BASE}/")
-    writer = FhirAssessmentWriter(client, version="0.1.0", clock=lambda: RECORDED)
-    summary = await writer.write(assessment(), patient_input())
-    kinds = [e["resource"]["resourceType"] for e in sent[0]["entry"]]
-    observation_positions = [i for i, k in enumerate(kinds) if k == "Observation"]
-    assert summary.unchanged == len([i for i in observation_positions if i % 2 == 0])
-    assert summary.created == len([i for i in observation_positions if i % 2 == 1])
-    assert summary.created + summary.unchanged == len(observation_positions) == 9
-    assert summary.updated == 0
-    assert summary.issues == ()
+async def test_persistent_412_gives_up_with_the_rejection(httpx_mock: HTTPXMock, client: FhirClient) -> None:
+    server = server_with(httpx_mock, [])
+    server.conflicts_left = 5
+    with pytest.raises(FhirRejected) as caught:
+        await writer(client).write(assessment(), patient_input())
+    assert caught.value.upstream_status == 412
+    assert len(server.transactions) == 3  # max_conflict_attempts
+
+
+async def test_duplicate_identifiers_on_the_server_are_reported_not_touched(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    server = server_with(httpx_mock, [])
+    await writer(client).write(assessment(), patient_input())
+    twin = copy.deepcopy(server.of_type("Observation")[0])
+    twin["id"] = "twin"
+    server.resources.append(twin)
+    summary = await writer(client).write(assessment(response=Response.PR), patient_input())
+    assert "duplicate-result" in {i.code for i in summary.issues}
+    assert server.of_type("Observation")[0]["meta"]["versionId"] == "1"
 
 
 async def test_write_reports_a_short_transaction_response(httpx_mock: HTTPXMock, client: FhirClient) -> None:
+    httpx_mock.add_response(
+        method="GET", json={"resourceType": "Bundle", "type": "searchset", "entry": []}, is_reusable=True
+    )
     reply = {
         "resourceType": "Bundle",
         "type": "transaction-response",
         "entry": [{"response": {"status": "201"}}],
     }
     httpx_mock.add_response(method="POST", url=f"{BASE}/", json=reply)
-    summary = await FhirAssessmentWriter(client, version="0.1.0", clock=lambda: RECORDED).write(
-        assessment(), copy.deepcopy(patient_input())
-    )
+    summary = await writer(client).write(assessment(), copy.deepcopy(patient_input()))
     assert "transaction-response-mismatch" in {i.code for i in summary.issues}

@@ -1,0 +1,398 @@
+"""FHIR Bulk Data ingestion (HL7 FHIR Bulk Data Access 2.0, "$export"), and local NDJSON folders.
+
+Flow (`FhirBulkExport.run`):
+
+1. Kick-off `GET [base]/Patient/$export` or `[base]/Group/<id>/$export` with
+   `Prefer: respond-async`, `_type` = the contract's resource types (contract section 1) and
+   optional `_since`; the server answers 202 with `Content-Location` (the status URL).
+2. Poll the status URL: 202 means in progress (`X-Progress` is logged, `Retry-After` honoured
+   between `min_poll_s` and `max_poll_s`, default 2 s); 200 carries the manifest; errors end
+   the export (`FhirRejected`/`FhirUnavailable`). The whole wait is bounded by `max_wait_s`.
+3. Download each `output` file streamed (`FhirClient.stream_pages`): pages of at most
+   `page_lines` lines are parsed with orjson, each resource filed under its patient in an
+   on-disk spool (`NdjsonSpool`, SQLite in a temporary file), and the page is dropped, so at
+   most one page of parsed objects is alive however big the export. The bearer token goes
+   with the files only when the manifest says `requiresAccessToken` and they are on the
+   server's origin.
+4. Each `error` file (NDJSON OperationOutcomes) becomes `DataIssue`s (`export-error`).
+5. `BulkMeasurementSource` then serves the exported patients one at a time to the ordinary
+   `SyncPatients` use case: their resources are read back from the spool and mapped by
+   `inbound.patient_input`, exactly as a REST read would be.
+
+Decisions:
+- sekmet-fhir 0.1.1 exports a patient's compartment by indexed references only: BodyStructure
+  (its `patient` is not a search parameter there) and Medication (no patient at all) are
+  missing from `Patient/$export`. Whatever a patient's Observations and medication records
+  reference but the export lacks is fetched over REST with `_id=a,b` searches (as the REST
+  reader does), so bulk and REST give the same timelines. Without a FHIR client (a local
+  folder only) the missing lesions are reported by the mapper (`lesion-not-found`).
+- Resources without a patient (other than Medication) are ignored; a line that is not a JSON
+  resource is a `malformed-resource` issue naming the file and line, never an abort.
+- The spool is deleted when closed; it holds patient data only for the length of a run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import anyio
+import orjson
+import structlog
+
+from service.adapters.fhir.client import FhirClient, Sleep
+from service.adapters.fhir.errors import FhirRejected, FhirUnavailable, outcome_summary
+from service.adapters.fhir.inbound import patient_input, patient_of
+from service.adapters.fhir.source import FhirMeasurementSource
+from service.application.ports import PatientInput, PatientRef
+from service.domain.results import DataIssue
+
+__all__ = [
+    "EXPORT_TYPES",
+    "BulkMeasurementSource",
+    "ExportManifest",
+    "FhirBulkExport",
+    "NdjsonSpool",
+]
+
+log = structlog.get_logger(__name__)
+
+JsonDict = dict[str, Any]
+
+# Contract section 1: every type the reader uses.
+EXPORT_TYPES: Final = (
+    "Patient",
+    "Condition",
+    "MedicationAdministration",
+    "MedicationRequest",
+    "Medication",
+    "ImagingStudy",
+    "BodyStructure",
+    "Observation",
+    "Procedure",
+)
+_SHARED_TYPES: Final = frozenset({"Medication"})
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    type: str
+    url: str
+    count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportManifest:
+    transaction_time: str | None
+    requires_access_token: bool
+    output: tuple[ExportFile, ...]
+    error: tuple[ExportFile, ...]
+
+    @classmethod
+    def parse(cls, body: Any) -> ExportManifest:
+        if not isinstance(body, dict) or not isinstance(body.get("output"), list):
+            raise FhirRejected(("structure",), "bulk export manifest has no output list")
+
+        def files(key: str) -> tuple[ExportFile, ...]:
+            items = body.get(key)
+            return tuple(
+                ExportFile(i["type"], i["url"], i.get("count") if isinstance(i.get("count"), int) else None)
+                for i in (items if isinstance(items, list) else [])
+                if isinstance(i, dict) and isinstance(i.get("type"), str) and isinstance(i.get("url"), str)
+            )
+
+        time = body.get("transactionTime")
+        return cls(
+            transaction_time=time if isinstance(time, str) else None,
+            requires_access_token=bool(body.get("requiresAccessToken", True)),
+            output=files("output"),
+            error=files("error"),
+        )
+
+
+# --- spool ------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class SpoolStats:
+    lines: int = 0
+    resources: int = 0
+    pages: int = 0
+    max_page: int = 0
+    issues: list[DataIssue] = field(default_factory=list)
+
+
+class NdjsonSpool:
+    """Exported resources filed by patient in a temporary SQLite file (see module doc)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="oncoresponse-bulk-", dir=directory)
+        self._db = sqlite3.connect(Path(self._dir.name) / "spool.sqlite3")
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE res (patient TEXT, rtype TEXT, rid TEXT, body BLOB)")
+        self._db.execute("CREATE TABLE shared (rtype TEXT, rid TEXT, body BLOB, PRIMARY KEY (rtype, rid))")
+        self._db.execute("CREATE TABLE patients (patient TEXT PRIMARY KEY)")
+        self.stats = SpoolStats()
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> NdjsonSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_page(self, lines: list[bytes], source: str, first_line: int = 1) -> None:
+        """Parse one page of NDJSON lines and file each resource; the parsed objects are dropped."""
+        rows: list[tuple[str, str, str, bytes]] = []
+        shared: list[tuple[str, str, bytes]] = []
+        patients: list[tuple[str]] = []
+        for offset, line in enumerate(lines):
+            where = f"{source} line {first_line + offset}"
+            try:
+                resource = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                self.stats.issues.append(DataIssue("error", "malformed-resource", "line is not JSON", where))
+                continue
+            rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+            rid = resource.get("id") if isinstance(resource, dict) else None
+            if not isinstance(rtype, str) or not isinstance(rid, str) or not rid:
+                self.stats.issues.append(
+                    DataIssue("error", "malformed-resource", "line is not a resource with an id", where)
+                )
+                continue
+            if rtype in _SHARED_TYPES:
+                shared.append((rtype, rid, line))
+                continue
+            patient = rid if rtype == "Patient" else patient_of(resource)
+            if patient is None:
+                continue
+            rows.append((patient, rtype, rid, line))
+            if rtype == "Patient":
+                patients.append((patient,))
+        self._db.executemany("INSERT INTO res VALUES (?, ?, ?, ?)", rows)
+        self._db.executemany("INSERT OR REPLACE INTO shared VALUES (?, ?, ?)", shared)
+        self._db.executemany("INSERT OR IGNORE INTO patients VALUES (?)", patients)
+        self.stats.lines += len(lines)
+        self.stats.resources += len(rows) + len(shared)
+        self.stats.pages += 1
+        self.stats.max_page = max(self.stats.max_page, len(lines))
+
+    def add_error_page(self, lines: list[bytes], source: str) -> None:
+        """Lines of an export error file (OperationOutcomes) -> `export-error` issues."""
+        for line in lines:
+            try:
+                body = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                body = None
+            _, text = outcome_summary(body)
+            self.stats.issues.append(
+                DataIssue("warning", "export-error", text or "the server reported an export error", source)
+            )
+
+    def load_folder(self, folder: Path, *, page_lines: int = 1000) -> None:
+        """Every `*.ndjson` file of a local folder (a downloaded export), line by line in pages."""
+        files = sorted(folder.glob("*.ndjson"))
+        if not files:
+            raise FileNotFoundError(f"no .ndjson files in {folder}")
+        for path in files:
+            is_error = path.stem.lower().startswith(("error", "operationoutcome"))
+            with path.open("rb") as handle:
+                page: list[bytes] = []
+                first = 1
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    if not page:
+                        first = number
+                    page.append(line)
+                    if len(page) >= page_lines:
+                        self._file(page, path.name, first, is_error)
+                        page = []
+                if page:
+                    self._file(page, path.name, first, is_error)
+
+    def _file(self, page: list[bytes], source: str, first: int, is_error: bool) -> None:
+        if is_error:
+            self.add_error_page(page, source)
+        else:
+            self.add_page(page, source, first)
+
+    def patient_ids(self) -> Iterator[str]:
+        for (patient,) in self._db.execute("SELECT patient FROM patients ORDER BY patient"):
+            yield patient
+
+    def resources_of(self, patient_id: str) -> list[JsonDict]:
+        rows = self._db.execute("SELECT body FROM res WHERE patient = ?", (patient_id,))
+        return [orjson.loads(body) for (body,) in rows]
+
+    def shared(self, resource_type: str, ids: Iterable[str]) -> list[JsonDict]:
+        found: list[JsonDict] = []
+        for rid in ids:
+            row = self._db.execute(
+                "SELECT body FROM shared WHERE rtype = ? AND rid = ?", (resource_type, rid)
+            ).fetchone()
+            if row is not None:
+                found.append(orjson.loads(row[0]))
+        return found
+
+
+# --- export client ----------------------------------------------------------------------------------
+class FhirBulkExport:
+    """Kick-off, polling, manifest and streamed download of one export (see module doc)."""
+
+    def __init__(
+        self,
+        client: FhirClient,
+        *,
+        sleep: Sleep = anyio.sleep,
+        page_lines: int = 1000,
+        max_wait_s: float = 3600.0,
+        min_poll_s: float = 0.5,
+        max_poll_s: float = 60.0,
+        default_poll_s: float = 2.0,
+    ) -> None:
+        self._client = client
+        self._sleep = sleep
+        self._page_lines = page_lines
+        self._max_wait_s = max_wait_s
+        self._min_poll_s = min_poll_s
+        self._max_poll_s = max_poll_s
+        self._default_poll_s = default_poll_s
+
+    async def kickoff(
+        self,
+        level: Literal["patient", "group"],
+        *,
+        group_id: str | None = None,
+        since: datetime | None = None,
+        types: Iterable[str] = EXPORT_TYPES,
+    ) -> str:
+        """Start an export; the status URL (`Content-Location`)."""
+        if level == "group" and not group_id:
+            raise ValueError("a group export needs a group id")
+        path = "Patient/$export" if level == "patient" else f"Group/{group_id}/$export"
+        params = {"_type": ",".join(types), "_outputFormat": "application/fhir+ndjson"}
+        if since is not None:
+            if since.tzinfo is None:
+                raise ValueError("since must be timezone-aware")
+            params["_since"] = since.isoformat()
+        response = await self._client.send(
+            "GET",
+            path,
+            resource_type="Bundle",
+            params=params,
+            headers={"Prefer": "respond-async"},
+        )
+        location: str | None = response.headers.get("Content-Location")
+        if response.status_code != 202 or not location:
+            raise FhirRejected(
+                ("not-supported",),
+                f"bulk export kick-off answered {response.status_code} without a status location",
+                status=response.status_code,
+            )
+        log.info("bulk.kicked_off", level=level)
+        return location
+
+    async def wait(self, status_url: str) -> ExportManifest:
+        """Poll until the manifest is ready (bounded by `max_wait_s` of accumulated waits)."""
+        waited = 0.0
+        while True:
+            response = await self._client.send(
+                "GET", status_url, resource_type="Bundle", accept="application/json"
+            )
+            if response.status_code == 200:
+                try:
+                    body = orjson.loads(response.content)
+                except orjson.JSONDecodeError:
+                    raise FhirRejected(("structure",), "bulk export manifest is not JSON") from None
+                manifest = ExportManifest.parse(body)
+                log.info("bulk.ready", files=len(manifest.output), error_files=len(manifest.error))
+                return manifest
+            if response.status_code != 202:
+                raise FhirRejected(
+                    (), f"bulk export status answered {response.status_code}", status=response.status_code
+                )
+            delay = self._poll_delay(response.headers.get("Retry-After"))
+            if waited + delay > self._max_wait_s:
+                raise FhirUnavailable(f"bulk export not finished within {self._max_wait_s:.0f} s")
+            log.info("bulk.in_progress", progress=response.headers.get("X-Progress", "")[:40], delay_s=delay)
+            await self._sleep(delay)
+            waited += delay
+
+    def _poll_delay(self, retry_after: str | None) -> float:
+        if retry_after is not None and retry_after.strip().isdigit():
+            return min(self._max_poll_s, max(self._min_poll_s, float(retry_after.strip())))
+        return self._default_poll_s
+
+    async def download(self, manifest: ExportManifest, spool: NdjsonSpool) -> None:
+        """Stream every output file into the spool; error files become issues."""
+        for item in manifest.output:
+            line = 1
+            async for page in self._client.stream_pages(
+                item.url, page_lines=self._page_lines, authorise=manifest.requires_access_token
+            ):
+                spool.add_page(page, f"{item.type} export", line)
+                line += len(page)
+        for item in manifest.error:
+            async for page in self._client.stream_pages(
+                item.url, page_lines=self._page_lines, authorise=manifest.requires_access_token
+            ):
+                spool.add_error_page(page, f"{item.type} export errors")
+        log.info(
+            "bulk.downloaded",
+            resources=spool.stats.resources,
+            pages=spool.stats.pages,
+            issues=len(spool.stats.issues),
+        )
+
+    async def run(
+        self,
+        spool: NdjsonSpool,
+        level: Literal["patient", "group"],
+        *,
+        group_id: str | None = None,
+        since: datetime | None = None,
+    ) -> ExportManifest:
+        status_url = await self.kickoff(level, group_id=group_id, since=since)
+        manifest = await self.wait(status_url)
+        await self.download(manifest, spool)
+        return manifest
+
+
+# --- source -----------------------------------------------------------------------------------------
+class BulkMeasurementSource:
+    """`MeasurementSource` over a filled spool; missing lesions/medications come over REST (module doc)."""
+
+    def __init__(self, spool: NdjsonSpool, rest: FhirMeasurementSource | None = None) -> None:
+        """`rest`: a `FhirMeasurementSource` used to fetch referenced resources the export lacks."""
+        self._spool = spool
+        self._rest = rest
+
+    async def patients(self, *, since: datetime | None = None) -> AsyncIterator[PatientRef]:
+        for patient_id in self._spool.patient_ids():
+            yield PatientRef(patient_id)
+
+    async def timeline_for(self, patient: PatientRef) -> PatientInput:
+        resources = self._spool.resources_of(patient.patient_id)
+        medications = self._spool.shared("Medication", _medication_ids(resources))
+        resources.extend(medications)
+        if self._rest is not None:
+            return await self._rest.complete(patient.patient_id, resources, [])
+        return patient_input(patient.patient_id, resources)
+
+
+def _medication_ids(resources: list[JsonDict]) -> list[str]:
+    ids: dict[str, None] = {}
+    for resource in resources:
+        reference = resource.get("medicationReference")
+        ref = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(ref, str) and "Medication/" in ref:
+            ids[ref.rsplit("/", 1)[-1]] = None
+    return list(ids)

@@ -1,0 +1,165 @@
+"""ReassessChangedPatients: debounced re-assessment from notifications, and the polling fallback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import anyio
+import pytest
+
+from service.application.assess import AssessPatients, SyncPatients
+from service.application.errors import UpstreamUnavailable
+from service.application.ports import PatientInput, PatientRef
+from service.application.reassess import ReassessChangedPatients, Resolver
+from service.domain.parameters import AssessmentParameters
+from tests.fakes import FakeAssessmentWriter, FakeMeasurementSource
+from tests.unit.application.test_sync import partial_responder
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+class CountingSource(FakeMeasurementSource):
+    """Counts reads per patient; `changed` answers `patients(since=...)`; can be made unavailable."""
+
+    def __init__(self, patients: Sequence[PatientInput]) -> None:
+        super().__init__(patients)
+        self.reads: list[str] = []
+        self.since: list[datetime | None] = []
+        self.changed: list[str] = []
+        self.down = False
+
+    async def patients(self, *, since: datetime | None = None) -> AsyncIterator[PatientRef]:
+        self.since.append(since)
+        for pid in self.changed:
+            yield PatientRef(pid)
+
+    async def timeline_for(self, patient: PatientRef) -> PatientInput:
+        if self.down:
+            raise UpstreamUnavailable("server down")
+        self.reads.append(patient.patient_id)
+        return await super().timeline_for(patient)
+
+
+def make(
+    source: CountingSource,
+    resolver: Resolver | None = None,
+    *,
+    debounce_s: float = 10.0,
+    retry_s: float = 60.0,
+    overlap_s: float = 60.0,
+) -> ReassessChangedPatients:
+    sync = SyncPatients(
+        source,
+        FakeAssessmentWriter(),
+        None,
+        AssessPatients(AssessmentParameters(), key_salt="t"),
+        key_salt="t",
+    )
+    return ReassessChangedPatients(
+        sync,
+        source,
+        key_salt="t",
+        today=lambda: date(2024, 6, 1),
+        now=lambda: NOW,
+        resolver=resolver,
+        debounce_s=debounce_s,
+        retry_s=retry_s,
+        overlap_s=overlap_s,
+    )
+
+
+async def until(condition: object, timeout: float = 5.0) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():  # type: ignore[operator]
+            await anyio.sleep(0.01)
+
+
+async def test_a_burst_for_one_patient_gives_one_reassessment() -> None:
+    source = CountingSource([partial_responder("a"), partial_responder("b")])
+    reassess = make(source, debounce_s=0.2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        for _ in range(5):
+            reassess.schedule("a")
+            await anyio.sleep(0.01)
+        reassess.schedule("b")
+        await until(lambda: reassess.reassessed >= 2)
+        await anyio.sleep(0.3)
+        tg.cancel_scope.cancel()
+    assert sorted(source.reads) == ["a", "b"]  # five notifications for a -> one read of a
+    assert reassess.reassessed == 2
+
+
+async def test_nothing_runs_before_the_debounce_window_ends() -> None:
+    source = CountingSource([partial_responder("a")])
+    reassess = make(source, debounce_s=10.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        reassess.schedule("a")
+        await anyio.sleep(0.2)
+        tg.cancel_scope.cancel()
+    assert source.reads == []
+    assert reassess.pending == 1
+
+
+async def test_unavailable_server_puts_patients_back_and_the_loop_survives() -> None:
+    source = CountingSource([partial_responder("a")])
+    source.down = True
+    reassess = make(source, debounce_s=0.0, retry_s=0.1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        reassess.schedule("a")
+        await anyio.sleep(0.05)
+        assert reassess.pending == 1  # deferred, not lost
+        source.down = False
+        await until(lambda: reassess.runs >= 1)
+        tg.cancel_scope.cancel()
+    assert source.reads == ["a"]
+
+
+async def test_poll_schedules_changed_patients_and_moves_the_watermark_with_overlap() -> None:
+    source = CountingSource([partial_responder("a"), partial_responder("b")])
+    source.changed = ["b"]
+    reassess = make(source, debounce_s=0.0, overlap_s=60)
+    first_watermark = reassess.watermark
+    assert first_watermark == NOW - timedelta(seconds=60)  # looks back from the start, with overlap
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        reassess.request_poll()
+        await until(lambda: reassess.runs >= 1)
+        tg.cancel_scope.cancel()
+    assert source.since == [first_watermark]
+    assert source.reads == ["b"]
+    assert reassess.watermark == NOW - timedelta(seconds=60)
+
+
+async def test_references_are_resolved_to_their_patient_before_scheduling() -> None:
+    source = CountingSource([partial_responder("a")])
+    resolved: list[str] = []
+
+    async def resolver(reference: str) -> str | None:
+        resolved.append(reference)
+        return "a" if reference == "Observation/o1" else None
+
+    reassess = make(source, resolver, debounce_s=0.0)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        reassess.resolve("Observation/o1")
+        reassess.resolve("Observation/orphan")
+        await until(lambda: reassess.runs >= 1)
+        tg.cancel_scope.cancel()
+    assert resolved == ["Observation/o1", "Observation/orphan"]
+    assert source.reads == ["a"]
+
+
+@pytest.mark.parametrize("interval", [0.05])
+async def test_poll_forever_requests_polls_periodically(interval: float) -> None:
+    source = CountingSource([])
+    reassess = make(source)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        tg.start_soon(reassess.poll_forever, interval)
+        await until(lambda: len(source.since) >= 2)
+        tg.cancel_scope.cancel()
+    assert len(source.since) >= 2
