@@ -6,21 +6,39 @@ engine) and opens/closes them in the FastAPI lifespan or around a CLI command.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from anyio.abc import TaskGroup
 
 from service import __version__
+from service.adapters.alerts.cds_hooks import CdsJwtVerifier
+from service.adapters.alerts.fhir import FhirAlertChannel
+from service.adapters.alerts.outbox import SqlDeliveryOutbox
+from service.adapters.alerts.webhook import WebhookAlertChannel
 from service.adapters.fhir import inbound, outbound
-from service.adapters.fhir.client import FhirClient, RetryPolicy, create_http_client, static_token
+from service.adapters.fhir.bulk import FhirBulkExport
+from service.adapters.fhir.client import (
+    FhirClient,
+    RetryPolicy,
+    TokenProvider,
+    create_http_client,
+    static_token,
+)
+from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter
+from service.adapters.persistence.outbox import SqlAlertOutbox
 from service.adapters.persistence.store import SqlAssessmentStore
+from service.application.alerts import AlertWorker, DeliverAlerts, RetrySchedule, plan_alerts
 from service.application.assess import AssessPatients, PatientOutcome, SyncPatients, SyncReport
-from service.application.clock import now
+from service.application.clock import now, today
 from service.application.errors import InvalidInput, NotConfigured
-from service.application.ports import PatientInput
+from service.application.ports import AlertChannel, MeasurementSource, PatientInput
+from service.application.reassess import ReassessChangedPatients
 from service.config import Settings
 from service.domain.results import DataIssue, PatientAssessment
 from service.observability import Metrics
@@ -37,18 +55,30 @@ class Container:
         self.fhir: FhirClient | None = None
         self.store: SqlAssessmentStore | None = None
         self.sync: SyncPatients | None = None
+        # --- FHIR integration (issue 4) ---------------------------------------------------------------
+        self.fhir_source: FhirMeasurementSource | None = None
+        self.reassess: ReassessChangedPatients | None = None
+        # --- alerts and CDS Hooks (issue 5) ---------------------------------------------------------
+        self.outbox: SqlAlertOutbox | None = None
+        self.alert_channels: list[AlertChannel] = []
+        self.deliver_alerts: DeliverAlerts | None = None
+        self._alert_task: asyncio.Task[None] | None = None
+        self.cds_verifier = CdsJwtVerifier(
+            settings.cds_hooks_trusted_issuers, leeway_s=settings.cds_hooks_jwt_leeway_s
+        )
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self.store = SqlAssessmentStore.open(self.settings.database_url, patient_key_salt=self.key_salt)
         if self.settings.fhir_base_url is not None:
-            self.http = self._external_http or create_http_client(timeout_s=self.settings.fhir_timeout_s)
-            token = self.settings.fhir_bearer_token
+            self.http = self._external_http or create_http_client(
+                timeout_s=self.settings.fhir_timeout_s, transport=self.settings.fhir_http_transport
+            )
             self.fhir = FhirClient(
                 self.http,
                 str(self.settings.fhir_base_url),
                 retry=RetryPolicy(max_attempts=self.settings.fhir_max_retries + 1),
-                token_provider=static_token(token.get_secret_value()) if token is not None else None,
+                token_provider=self._fhir_token_provider(self.http),
             )
             self.sync = SyncPatients(
                 FhirMeasurementSource(self.fhir, page_size=self.settings.fhir_page_size),
@@ -57,9 +87,13 @@ class Container:
                 self.assessor,
                 concurrency=self.settings.sync_concurrency,
                 key_salt=self.key_salt,
+                plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
             )
+            self._start_fhir_integration(self.fhir, self.sync)
+        self._start_alerts()
 
     async def stop(self) -> None:
+        await self.stop_alert_worker()
         if self.http is not None and self._external_http is None:
             await self.http.aclose()
         if self.store is not None:
@@ -71,6 +105,142 @@ class Container:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    # --- alerts and CDS Hooks (issue 5) -------------------------------------------------------------
+    def _start_alerts(self) -> None:
+        """Outbox, delivery channels (FHIR Communication + Flag, signed webhooks) and the use case."""
+        if self.store is None:
+            return
+        settings = self.settings
+        self.outbox = SqlAlertOutbox(self.store.repository.engine, patient_key_salt=self.key_salt)
+        if not settings.alerts_enabled:
+            return
+        channels: list[AlertChannel] = []
+        if self.fhir is not None:
+            channels.append(FhirAlertChannel(self.fhir, role_codes=settings.alert_oncology_role_codes))
+        if settings.alert_webhook_urls and settings.alert_webhook_secret is not None:
+            if self.http is None:
+                self.http = self._external_http or create_http_client(
+                    timeout_s=settings.alert_webhook_timeout_s
+                )
+            secret = settings.alert_webhook_secret.get_secret_value()
+            for url in settings.alert_webhook_urls:
+                channels.append(
+                    WebhookAlertChannel(
+                        self.http, str(url), secret, timeout_s=settings.alert_webhook_timeout_s
+                    )
+                )
+        self.alert_channels = channels
+        if channels:
+            self.deliver_alerts = DeliverAlerts(
+                SqlDeliveryOutbox(self.outbox),
+                channels,
+                schedule=RetrySchedule(
+                    max_attempts=settings.alert_max_attempts,
+                    base_delay_s=settings.alert_retry_base_s,
+                    max_delay_s=settings.alert_retry_max_s,
+                ),
+            )
+
+    def start_alert_worker(self) -> None:
+        """Run the delivery worker as a background task (the app lifespan); no-op when not configured."""
+        interval = self.settings.alert_worker_interval_s
+        if self.deliver_alerts is None or interval <= 0 or self._alert_task is not None:
+            return
+        worker = AlertWorker(self.deliver_alerts, interval_s=interval)
+        self._alert_task = asyncio.get_running_loop().create_task(worker.run(), name="alert-worker")
+
+    async def stop_alert_worker(self) -> None:
+        task, self._alert_task = self._alert_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def require_alert_outbox(self) -> SqlAlertOutbox:
+        if self.outbox is None:
+            raise NotConfigured("The database is not open")
+        return self.outbox
+
+    def require_alert_delivery(self) -> DeliverAlerts:
+        if self.deliver_alerts is None:
+            raise NotConfigured(
+                "No alert channel is configured (set ONCORESPONSE_FHIR_BASE_URL or ONCORESPONSE_ALERT_WEBHOOK_URLS)"
+            )
+        return self.deliver_alerts
+
+    # --- FHIR integration (issue 4): SMART auth, Bulk Data, subscriptions' re-assessment ----------
+    def _fhir_token_provider(self, http: httpx.AsyncClient) -> TokenProvider | None:
+        """SMART Backend Services when a client id and key are set, else the static bearer token."""
+        settings = self.settings
+        if settings.fhir_smart_client_id and settings.fhir_smart_private_key is not None:
+            credentials = SmartCredentials(
+                client_id=settings.fhir_smart_client_id,
+                private_key_pem=settings.fhir_smart_private_key.get_secret_value(),
+                algorithm=settings.fhir_smart_algorithm,
+                key_id=settings.fhir_smart_key_id,
+                scopes=settings.fhir_smart_scopes or DEFAULT_SCOPES,
+                token_url=str(settings.fhir_smart_token_url) if settings.fhir_smart_token_url else None,
+            )
+            return SmartBackendAuth(http, str(settings.fhir_base_url), credentials)
+        token = settings.fhir_bearer_token
+        return static_token(token.get_secret_value()) if token is not None else None
+
+    def _start_fhir_integration(self, fhir: FhirClient, sync: SyncPatients) -> None:
+        self.fhir_source = FhirMeasurementSource(fhir, page_size=self.settings.fhir_page_size)
+        self.reassess = ReassessChangedPatients(
+            sync,
+            self.fhir_source,
+            key_salt=self.key_salt,
+            today=today,
+            now=now,
+            resolver=self.patient_of_resource,
+            debounce_s=self.settings.reassess_debounce_s,
+        )
+
+    def start_reassessment(self, tasks: TaskGroup) -> None:
+        """Run the debounced re-assessment (and the polling fallback when configured) in `tasks`."""
+        if self.reassess is None:
+            return
+        tasks.start_soon(self.reassess.run)
+        if self.settings.fhir_poll_interval_s > 0:
+            tasks.start_soon(self.reassess.poll_forever, self.settings.fhir_poll_interval_s)
+
+    def require_reassess(self) -> ReassessChangedPatients:
+        if self.reassess is None:
+            raise NotConfigured("No FHIR server is configured (set ONCORESPONSE_FHIR_BASE_URL)")
+        return self.reassess
+
+    async def patient_of_resource(self, reference: str) -> str | None:
+        """The patient of `Type/id` on the FHIR server (resolves notification focus references)."""
+        if self.fhir is None:
+            return None
+        resource_type, _, resource_id = reference.partition("/")
+        resource = await self.fhir.read(resource_type, resource_id)
+        return resource_id if resource_type == "Patient" else inbound.patient_of(resource)
+
+    def bulk_sync(self, source: MeasurementSource) -> SyncPatients:
+        """`SyncPatients` over another source (a Bulk Data spool), writing back like `sync`."""
+        if self.fhir is None:
+            raise NotConfigured("No FHIR server is configured (set ONCORESPONSE_FHIR_BASE_URL)")
+        return SyncPatients(
+            source,
+            FhirAssessmentWriter(self.fhir, version=__version__),
+            self.store,
+            self.assessor,
+            concurrency=self.settings.sync_concurrency,
+            key_salt=self.key_salt,
+            plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+        )
+
+    def bulk_export(self) -> FhirBulkExport:
+        if self.fhir is None:
+            raise NotConfigured("No FHIR server is configured (set ONCORESPONSE_FHIR_BASE_URL)")
+        return FhirBulkExport(
+            self.fhir,
+            page_lines=self.settings.fhir_bulk_page_lines,
+            max_wait_s=self.settings.fhir_bulk_max_wait_s,
+        )
 
     # --- use-case helpers ----------------------------------------------------------------------
     def require_sync(self) -> SyncPatients:

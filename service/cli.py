@@ -100,6 +100,86 @@ def sync(
     anyio.run(run)
 
 
+@app.command("ingest-bulk")
+def ingest_bulk(
+    group: Annotated[
+        str | None, typer.Option(help="Export Group/<id>/$export instead of Patient/$export")
+    ] = None,
+    from_dir: Annotated[
+        Path | None,
+        typer.Option(help="Read a local folder of .ndjson files (a downloaded export) instead of exporting"),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="_since of the export (ISO instant with offset)")] = None,
+    fhir_base_url: Annotated[
+        str | None, typer.Option(help="FHIR server (default: ONCORESPONSE_FHIR_BASE_URL)")
+    ] = None,
+) -> None:
+    """Bulk Data ingestion (issue 4): $export (or a local NDJSON folder), assess, write back.
+
+    The export is streamed page by page into a temporary on-disk spool; each patient is then
+    assessed and written back exactly like `sync` (conditional creates, amended updates).
+    """
+    from service.adapters.fhir.bulk import BulkMeasurementSource, NdjsonSpool
+    from service.adapters.persistence.database import migrate
+    from service.application.clock import today
+    from service.bootstrap import Container
+
+    settings = _settings(fhir_base_url=fhir_base_url)
+    _configure_logging(settings)
+    if settings.fhir_base_url is None:
+        typer.echo("no FHIR server: set ONCORESPONSE_FHIR_BASE_URL or --fhir-base-url", err=True)
+        raise typer.Exit(2)
+    migrate(settings.database_url)
+    since_dt = datetime.fromisoformat(since) if since else None
+
+    async def run() -> None:
+        async with Container(settings) as box:
+            with NdjsonSpool() as spool:
+                if from_dir is not None:
+                    spool.load_folder(from_dir, page_lines=settings.fhir_bulk_page_lines)
+                else:
+                    await box.bulk_export().run(
+                        spool, "group" if group else "patient", group_id=group, since=since_dt
+                    )
+                report = await box.bulk_sync(BulkMeasurementSource(spool, box.fhir_source))(
+                    as_of=today(), trigger="cli"
+                )
+                export_issues = len(spool.stats.issues)
+        typer.echo(
+            f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
+            f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
+            f"unchanged {report.unchanged}, issues {len(report.issues) + export_issues}"
+        )
+
+    anyio.run(run)
+
+
+@app.command("deliver-alerts")
+def deliver_alerts() -> None:
+    """Deliver the due alerts once (FHIR Communication + Flag, signed webhooks); for cron (issue 5)."""
+    from service.adapters.persistence.database import migrate
+    from service.application.errors import NotConfigured
+    from service.bootstrap import Container
+
+    settings = _settings()
+    _configure_logging(settings)
+    migrate(settings.database_url)
+
+    async def run() -> None:
+        async with Container(settings) as box:
+            try:
+                report = await box.require_alert_delivery()()
+            except NotConfigured as exc:
+                typer.echo(f"not configured: {exc.detail}", err=True)
+                raise typer.Exit(2) from None
+        typer.echo(
+            f"delivered {report.delivered}, retrying {report.retrying}, failed {report.failed}, "
+            f"held {report.held}"
+        )
+
+    anyio.run(run)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option()] = None,

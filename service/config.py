@@ -57,6 +57,43 @@ class Settings(BaseSettings):
     # --- demo / tests: the FHIR server the demo starts (sekmet-fhir, own virtual environment) --
     sekmet_version: str = "0.1.1"
 
+    # --- alerts and CDS Hooks (issue 5: service/application/alerts.py, adapters/alerts/) -------
+    alerts_enabled: bool = True
+    alert_worker_interval_s: float = Field(default=30.0, ge=0)  # 0 = no background worker (cron)
+    alert_max_attempts: int = Field(default=8, ge=1, le=50)
+    alert_retry_base_s: float = Field(default=30.0, gt=0)
+    alert_retry_max_s: float = Field(default=3600.0, gt=0)
+    alert_oncology_role_codes: list[str] = Field(default_factory=lambda: ["309295000"])
+    alert_webhook_urls: list[AnyHttpUrl] = Field(default_factory=list)
+    alert_webhook_secret: SecretStr | None = None
+    alert_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    cds_hooks_trusted_issuers: dict[str, str] = Field(default_factory=dict)
+    cds_hooks_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    cds_hooks_lesion_table_url: str | None = None
+
+    # --- FHIR integration (issue 4: adapters/fhir/ transport, smart, bulk; subscriptions) ---------
+    fhir_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    fhir_smart_client_id: str | None = None
+    fhir_smart_private_key: SecretStr | None = None  # PEM; enables SMART Backend Services auth
+    fhir_smart_key_id: str | None = None
+    fhir_smart_algorithm: Literal["RS384", "ES384"] = "RS384"
+    fhir_smart_token_url: AnyHttpUrl | None = None  # default: from .well-known/smart-configuration
+    fhir_smart_scopes: str | None = None  # default: adapters/fhir/smart.py DEFAULT_SCOPES
+    fhir_bulk_page_lines: int = Field(default=1000, ge=1, le=100_000)
+    fhir_bulk_max_wait_s: float = Field(default=3600.0, gt=0)
+    subscription_hook_token: SecretStr | None = None  # the hook answers 503 while unset
+    reassess_debounce_s: float = Field(default=10.0, ge=0)
+    fhir_poll_interval_s: float = Field(default=0.0, ge=0)  # 0 = no `_lastUpdated` polling
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        secret = self.alert_webhook_secret.get_secret_value() if self.alert_webhook_secret else ""
+        if self.alert_webhook_urls and not secret:
+            raise ValueError("ONCORESPONSE_ALERT_WEBHOOK_SECRET is required when webhook URLs are set")
+        if self.environment == "production" and self.alert_webhook_urls and secret in _PLACEHOLDERS:
+            raise ValueError("ONCORESPONSE_ALERT_WEBHOOK_SECRET must be a real secret in production")
+        return self
+
     @field_validator("dr_definition")
     @classmethod
     def _known_dr_definition(cls, value: str) -> str:

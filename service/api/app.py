@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 
 from service import __version__
 from service.api import problems
 from service.api.middleware import RequestContextMiddleware
-from service.api.routers import assess, health, sync
+from service.api.routers import alerts, assess, cds_hooks, health, stats, subscriptions, sync
 from service.bootstrap import Container
 from service.config import Settings
 
@@ -30,8 +31,12 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await box.start()
+        box.start_alert_worker()
         try:
-            yield
+            async with anyio.create_task_group() as background:
+                box.start_reassessment(background)  # issue 4: notifications and polling fallback
+                yield
+                background.cancel_scope.cancel()
         finally:
             await box.stop()
 
@@ -44,11 +49,14 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
             {"name": "assessments", "description": "Tumour response assessment"},
             {"name": "sync", "description": "Pull from the FHIR server, assess and write back"},
             {"name": "operations", "description": "Health, readiness and metrics"},
+            {"name": "alerts", "description": "Alerts on dissociated response and pseudoprogression"},
+            {"name": "cds-hooks", "description": "CDS Hooks 2.0 service for EHRs (patient-view)"},
+            {"name": "subscriptions", "description": "FHIR Subscription notifications (rest-hook)"},
         ],
     )
     app.state.container = box
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
-    for module in (assess, sync, health):
+    for module in (assess, sync, health, alerts, cds_hooks, stats, subscriptions):
         app.include_router(module.router)
     return app

@@ -18,9 +18,11 @@ import structlog
 
 from service.application.errors import UpstreamNotFound, UpstreamRejected
 from service.application.ports import (
+    AlertRecord,
     AssessmentStore,
     AssessmentWriter,
     MeasurementSource,
+    OutboxAssessmentStore,
     PatientInput,
     PatientRef,
 )
@@ -82,6 +84,7 @@ class SyncReport:
     unchanged: int = 0
     issues: list[DataIssue] = field(default_factory=list)
     elapsed_s: float = 0.0
+    alerts_recorded: int = 0  # new outbox alerts (issue 5)
 
 
 class SyncPatients:
@@ -100,6 +103,7 @@ class SyncPatients:
         *,
         concurrency: int = 8,
         key_salt: str,
+        plan_alerts: Callable[[PatientAssessment], Sequence[AlertRecord]] | None = None,
     ) -> None:
         self._source = source
         self._writer = writer
@@ -107,6 +111,11 @@ class SyncPatients:
         self._assessor = assessor
         self._concurrency = concurrency
         self._salt = key_salt
+        # Alerts (issue 5) are recorded with the assessments in one transaction: only a store
+        # that can do that may be combined with an alert planner.
+        if plan_alerts is not None and not isinstance(store, OutboxAssessmentStore):
+            raise TypeError("alerts need a store with record_with_alerts (transactional outbox)")
+        self._plan_alerts = plan_alerts
 
     async def __call__(
         self,
@@ -142,7 +151,12 @@ class SyncPatients:
                     report.patients_seen += 1
                     tg.start_soon(handle, ref)
         if self._store is not None:
-            if assessed:
+            if self._plan_alerts is not None and isinstance(self._store, OutboxAssessmentStore):
+                alerts = [alert for a in assessed for alert in self._plan_alerts(a)]
+                report.alerts_recorded = await self._store.record_with_alerts(
+                    assessed, run_id=report.run_id, alerts=alerts
+                )
+            elif assessed:
                 await self._store.record(assessed, run_id=report.run_id)
             await self._store.finish_run(
                 report.run_id,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
 
 from service.domain.model import PatientTimeline
 from service.domain.results import DataIssue, PatientAssessment
@@ -66,3 +66,70 @@ class AssessmentStore(Protocol):
         observations_created: int = 0,
         observations_unchanged: int = 0,
     ) -> None: ...
+
+
+# --- alerts (issue 5; service/application/alerts.py) -------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """An alert to put in the outbox: once per patient, finding and timepoint (contract section 3).
+
+    `payload` is plain JSON (built by `application.alerts.alert_payload`); the outbox stores it
+    as it is and the delivery channels render it.
+    """
+
+    patient_id: str
+    kind: str  # AtypicalKind value: "DR" or "PsPD"
+    timepoint_date: date
+    payload: Mapping[str, Any]
+
+
+@runtime_checkable
+class OutboxAssessmentStore(AssessmentStore, Protocol):
+    """An `AssessmentStore` that also records alerts IN THE SAME TRANSACTION as the assessments.
+
+    Returns how many alerts were new (a duplicate of an already recorded alert is skipped).
+    """
+
+    async def record_with_alerts(
+        self, assessments: Sequence[PatientAssessment], *, run_id: str, alerts: Sequence[AlertRecord]
+    ) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAlert:
+    """An outbox alert handed to the delivery channels."""
+
+    id: int
+    patient_id: str
+    patient_key: str
+    kind: str
+    payload: Mapping[str, Any]
+    attempts: int
+    channels: Mapping[str, Mapping[str, Any]]
+
+
+class AlertOutbox(Protocol):
+    """The outbox table, seen by the delivery worker."""
+
+    async def claim_due(self, *, limit: int = 50, lease_s: float = 300.0) -> Sequence[PendingAlert]: ...
+
+    async def record_channel(self, alert_id: int, channel: str, state: Mapping[str, Any]) -> None: ...
+
+    async def mark_delivered(self, alert_id: int) -> None: ...
+
+    async def mark_failed(self, alert_id: int, error: str, *, retry_at: datetime | None = None) -> None: ...
+
+    async def hold(self, alert_id: int, reason: str) -> None: ...
+
+
+class AlertChannel(Protocol):
+    """One way of telling the clinician (FHIR Communication + Flag, a signed webhook).
+
+    `deliver` returns what to remember about the delivery (references, status; no patient
+    data beyond FHIR references). It raises `RecipientUnknown` when nobody can be addressed,
+    or any `ApplicationError` / `OSError` for a failure worth retrying.
+    """
+
+    name: str
+
+    async def deliver(self, alert: PendingAlert) -> Mapping[str, Any]: ...

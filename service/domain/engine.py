@@ -10,7 +10,8 @@ baseline, n = n-th follow-up timepoint on or before `as_of`, in date order.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 
 from service.domain.atypical import (
     detect_delayed_response,
@@ -18,11 +19,17 @@ from service.domain.atypical import (
     detect_pseudoprogression,
 )
 from service.domain.dissociated import DrContext, detect_dissociated_response
-from service.domain.endpoints import compute_endpoints, no_baseline_endpoints
+from service.domain.endpoints import (
+    PRE_TREATMENT_LAB_DAYS,
+    _labs_by_day,
+    _lymphocytes,
+    compute_endpoints,
+    no_baseline_endpoints,
+)
 from service.domain.grouping import response_group
 from service.domain.irecist import assess_immune, immune_best_overall_response
 from service.domain.lesions import lesion_changes, to_lesion_result
-from service.domain.model import PatientTimeline
+from service.domain.model import LabKind, PatientTimeline
 from service.domain.parameters import AssessmentParameters
 from service.domain.recist import (
     assess_timepoints,
@@ -31,12 +38,32 @@ from service.domain.recist import (
 )
 from service.domain.results import (
     AtypicalFinding,
+    AtypicalKind,
     ImmuneResponse,
     PatientAssessment,
+    Response,
     ResponseGroup,
     RuleTrace,
 )
 from service.domain.timeline import NoBaseline, build_view
+
+
+def _local_treatment_since(timeline: PatientTimeline, since: date | None, as_of: date) -> bool | None:
+    """Whether a local treatment was performed on or after `since` (up to `as_of`); None without `since`."""
+    if since is None:
+        return None
+    return any(since <= t.performed_on <= as_of for t in timeline.local_treatments)
+
+
+def _pre_treatment_labs(timeline: PatientTimeline, as_of: date) -> tuple[Decimal | None, Decimal | None]:
+    """Latest lymphocyte count and LDH in the pre-treatment window of `endpoints` (research fields)."""
+    by_day = _labs_by_day(timeline.labs, as_of)
+    start = timeline.treatment_start
+    window = start - timedelta(days=PRE_TREATMENT_LAB_DAYS)
+    days = sorted((d for d in by_day if window <= d <= start), reverse=True)
+    lymphocytes = next((v for d in days if (v := _lymphocytes(by_day[d])) is not None), None)
+    ldh = next((by_day[d][LabKind.LDH] for d in days if LabKind.LDH in by_day[d]), None)
+    return lymphocytes, ldh
 
 
 def assess(
@@ -47,6 +74,7 @@ def assess(
 ) -> PatientAssessment:
     """Assess one patient as of `as_of` (events after it are ignored; censoring happens there)."""
     view = build_view(timeline, params, as_of=as_of)
+    lymphocytes_pre, ldh_pre = _pre_treatment_labs(timeline, as_of)
     if isinstance(view, NoBaseline):
         return PatientAssessment(
             patient_id=timeline.patient_id,
@@ -64,6 +92,9 @@ def assess(
             auto_selected_targets=(),
             issues=view.issues,
             traces=(view.trace, RuleTrace.of("group/ne-no-baseline")),
+            profile=timeline.profile,
+            lymphocytes_pre=lymphocytes_pre,
+            ldh_pre=ldh_pre,
         )
     start = timeline.treatment_start
     changes = lesion_changes(view)
@@ -121,4 +152,15 @@ def assess(
         auto_selected_targets=view.auto_selected_targets,
         issues=view.issues,
         traces=tuple(decisive),
+        profile=timeline.profile,
+        local_treatment_after_dr=_local_treatment_since(
+            timeline,
+            min((f.timepoint_date for f in atypical if f.kind is AtypicalKind.DR), default=None),
+            as_of,
+        ),
+        local_treatment_after_pd=_local_treatment_since(
+            timeline, next((t.timepoint_date for t in timepoints if t.overall is Response.PD), None), as_of
+        ),
+        lymphocytes_pre=lymphocytes_pre,
+        ldh_pre=ldh_pre,
     )

@@ -12,6 +12,8 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+from service.domain.model import ClinicalProfile
+
 
 class Response(StrEnum):
     """RECIST 1.1 response (`OR/CodeSystem/recist-response`)."""
@@ -78,20 +80,51 @@ class Criterion(StrEnum):
     IRECIST = "irecist"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, init=False)
 class RuleTrace:
     """Which rule produced a result, and the facts it looked at.
 
     `rule` is a stable slash-separated id such as ``recist1.1/target/pd``; `facts` are
     ``(name, value)`` pairs rendered as strings so that traces compare and hash exactly.
+
+    `RuleTrace.of(rule, **facts)` keeps the raw values and renders them with `str()` on the first
+    read of `facts` (most traces are never read: the FHIR output uses `rule` only), so building a
+    trace costs no formatting. The values must be immutable (Decimal, date, int, bool, str, enums,
+    None): the rendering is then the same whenever it happens. Equality, hashing, `repr` and
+    `dataclasses.fields` see exactly the two fields `rule` and `facts`, rendered.
     """
 
+    # Explicit slots: `facts` stays unset until first read (then `__getattr__` renders it once).
+    __slots__ = ("_raw", "facts", "rule")
     rule: str
-    facts: tuple[tuple[str, str], ...] = ()
+    facts: tuple[tuple[str, str], ...]
+
+    def __init__(self, rule: str, facts: tuple[tuple[str, str], ...] = ()) -> None:
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "facts", facts)
 
     @classmethod
     def of(cls, rule: str, **facts: object) -> RuleTrace:
-        return cls(rule, tuple((k, str(v)) for k, v in facts.items()))
+        trace = object.__new__(cls)
+        _set_slot(trace, "rule", rule)
+        _set_slot(trace, "_raw", facts)  # a fresh dict per call (keyword arguments), never shared
+        return trace
+
+    def __getattr__(self, name: str) -> tuple[tuple[str, str], ...]:
+        # Only reached when normal lookup fails: here, the unset `facts` slot of a trace from `of`.
+        if name != "facts":
+            raise AttributeError(name)
+        raw: dict[str, object] = object.__getattribute__(self, "_raw")
+        rendered = tuple((k, str(v)) for k, v in raw.items())
+        _set_slot(self, "facts", rendered)
+        return rendered
+
+    def __reduce__(self) -> tuple[type[RuleTrace], tuple[str, tuple[tuple[str, str], ...]]]:
+        # copy/pickle through the constructor (the frozen __setattr__ refuses slot-by-slot state).
+        return (RuleTrace, (self.rule, self.facts))
+
+
+_set_slot = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +262,18 @@ class PatientAssessment:
     auto_selected_targets: tuple[str, ...]
     issues: tuple[DataIssue, ...]
     traces: tuple[RuleTrace, ...]
+    # Research-portal fields (analytics only; not used by the response rules or the FHIR output).
+    # `profile`: the patient's covariates as read (timeline.profile).
+    profile: ClinicalProfile | None = None
+    # Subgroups of the seed study (Guan 2024, "Subsequent treatment for patients with DR"): a local
+    # treatment (radiotherapy, thermal ablation) on or after the date of the first DR finding / of the
+    # first RECIST 1.1 PD timepoint, up to `as_of`. None when there is no such finding / PD timepoint.
+    local_treatment_after_dr: bool | None = None
+    local_treatment_after_pd: bool | None = None
+    # Pre-treatment absolute lymphocytes (10^9/L) and LDH (U/L): the latest value in the 28 days before
+    # treatment start (start day included), as for NLR in `endpoints`. For the baseline comparisons.
+    lymphocytes_pre: Decimal | None = None
+    ldh_pre: Decimal | None = None
 
     @property
     def is_atypical(self) -> bool:

@@ -1,0 +1,503 @@
+"""`/stats/*`: aggregate outcome statistics for the research portal (seed study analyses).
+
+Every endpoint: bearer JWT with the researcher scope (`api/auth.py`); the cohort is the stored
+latest assessment of every patient, filtered by the query (`CohortFilter`); what is shown follows
+the caller's minimum cell size (`analytics/privacy.py`); every query is written to the audit log
+(principal = token subject; the endpoint, its parameters and the cohort filter; never a patient
+identifier). Fits run in worker threads (`anyio.to_thread.run_sync`). Results are cached per
+endpoint + parameters + cohort filter + minimum cell size + data version, where the data version
+is a hash of the number of stored assessments and their latest `assessed_at` (any new or
+re-assessed patient changes it). A refused analysis is 422 `/problems/analysis-refused`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import date
+from functools import partial
+from typing import Annotated, Any, Literal, TypeVar
+
+import anyio.to_thread
+import pandas as pd
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import TypeAdapter
+from sqlalchemy import func, select
+
+from service.adapters.persistence.audit import SqlAuditLog
+from service.adapters.persistence.tables import PatientAssessmentRow
+from service.analytics import reports
+from service.analytics.cohort import CATEGORICAL, GROUPS, CohortFilter, analysis_table, apply_filter
+from service.api.auth import Principal, ResearcherDep, stats_config
+from service.api.deps import ContainerDep
+from service.api.problems import PROBLEM_RESPONSES, _doc
+from service.api.schemas.stats import (
+    BaselineOut,
+    CohortOut,
+    ContinuousOut,
+    CoxOut,
+    PredictorOut,
+    ResponseOut,
+    SurvivalOut,
+)
+from service.application.errors import ApplicationError, InvalidInput, NotConfigured
+from service.bootstrap import Container
+
+router = APIRouter(prefix="/stats", tags=["stats"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _doc("No valid bearer token"),
+    403: _doc("The token lacks the researcher scope"),
+    422: _doc("Invalid parameters, or the analysis is refused for privacy (groups too small)"),
+    503: PROBLEM_RESPONSES[503],
+}
+Endpoint = Literal["pfs", "ipfs", "os"]
+T = TypeVar("T")
+
+
+class AnalysisRefused(ApplicationError):
+    problem_type = "/problems/analysis-refused"
+    title = "Analysis refused"
+    status = 422
+
+
+# -- runtime state: cache, audit ------------------------------------------------------------------
+
+
+class StatsRuntime:
+    """Per-app state of the portal: the analysis table of the current data version and an LRU of
+    results. Lives on `app.state.stats_runtime` (created on first use)."""
+
+    def __init__(self, container: Container, entries: int) -> None:
+        if container.store is None:
+            raise NotConfigured("The assessment store is not started")
+        self.store = container.store
+        self.audit = SqlAuditLog(container.store.repository.engine)
+        self.entries = entries
+        self.results: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self.table: tuple[str, pd.DataFrame] | None = None
+
+    def _version(self) -> str:
+        with self.store.repository.engine.connect() as connection:
+            count, latest = connection.execute(
+                select(func.count(), func.max(PatientAssessmentRow.assessed_at))
+            ).one()
+        return hashlib.sha256(f"{count}|{latest}".encode()).hexdigest()[:16]
+
+    def _load(self) -> tuple[str, pd.DataFrame]:
+        version = self._version()
+        if self.table is None or self.table[0] != version:
+            frame = analysis_table(stored.result for stored in self.store.repository.all_latest())
+            self.table = (version, frame)
+        return self.table
+
+    async def table_for(self) -> tuple[str, pd.DataFrame]:
+        return await anyio.to_thread.run_sync(self._load)
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        if key in self.results:
+            self.results.move_to_end(key)
+            return self.results[key]
+        return None
+
+    def put(self, key: tuple[str, ...], value: Any) -> None:
+        self.results[key] = value
+        self.results.move_to_end(key)
+        while len(self.results) > self.entries:
+            self.results.popitem(last=False)
+
+
+def get_runtime(request: Request, container: ContainerDep) -> StatsRuntime:
+    runtime = getattr(request.app.state, "stats_runtime", None)
+    if not isinstance(runtime, StatsRuntime):
+        runtime = StatsRuntime(container, stats_config(request).cache_entries)
+        request.app.state.stats_runtime = runtime
+    return runtime
+
+
+RuntimeDep = Annotated[StatsRuntime, Depends(get_runtime)]
+
+
+# -- the cohort filter ----------------------------------------------------------------------------
+
+
+def _values(values: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(sorted(set(values or ())))
+
+
+def cohort_filter(
+    tumour_group: Annotated[list[str] | None, Query(description="NSCLC, SCLC, GC, HCC, Others")] = None,
+    line: Annotated[list[Literal["first", "later"]] | None, Query()] = None,
+    ici_class: Annotated[list[Literal["PD-1", "PD-L1"]] | None, Query()] = None,
+    strategy: Annotated[list[Literal["monotherapy", "combination"]] | None, Query()] = None,
+    sex: Annotated[list[str] | None, Query()] = None,
+    age_band: Annotated[list[Literal["<60", ">=60"]] | None, Query()] = None,
+    ecog_band: Annotated[list[Literal["0-1", ">=2"]] | None, Query()] = None,
+    response_group: Annotated[list[Literal["DR", "PsPD", "CR-PR", "SD", "PD"]] | None, Query()] = None,
+    institution: Annotated[list[str] | None, Query()] = None,
+    start_from: Annotated[date | None, Query(description="Treatment start on or after")] = None,
+    start_to: Annotated[date | None, Query(description="Treatment start on or before")] = None,
+    as_of: Annotated[date | None, Query(description="Censor every endpoint at this date")] = None,
+) -> CohortFilter:
+    return CohortFilter(
+        tumour_group=_values(tumour_group),
+        line_band=_values(line),
+        ici_class=_values(ici_class),
+        strategy=_values(strategy),
+        sex=_values(sex),
+        age_band=_values(age_band),
+        ecog_band=_values(ecog_band),
+        group=_values(response_group),
+        institution=_values(institution),
+        start_from=start_from,
+        start_to=start_to,
+        as_of=as_of,
+    )
+
+
+CohortDep = Annotated[CohortFilter, Depends(cohort_filter)]
+
+
+# -- running a query ------------------------------------------------------------------------------
+
+
+async def _run(
+    name: str,
+    params: dict[str, Any],
+    cohort: CohortFilter,
+    principal: Principal,
+    runtime: RuntimeDep,
+    compute: Callable[[pd.DataFrame, int], T],
+) -> tuple[T, CohortOut]:
+    """Load, filter, compute (in a thread, cached), audit. The audit entry is written whatever
+    the outcome, so refused and failed queries are recorded too."""
+    version, table = await runtime.table_for()
+    threshold = principal.threshold
+    key = (name, repr(sorted(params.items())), cohort.key(), str(threshold), version)
+    detail: dict[str, Any] = {
+        "endpoint": name,
+        "params": {
+            k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in params.items()
+        },
+        "cohort": cohort.key(),
+        "threshold": threshold,
+        "data_version": version,
+    }
+    cached = runtime.get(key)
+    try:
+        if cached is None:
+            frame = apply_filter(table, cohort)
+            result = await anyio.to_thread.run_sync(partial(compute, frame, threshold))
+            runtime.put(key, result)
+        else:
+            result = cached
+    except reports.RefusedAnalysis as exc:
+        await runtime.audit.record(principal.subject, f"stats.{name}", {**detail, "outcome": "refused"})
+        raise AnalysisRefused(str(exc)) from exc
+    except ValueError as exc:
+        await runtime.audit.record(principal.subject, f"stats.{name}", {**detail, "outcome": "invalid"})
+        raise InvalidInput(str(exc)) from exc
+    await runtime.audit.record(
+        principal.subject, f"stats.{name}", {**detail, "outcome": "ok", "cached": cached is not None}
+    )
+    meta = CohortOut(
+        filter={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cohort).items()},
+        data_version=version,
+        threshold=threshold,
+        cached=cached is not None,
+    )
+    return result, meta
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _json(meta: CohortOut, report: Any) -> Response:
+    """`{"cohort": ..., "report": ...}` written by pydantic-core straight from the analytics
+    dataclass (no second validation: the documented models in `schemas/stats.py` have the same
+    fields, which the API tests check). Non-finite floats become null."""
+    adapter = _ADAPTERS.get(type(report))
+    if adapter is None:
+        adapter = _ADAPTERS[type(report)] = TypeAdapter(type(report))
+    body = b'{"cohort":' + meta.model_dump_json().encode() + b',"report":' + adapter.dump_json(report) + b"}"
+    return Response(body, media_type="application/json")
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON or CSV"}
+}
+Format = Literal["json", "csv"]
+GroupsQuery = Annotated[
+    list[Literal["DR", "PsPD", "CR-PR", "SD", "PD"]] | None,
+    Query(description="Response groups to compare (default: all five)"),
+]
+
+
+# -- endpoints ------------------------------------------------------------------------------------
+
+
+@router.get("/response", operation_id="stats-response", responses=_ERRORS, response_model=ResponseOut)
+async def response_summary(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    basis: Annotated[
+        Literal["confirmed", "unconfirmed"], Query(description="RECIST 1.1 best overall response basis")
+    ] = "confirmed",
+) -> Response:
+    """ORR, DCR, DCB with exact 95% CIs; atypical, DR and PsPD rates; DR by first-evaluation
+    category, tumour group, timepoint of detection and trigger (Guan 2024, Fig. 1)."""
+    report, meta = await _run(
+        "response",
+        {"basis": basis},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.response_report(frame, t, confirmed=basis == "confirmed"),
+    )
+    return _json(meta, report)
+
+
+@router.get(
+    "/baseline", operation_id="stats-baseline", responses={**_ERRORS, **_CSV}, response_model=BaselineOut
+)
+async def baseline(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    groups: GroupsQuery = None,
+    format: Format = "json",
+) -> Response:
+    """Baseline characteristics by response group, n per category and Fisher's exact tests
+    (Guan 2024, Table 1). CSV: one line per category with the counts (empty = suppressed)."""
+    chosen = list(groups) if groups else list(GROUPS)
+    report, meta = await _run(
+        "baseline",
+        {"groups": ",".join(chosen)},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.baseline_report(frame, chosen, t),
+    )
+    if format == "csv":
+        header = ["variable", "label", "category", "all", "all_pct"]
+        header += [h for g in report.groups for h in (g, f"{g}_pct")]
+        rows = [
+            [r.variable, r.label, r.category, r.total, r.total_percent]
+            + [v for pair in zip(r.counts, r.percents, strict=True) for v in pair]
+            for r in report.rows
+        ]
+        return _csv(header, rows, "baseline.csv")
+    return _json(meta, report)
+
+
+@router.get("/continuous", operation_id="stats-continuous", responses=_ERRORS, response_model=ContinuousOut)
+async def continuous(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    groups: GroupsQuery = None,
+    test: Literal["mann-whitney", "t-test"] = "mann-whitney",
+) -> Response:
+    """Pre-treatment NLR, dNLR, lymphocytes and LDH: median and quartiles per response group and
+    pairwise Mann-Whitney U or Welch t-tests."""
+    chosen = list(groups) if groups else list(GROUPS)
+    report, meta = await _run(
+        "continuous",
+        {"groups": ",".join(chosen), "test": test},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.continuous_report(frame, chosen, t, test=test),
+    )
+    return _json(meta, report)
+
+
+ByQuery = Annotated[
+    str,
+    Query(description="Analysis-table column to split by: group, response_class, or a covariate band"),
+]
+
+
+def _check_by(by: str) -> None:
+    if by not in CATEGORICAL:
+        raise InvalidInput(f"cannot split by {by!r}; choose one of {', '.join(CATEGORICAL)}")
+
+
+@router.get(
+    "/survival", operation_id="stats-survival", responses={**_ERRORS, **_CSV}, response_model=SurvivalOut
+)
+async def survival(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    endpoint: Endpoint = "os",
+    by: ByQuery = "group",
+    level: Annotated[list[str] | None, Query(description="Levels of `by` to include")] = None,
+    format: Format = "json",
+) -> Response:
+    """Kaplan-Meier curves (median, 95% CI, survival table, numbers at risk) with overall and
+    pairwise log-rank tests. `endpoint`: pfs (RECIST 1.1), ipfs (iRECIST) or os. CSV: the risk table."""
+    _check_by(by)
+    levels = sorted(set(level)) if level else None
+    report, meta = await _run(
+        "survival",
+        {"endpoint": endpoint, "by": by, "levels": ",".join(levels or [])},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.survival_report(frame, endpoint, t, by=by, groups=levels),
+    )
+    if format == "csv":
+        header = ["group", "day", "at_risk", "survival", "ci_low", "ci_high"]
+        rows = [[r.group, r.day, r.at_risk, r.survival, r.ci_low, r.ci_high] for r in report.risk_table]
+        return _csv(header, rows, f"survival-{endpoint}.csv")
+    return _json(meta, report)
+
+
+@router.get(
+    "/survival/plot",
+    operation_id="stats-survival-plot",
+    responses={
+        **_ERRORS,
+        200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "Kaplan-Meier plot"},
+    },
+    response_class=Response,
+)
+async def survival_plot(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    endpoint: Endpoint = "os",
+    by: ByQuery = "group",
+    level: Annotated[list[str] | None, Query()] = None,
+    format: Literal["png", "svg"] = "png",
+) -> Response:
+    """The Kaplan-Meier plot of `/stats/survival` (same privacy cuts) with numbers at risk."""
+    _check_by(by)
+    levels = sorted(set(level)) if level else None
+    report, _ = await _run(
+        "survival",
+        {"endpoint": endpoint, "by": by, "levels": ",".join(levels or [])},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.survival_report(frame, endpoint, t, by=by, groups=levels),
+    )
+    from service.analytics.plots import km_plot
+
+    content = await anyio.to_thread.run_sync(partial(km_plot, report, image_format=format))
+    return Response(content, media_type="image/png" if format == "png" else "image/svg+xml")
+
+
+@router.get("/cox", operation_id="stats-cox", responses=_ERRORS, response_model=CoxOut)
+async def cox(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    covariate: Annotated[list[str], Query(min_length=1, description="Analysis-table columns")],
+    endpoint: Endpoint = "pfs",
+    selection: Literal["all", "significant"] = "all",
+    reference: Annotated[
+        list[str] | None, Query(description="Reference levels as column:level, e.g. group:PD")
+    ] = None,
+) -> Response:
+    """Cox proportional hazards (Efron ties): univariable per covariate and multivariable, with
+    hazard ratios, 95% CIs, p-values and Grambsch-Therneau proportional-hazards tests."""
+    allowed = (
+        *CATEGORICAL,
+        "age_years",
+        "ecog",
+        "bmi",
+        "line",
+        "nlr_pre",
+        "dnlr_pre",
+        "lymphocytes_pre",
+        "ldh_pre",
+    )
+    unknown = [c for c in covariate if c not in allowed]
+    if unknown:
+        raise InvalidInput(f"unknown covariates: {', '.join(unknown)}")
+    references = dict(r.split(":", 1) for r in reference or () if ":" in r)
+    covariates = list(dict.fromkeys(covariate))
+    report, meta = await _run(
+        "cox",
+        {
+            "endpoint": endpoint,
+            "covariates": ",".join(covariates),
+            "selection": selection,
+            "references": str(references),
+        },
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.cox_report(
+            frame, endpoint, covariates, t, references=references, selection=selection
+        ),
+    )
+    return _json(meta, report)
+
+
+@router.get("/predictors", operation_id="stats-predictors", responses=_ERRORS, response_model=PredictorOut)
+async def predictors(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    outcome: Literal["DR", "PsPD"] = "DR",
+    selection: Literal["all", "significant"] = "all",
+) -> Response:
+    """Univariable and multivariable logistic regression of DR or PsPD on the baseline
+    characteristics; continuous predictors failing Box-Tidwell are binarised at the median."""
+    report, meta = await _run(
+        "predictors",
+        {"outcome": outcome, "selection": selection},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.predictor_report(frame, outcome, t, selection=selection),
+    )
+    return _json(meta, report.analysis)
+
+
+@router.get(
+    "/subgroups/local-treatment",
+    operation_id="stats-local-treatment",
+    responses=_ERRORS,
+    response_model=SurvivalOut,
+)
+async def local_treatment(
+    principal: ResearcherDep,
+    runtime: RuntimeDep,
+    cohort: CohortDep,
+    finding: Literal["DR", "PD"] = "DR",
+    endpoint: Endpoint = "os",
+) -> Response:
+    """OS of DR (or true PD) patients with versus without a local treatment (radiotherapy,
+    thermal ablation) after the finding (Guan 2024, Fig. 2e/2f)."""
+    column = "local_treatment_after_dr" if finding == "DR" else "local_treatment_after_pd"
+
+    def compute(frame: pd.DataFrame, threshold: int) -> reports.SurvivalReport:
+        subset = frame[frame["group"] == finding]
+        return reports.survival_report(subset, endpoint, threshold, by=column, groups=["True", "False"])
+
+    report, meta = await _run(
+        "local-treatment", {"finding": finding, "endpoint": endpoint}, cohort, principal, runtime, compute
+    )
+    return _json(meta, report)
