@@ -157,18 +157,34 @@ def ingest_bulk(
 @app.command("deliver-alerts")
 def deliver_alerts() -> None:
     """Deliver the due alerts once (FHIR Communication + Flag, signed webhooks); for cron (issue 5)."""
+    import os
+
+    from service.adapters.alerts import fault_injection
     from service.adapters.persistence.database import migrate
     from service.application.errors import NotConfigured
     from service.bootstrap import Container
 
     settings = _settings()
     _configure_logging(settings)
+    # Test-only fault injection (crash tests kill this process at a pause point): NOT a setting,
+    # read here and nowhere else, ignored unless ONCORESPONSE_ENVIRONMENT is test or development.
+    # See service/adapters/alerts/fault_injection.py.
+    try:
+        pause_at = fault_injection.pause_point(
+            os.environ.get(fault_injection.PAUSE_ENV), environment=settings.environment
+        )
+    except fault_injection.UnknownPausePoint as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
     migrate(settings.database_url)
 
     async def run() -> None:
         async with Container(settings) as box:
             try:
-                report = await box.require_alert_delivery()()
+                deliver = box.require_alert_delivery()
+                if pause_at is not None:
+                    deliver = fault_injection.with_pause(deliver, pause_at)
+                report = await deliver()
             except NotConfigured as exc:
                 typer.echo(f"not configured: {exc.detail}", err=True)
                 raise typer.Exit(2) from None

@@ -252,6 +252,9 @@ class DeliveryReport:
 
 # Called after a channel succeeded and before its success is recorded (tests simulate crashes here).
 AfterChannelHook = Callable[[PendingAlert, str], Awaitable[None]]
+# Called with the claimed batch (possibly empty), after the claim is committed and before any
+# channel runs (fault injection: `adapters/alerts/fault_injection.py`, tests). Production sets none.
+AfterClaimHook = Callable[[Sequence[PendingAlert]], Awaitable[None]]
 
 
 class DeliverAlerts:
@@ -267,6 +270,7 @@ class DeliverAlerts:
         lease_s: float = 300.0,
         clock: Callable[[], datetime] = utc_now,
         after_channel: AfterChannelHook | None = None,
+        after_claim: AfterClaimHook | None = None,
     ) -> None:
         self._outbox = outbox
         self._channels = tuple(channels)
@@ -275,14 +279,37 @@ class DeliverAlerts:
         self._lease_s = lease_s
         self._clock = clock
         self._after_channel = after_channel
+        self._after_claim = after_claim
 
     @property
     def channel_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self._channels)
 
+    def with_hooks(
+        self, *, after_claim: AfterClaimHook | None = None, after_channel: AfterChannelHook | None = None
+    ) -> DeliverAlerts:
+        """The same pass (outbox, channels, schedule, batch, lease, clock) with these hooks instead.
+
+        Only for fault injection: `oncoresponse deliver-alerts` under the test-only
+        ``ONCORESPONSE_TEST_PAUSE_AT`` (`adapters/alerts/fault_injection.py`) and tests.
+        """
+        return DeliverAlerts(
+            self._outbox,
+            self._channels,
+            schedule=self._schedule,
+            batch_size=self._batch_size,
+            lease_s=self._lease_s,
+            clock=self._clock,
+            after_channel=after_channel,
+            after_claim=after_claim,
+        )
+
     async def __call__(self) -> DeliveryReport:
         report = DeliveryReport()
-        for alert in await self._outbox.claim_due(limit=self._batch_size, lease_s=self._lease_s):
+        claimed = await self._outbox.claim_due(limit=self._batch_size, lease_s=self._lease_s)
+        if self._after_claim is not None:
+            await self._after_claim(claimed)
+        for alert in claimed:
             await self._one(alert, report)
         if report.attempted:
             log.info(
