@@ -11,6 +11,7 @@ import anyio
 import orjson
 import typer
 
+from service.application.assess import SyncReport
 from service.config import Settings
 
 app = typer.Typer(
@@ -34,6 +35,27 @@ def _configure_logging(settings: Settings) -> None:
     from service.observability import configure_logging
 
     configure_logging(settings.log_level, json=settings.log_json)
+
+
+def _fhir_command_settings(fhir_base_url: str | None) -> Settings:
+    """Settings for a command that talks to the FHIR server: logging on, server required, DB migrated."""
+    from service.adapters.persistence.database import migrate
+
+    settings = _settings(fhir_base_url=fhir_base_url)
+    _configure_logging(settings)
+    if settings.fhir_base_url is None:
+        typer.echo("no FHIR server: set ONCORESPONSE_FHIR_BASE_URL or --fhir-base-url", err=True)
+        raise typer.Exit(2)
+    migrate(settings.database_url)
+    return settings
+
+
+def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
+    typer.echo(
+        f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
+        f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
+        f"unchanged {report.unchanged}, issues {len(report.issues) + extra_issues}"
+    )
 
 
 @app.command()
@@ -76,26 +98,16 @@ def sync(
     since: Annotated[str | None, typer.Option(help="Only patients changed after this ISO instant")] = None,
 ) -> None:
     """Pull patients from the FHIR server, assess them and write the Observations back."""
-    from service.adapters.persistence.database import migrate
     from service.application.clock import today
     from service.bootstrap import Container
 
-    settings = _settings(fhir_base_url=fhir_base_url)
-    _configure_logging(settings)
-    if settings.fhir_base_url is None:
-        typer.echo("no FHIR server: set ONCORESPONSE_FHIR_BASE_URL or --fhir-base-url", err=True)
-        raise typer.Exit(2)
-    migrate(settings.database_url)
+    settings = _fhir_command_settings(fhir_base_url)
     since_dt = datetime.fromisoformat(since) if since else None
 
     async def run() -> None:
         async with Container(settings) as box:
             report = await box.require_sync()(as_of=today(), since=since_dt)
-        typer.echo(
-            f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
-            f"failed {report.patients_failed}, created {report.created}, unchanged {report.unchanged}, "
-            f"issues {len(report.issues)}"
-        )
+        _echo_report(report)
 
     anyio.run(run)
 
@@ -114,22 +126,16 @@ def ingest_bulk(
         str | None, typer.Option(help="FHIR server (default: ONCORESPONSE_FHIR_BASE_URL)")
     ] = None,
 ) -> None:
-    """Bulk Data ingestion (issue 4): $export (or a local NDJSON folder), assess, write back.
+    """Bulk Data ingestion: $export (or a local NDJSON folder), assess, write back.
 
     The export is streamed page by page into a temporary on-disk spool; each patient is then
     assessed and written back exactly like `sync` (conditional creates, amended updates).
     """
     from service.adapters.fhir.bulk import BulkMeasurementSource, NdjsonSpool
-    from service.adapters.persistence.database import migrate
     from service.application.clock import today
     from service.bootstrap import Container
 
-    settings = _settings(fhir_base_url=fhir_base_url)
-    _configure_logging(settings)
-    if settings.fhir_base_url is None:
-        typer.echo("no FHIR server: set ONCORESPONSE_FHIR_BASE_URL or --fhir-base-url", err=True)
-        raise typer.Exit(2)
-    migrate(settings.database_url)
+    settings = _fhir_command_settings(fhir_base_url)
     since_dt = datetime.fromisoformat(since) if since else None
 
     async def run() -> None:
@@ -145,18 +151,14 @@ def ingest_bulk(
                     as_of=today(), trigger="cli"
                 )
                 export_issues = len(spool.stats.issues)
-        typer.echo(
-            f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
-            f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
-            f"unchanged {report.unchanged}, issues {len(report.issues) + export_issues}"
-        )
+        _echo_report(report, extra_issues=export_issues)
 
     anyio.run(run)
 
 
 @app.command("deliver-alerts")
 def deliver_alerts() -> None:
-    """Deliver the due alerts once (FHIR Communication + Flag, signed webhooks); for cron (issue 5)."""
+    """Deliver the due alerts once (FHIR Communication + Flag, signed webhooks); for cron."""
     import os
 
     from service.adapters.alerts import fault_injection
