@@ -1,19 +1,36 @@
-"""Ingestion benchmark (issue 4): prints, in one run, four ratios against their goals.
+"""Ingestion benchmark (issue 4): every measure of the issue in one run, with ratio, goal, PASS/MISS.
 
-1. parse: a patient's FHIR search pages -> `PatientInput` (orjson, page walk, `inbound`
-   mapping) against `orjson.loads` of the same bytes (goal <= 3x). fhir.resources model
-   validation of the same resources is printed for reference (it is kept off the hot path).
-2. serialise: a `PatientAssessment` -> transaction Bundle bytes (`outbound` + `writer` +
-   orjson) against `orjson.dumps` of the finished Bundle (goal <= 2x).
+What each measure means (as an integration engineer reads it; benchmarks/README.md has more):
+
+1. parse cost: bytes of FHIR search pages (one Bundle page per resource type, as the REST
+   reader gets them) -> the service's parsed per-patient input (`orjson.loads`, the page walk
+   of `FhirClient.search`, `inbound.patient_input`) against `orjson.loads` of the same bytes
+   (goal <= 3x). The same for Bulk Data NDJSON lines of the same patients. fhir.resources
+   model validation of one patient's pages is printed for reference (kept off the hot path).
+2. serialisation: the service's emitted resources (the transaction Bundle dict that
+   `FhirClient.transaction` sends) -> bytes on the wire, against `orjson.dumps` of the same
+   dict (goal <= 2x). The service already emits plain dicts and calls `orjson.dumps` (with a
+   Decimal fallback that never fires), so this step is about 1x by construction. The outbound
+   mapping (assessment results -> resource dicts, `writer.transaction_bundle`) is reported
+   separately, and the whole "results -> bytes" path is also held against the 2x goal: the
+   strict reading of the issue.
 3. HTTP client CPU per request: `FhirClient` over the production stack (httpx with the
    aiohttp transport) and over httpx's own transport, against a plain `aiohttp.ClientSession`,
    same loopback server, same concurrency (goal <= 3x).
-4. patients per second end to end: `SyncPatients` (REST read, assess, write back) against a
-   loopback FHIR server serving canned pages (goal >= 300 on one process).
+4. patients per second end to end against a loopback server (goal >= 300 on one process):
+   ingestion the way the service ingests at scale: a Bulk Data `Patient/$export` (kick-off,
+   status poll, NDJSON streamed through `FhirClient.stream_pages` into the spool) and every
+   patient mapped to its `PatientInput` (`BulkMeasurementSource`), wall time from kick-off to
+   the last input. Reported separately: the per-patient REST read (`FhirMeasurementSource`,
+   7 requests per patient) and the full sync (`SyncPatients`: REST read, assess, write back
+   with one search and one transaction per patient), which the goal is not about but which an
+   operator sizing a sync needs.
 
-The loopback server is a tiny aiohttp app in a child process on 127.0.0.1: it answers a
-bounded number of requests, has a deadline, and is stopped by the parent when the run ends.
-CPU is measured with `time.process_time()` in the client process only.
+The loopback server is a tiny aiohttp app in a child process on 127.0.0.1 serving canned
+bytes: it answers a bounded number of requests, has a deadline, and is stopped by the parent
+when the run ends. CPU is measured with `time.process_time()` in the client process only; the
+server's CPU shares the machine (2 cores here), so wall-time rates include its cost. Timings
+take the best of several rounds; numbers still move with machine load.
 
 Usage: `uv run python benchmarks/ingest.py [--patients 300] [--requests 3000] [--concurrency 32]`;
 `--smoke` runs tiny sizes (used by a test; no timing is asserted anywhere).
@@ -39,12 +56,14 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.adapters.fhir.client import FhirClient, create_http_client
+from service.adapters.fhir.bulk import BulkMeasurementSource, FhirBulkExport, NdjsonSpool
+from service.adapters.fhir.client import FhirClient, _json_default, create_http_client
 from service.adapters.fhir.inbound import patient_input, patient_of
 from service.adapters.fhir.resources import validate_resource
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter, transaction_bundle
 from service.application.assess import AssessPatients, SyncPatients
+from service.application.ports import PatientRef
 from service.domain.engine import assess
 from service.domain.parameters import AssessmentParameters
 from service.synthetic import Trajectory, generate_patient
@@ -75,64 +94,125 @@ def searchset(resources: list[dict[str, Any]]) -> bytes:
     )
 
 
-def per_call(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    start = time.process_time()
-    for _ in range(repeat):
-        fn()
-    return (time.process_time() - start) / repeat
-
-
 # --- 1 and 2: parse and serialise ------------------------------------------------------------------
+def verdict(value: float, goal: float, *, at_most: bool = True) -> str:
+    return "PASS" if (value <= goal if at_most else value >= goal) else "MISS"
+
+
+def best_of(fn: Callable[[], object], repeat: int, rounds: int = 5) -> float:
+    """Best mean CPU seconds per call over `rounds` rounds of `repeat` calls (after one warm-up)."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(repeat):
+            fn()
+        best = min(best, (time.process_time() - start) / repeat)
+    return best
+
+
+def row(label: str, seconds: float, base: float, goal: str = "", result: str = "") -> None:
+    tail = f"   ratio {seconds / base:5.2f}x" if base else ""
+    print(f"  {label:36s}{seconds * 1e6:9.0f} us{tail}  {goal} {result}".rstrip())
+
+
 def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> None:
-    resources = patients[0]
-    by_type: dict[str, list[dict[str, Any]]] = {}
-    for r in resources:
-        by_type.setdefault(r["resourceType"], []).append(r)
-    pages = [searchset(group) for group in by_type.values()]
-    patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+    sample = patients[: max(1, min(len(patients), 20))]
+    n = len(sample)
+    paged: list[tuple[str, list[bytes]]] = []
+    lines: list[tuple[str, list[bytes]]] = []
+    for resources in sample:
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for r in resources:
+            by_type.setdefault(r["resourceType"], []).append(r)
+        patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+        paged.append((patient_id, [searchset(group) for group in by_type.values()]))
+        lines.append((patient_id, [orjson.dumps(r) for r in resources]))
+    size = sum(len(p) for _, pages in paged for p in pages)
+    count = sum(len(r) for r in sample)
 
-    def baseline() -> None:
-        for page in pages:
-            orjson.loads(page)
+    def loads_pages() -> None:
+        for _, pages in paged:
+            for page in pages:
+                orjson.loads(page)
 
-    def ours() -> None:
-        found: list[dict[str, Any]] = []
-        for page in pages:
-            body = orjson.loads(page)
-            for entry in body["entry"]:
-                resource = entry.get("resource")
-                if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-                    found.append(resource)
-        patient_input(patient_id, found)
+    def ours_pages() -> None:
+        for patient_id, pages in paged:
+            found: list[dict[str, Any]] = []
+            for page in pages:
+                body = orjson.loads(page)
+                for entry in body["entry"]:
+                    resource = entry.get("resource")
+                    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
+                        found.append(resource)
+            patient_input(patient_id, found)
+
+    def loads_lines() -> None:
+        for _, items in lines:
+            for line in items:
+                orjson.loads(line)
+
+    def ours_lines() -> None:
+        for patient_id, items in lines:
+            patient_input(patient_id, [orjson.loads(line) for line in items])
 
     def models() -> None:
-        for page in pages:
+        for page in paged[0][1]:
             for entry in orjson.loads(page)["entry"]:
                 validate_resource(entry["resource"])
 
-    base, mine = per_call(baseline, repeat), per_call(ours, repeat)
-    model = per_call(models, max(1, repeat // 20))
-    size = sum(len(p) for p in pages)
-    print(f"parse       : {len(resources)} resources, {size / 1024:.0f} KiB in {len(pages)} pages")
-    print(f"  orjson.loads            {base * 1e6:9.0f} us")
-    print(f"  ours (pages -> input)   {mine * 1e6:9.0f} us   ratio {mine / base:5.2f}x  (goal <= 3x)")
-    print(f"  fhir.resources models   {model * 1e6:9.0f} us   ratio {model / base:5.2f}x  (reference only)")
+    base, mine = best_of(loads_pages, repeat) / n, best_of(ours_pages, repeat) / n
+    base_l, mine_l = best_of(loads_lines, repeat) / n, best_of(ours_lines, repeat) / n
+    model = best_of(models, max(1, repeat // 10), rounds=2)
+    print(
+        f"parse       : per patient, mean of {n} patients ({count / n:.0f} resources, "
+        f"{size / n / 1024:.0f} KiB of search pages)"
+    )
+    row("orjson.loads (search pages)", base, 0)
+    row("ours: pages -> PatientInput", mine, base, "(goal <= 3x)", verdict(mine / base, 3))
+    row("orjson.loads (NDJSON lines)", base_l, 0)
+    row("ours: NDJSON lines -> PatientInput", mine_l, base_l, "(goal <= 3x)", verdict(mine_l / base_l, 3))
+    row("fhir.resources models", model, base, "(reference only)")
 
-    patient = patient_input(patient_id, resources)
-    assert patient.timeline is not None
-    assessment = assess(patient.timeline, AssessmentParameters(), as_of=AS_OF)
+    results = []
+    for resources in sample:
+        patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
+        patient = patient_input(patient_id, resources)
+        assert patient.timeline is not None
+        results.append((assess(patient.timeline, AssessmentParameters(), as_of=AS_OF), patient))
+    finished = [transaction_bundle(a, p, version="bench", recorded=RECORDED)[0] for a, p in results]
+    wire = sum(len(orjson.dumps(b)) for b in finished)
+    entries = sum(len(b["entry"]) for b in finished)
 
-    def build() -> bytes:
-        bundle, _ = transaction_bundle(assessment, patient, version="bench", recorded=RECORDED)
-        return orjson.dumps(bundle)
+    def dumps() -> None:
+        for bundle in finished:
+            orjson.dumps(bundle)
 
-    finished, _ = transaction_bundle(assessment, patient, version="bench", recorded=RECORDED)
-    base_s = per_call(lambda: orjson.dumps(finished), repeat)
-    ours_s = per_call(build, repeat)
-    print(f"serialise   : {len(finished['entry'])} entries, {len(orjson.dumps(finished)) / 1024:.0f} KiB")
-    print(f"  orjson.dumps            {base_s * 1e6:9.0f} us")
-    print(f"  ours (result -> bytes)  {ours_s * 1e6:9.0f} us   ratio {ours_s / base_s:5.2f}x  (goal <= 2x)")
+    def ours_dumps() -> None:  # exactly what FhirClient.transaction does with the Bundle
+        for bundle in finished:
+            orjson.dumps(bundle, default=_json_default)
+
+    def mapping() -> None:
+        for a, p in results:
+            transaction_bundle(a, p, version="bench", recorded=RECORDED)
+
+    def whole() -> None:
+        for a, p in results:
+            bundle, _ = transaction_bundle(a, p, version="bench", recorded=RECORDED)
+            orjson.dumps(bundle, default=_json_default)
+
+    base_s = best_of(dumps, repeat) / n
+    step = best_of(ours_dumps, repeat) / n
+    mapped = best_of(mapping, repeat) / n
+    total = best_of(whole, repeat) / n
+    print(
+        f"serialise   : per patient, mean of {n} transaction Bundles ({entries / n:.0f} entries, "
+        f"{wire / n / 1024:.0f} KiB)"
+    )
+    row("orjson.dumps (same Bundle dict)", base_s, 0)
+    row("ours: resources -> bytes", step, base_s, "(goal <= 2x)", verdict(step / base_s, 2))
+    row("outbound mapping: results -> dicts", mapped, base_s, "(reported separately)")
+    row("strict reading: results -> bytes", total, base_s, "(goal <= 2x)", verdict(total / base_s, 2))
 
 
 # --- loopback server -------------------------------------------------------------------------------
@@ -162,6 +242,12 @@ def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, de
         )
         + b"]}"
     )
+    ndjson: dict[str, list[bytes]] = {}
+    for resources in patients:
+        for r in resources:
+            ndjson.setdefault(r["resourceType"], []).append(orjson.dumps(r))
+    files = {rtype: b"\n".join(items) + b"\n" for rtype, items in ndjson.items()}
+    origin = f"http://127.0.0.1:{port}"
     served = 0
     stop = asyncio.Event()
 
@@ -179,6 +265,20 @@ def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, de
             return answer(fixed)
         if parts == ["metadata"]:
             return answer(orjson.dumps(CAPABILITY))
+        if parts == ["Patient", "$export"]:
+            answer(b"")
+            return web.Response(status=202, headers={"Content-Location": f"{origin}/fhir/_export/1"})
+        if parts == ["_export", "1"]:
+            manifest = {
+                "transactionTime": "2026-11-01T12:00:00Z",
+                "request": f"{origin}/fhir/Patient/$export",
+                "requiresAccessToken": False,
+                "output": [{"type": t, "url": f"{origin}/fhir/_files/{t}.ndjson"} for t in files],
+                "error": [],
+            }
+            return answer(orjson.dumps(manifest))
+        if len(parts) == 2 and parts[0] == "_files":
+            return answer(files.get(parts[1].removesuffix(".ndjson"), b""))
         if request.method == "POST":
             bundle = orjson.loads(await request.read())
             entries = [{"response": {"status": "201 Created"}} for _ in bundle["entry"]]
@@ -269,7 +369,7 @@ async def http_cpu(base: str, requests: int, concurrency: int) -> None:
     production = results["aiohttp"]
     default = results["httpx"]
     print(
-        f"  FhirClient httpx+aiohttp{production * 1e6:9.0f} us/request   ratio {production / baseline:5.2f}x  (goal <= 3x)"
+        f"  FhirClient httpx+aiohttp{production * 1e6:9.0f} us/request   ratio {production / baseline:5.2f}x  (goal <= 3x) {verdict(production / baseline, 3)}"
     )
     print(
         f"  FhirClient httpx default{default * 1e6:9.0f} us/request   ratio {default / baseline:5.2f}x  (why: transport.py)"
@@ -277,13 +377,46 @@ async def http_cpu(base: str, requests: int, concurrency: int) -> None:
 
 
 # --- 4: end to end ---------------------------------------------------------------------------------
+def rate_line(label: str, patients: int, wall: float, cpu: float, goal: str = "") -> None:
+    rate = patients / wall if wall else 0.0
+    result = verdict(rate, 300, at_most=False) if goal else ""
+    print(
+        f"  {label:34s}{rate:7.0f} patients/s  ({wall:.2f} s wall, "
+        f"{cpu / max(1, patients) * 1e3:.2f} ms CPU per patient)  {goal} {result}".rstrip()
+    )
+
+
 async def end_to_end(base: str, n: int, concurrency: int) -> None:
+    print(f"end to end  : {n} patients, loopback server, concurrency {concurrency}")
     async with create_http_client(
         max_connections=concurrency, max_keepalive_connections=concurrency, transport="aiohttp"
     ) as http:
         client = FhirClient(http, base)
+        rest = FhirMeasurementSource(client)
+        # (a) Bulk Data ingestion: kick-off -> NDJSON -> spool -> PatientInput per patient.
+        wall, cpu = time.perf_counter(), time.process_time()
+        with NdjsonSpool() as spool:
+            await FhirBulkExport(client, min_poll_s=0.0, default_poll_s=0.0).run(spool, "patient")
+            bulk = BulkMeasurementSource(spool, rest)
+            inputs = [await bulk.timeline_for(ref) async for ref in bulk.patients()]
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        assert len(inputs) == n
+        assert all(i.timeline is not None for i in inputs)
+        rate_line("ingest: Bulk Data $export", n, wall, cpu, "(goal >= 300)")
+        # (b) the same patients read over REST, one patient at a time (7 requests each).
+        gate = asyncio.Semaphore(concurrency)
+
+        async def read(ref: PatientRef) -> object:
+            async with gate:
+                return await rest.timeline_for(ref)
+
+        wall, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(read(i.ref) for i in inputs))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        rate_line("ingest: REST per patient", n, wall, cpu, "")
+        # (c) full sync: REST read, assess, write back.
         sync = SyncPatients(
-            FhirMeasurementSource(client),
+            rest,
             FhirAssessmentWriter(client, version="bench", clock=lambda: RECORDED),
             None,
             AssessPatients(AssessmentParameters(), key_salt="bench"),
@@ -293,12 +426,9 @@ async def end_to_end(base: str, n: int, concurrency: int) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         report = await sync(as_of=AS_OF)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    rate = report.patients_assessed / wall
+    rate_line("full sync: read, assess, write", report.patients_assessed, wall, cpu, "")
     print(
-        f"end to end  : {report.patients_seen} patients, {report.patients_assessed} assessed, {report.created} results"
-    )
-    print(
-        f"  {rate:7.0f} patients/s  ({wall:.2f} s wall, {cpu / max(1, report.patients_seen) * 1e3:.2f} ms CPU per patient)  (goal >= 300)"
+        f"  (full sync: {report.patients_seen} patients, {report.created} results written; no goal in issue 4)"
     )
 
 
@@ -307,7 +437,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=300)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (tests)")
     args = parser.parse_args()
     if args.smoke:
@@ -318,7 +448,7 @@ def main() -> None:
     patients = cohort(args.patients)
     parse_and_serialise(patients, args.repeat)
     port = free_port()
-    budget = args.requests * 3 + args.patients * 20 + 1000
+    budget = args.requests * 3 + args.patients * 30 + 1000
     server = multiprocessing.get_context("fork").Process(
         target=serve, args=(port, patients, budget, 600.0), daemon=True
     )

@@ -134,6 +134,8 @@ class NdjsonSpool:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE res (patient TEXT, rtype TEXT, rid TEXT, body BLOB)")
+        # resources_of() reads one patient at a time: without this index every read scans the spool.
+        self._db.execute("CREATE INDEX res_patient ON res (patient)")
         self._db.execute("CREATE TABLE shared (rtype TEXT, rid TEXT, body BLOB, PRIMARY KEY (rtype, rid))")
         self._db.execute("CREATE TABLE patients (patient TEXT PRIMARY KEY)")
         self.stats = SpoolStats()

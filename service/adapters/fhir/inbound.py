@@ -41,10 +41,11 @@ Decisions where the contract is silent (all [P]):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -154,6 +155,12 @@ _LAB_BY_LOINC: Final[dict[str, LabKind]] = {
     **dict.fromkeys(codes.LOINC_LDH, LabKind.LDH),
 }
 
+_COVARIATE_BY_LOINC: Final = {
+    codes.LOINC_ECOG: "ecog",
+    codes.LOINC_BMI: "bmi",
+    codes.LOINC_SMOKING: "smoking",
+}
+
 # Observation codes this service writes itself: never inputs, never a patient contact.
 _OWN_OUTPUT_CODES: Final = frozenset(
     {
@@ -174,18 +181,40 @@ _DATE_RE: Final = re.compile(
 )
 
 
+def _status(res: JsonDict) -> str | None:
+    """`status` when it is a string; anything else (an object, a list) is no usable status."""
+    status = res.get("status")
+    return status if isinstance(status, str) else None
+
+
 def parse_fhir_date(value: object) -> date:
     """The calendar date of a FHIR date/dateTime/instant in any shape fhir.resources or orjson yields.
 
     Raises `ValueError` for anything else. Partial dates give the first day of their period; a
     date-time keeps its local date as written (no conversion to UTC).
     """
+    if type(value) is str:
+        return _date_text(value)
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
         raise ValueError("not a date")
+    return _date_text(str(value))
+
+
+@lru_cache(maxsize=4096)
+def _date_text(value: str) -> date:
+    r"""`parse_fhir_date` of a string (cached: a patient's resources repeat a few dates many times).
+
+    Fast path for the common `YYYY-MM-DD` shape; `isdecimal` is exactly the regex's `\d`
+    (Unicode category Nd), so both paths accept and reject the same strings.
+    """
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        y, m, d = value[:4], value[5:7], value[8:]
+        if y.isdecimal() and m.isdecimal() and d.isdecimal():
+            return date(int(y), int(m), int(d))
     match = _DATE_RE.fullmatch(value)
     if match is None:
         raise ValueError("not a FHIR date")
@@ -205,6 +234,10 @@ def reference_key(reference: str) -> str | None:
     return f"{parts[-2]}/{parts[-1]}"
 
 
+# Hot path: a patient's Observations name the same few lesions and studies over and over.
+_reference_key: Final[Callable[[str], str | None]] = lru_cache(maxsize=8192)(reference_key)
+
+
 def _keys_of(resource_type: str, resource_id: str) -> tuple[str, ...]:
     return (f"{resource_type}/{resource_id}", f"urn:uuid:{resource_id}")
 
@@ -212,13 +245,16 @@ def _keys_of(resource_type: str, resource_id: str) -> tuple[str, ...]:
 def _patient_id_of_reference(reference: str) -> str | None:
     if reference.startswith("urn:uuid:"):
         return reference.removeprefix("urn:uuid:") or None
-    key = reference_key(reference)
+    key = _reference_key(reference)
     if key is None or not key.startswith("Patient/"):
         return None
     return key.removeprefix("Patient/")
 
 
 # --- defensive accessors (raise MalformedResource on a present but wrongly typed element) -------
+# Each accessor first tries the exact JSON type orjson yields (`type(x) is dict`, one C-level
+# comparison) and falls back to the general check, so they accept and reject the same values
+# and raise the same messages as the plain `isinstance` versions, only faster.
 def _opt(res: JsonDict, key: str, kind: type, ref: str) -> Any:
     value = res.get(key)
     if value is None:
@@ -231,22 +267,35 @@ def _opt(res: JsonDict, key: str, kind: type, ref: str) -> Any:
 
 
 def _opt_str(res: JsonDict, key: str, ref: str) -> str | None:
-    value: str | None = _opt(res, key, str, ref)
-    return value
+    value = res.get(key)
+    if value is None or type(value) is str:
+        return value
+    checked: str | None = _opt(res, key, str, ref)
+    return checked
 
 
 def _opt_dict(res: JsonDict, key: str, ref: str) -> JsonDict | None:
-    value: JsonDict | None = _opt(res, key, dict, ref)
-    return value
+    value = res.get(key)
+    if value is None or type(value) is dict:
+        return value
+    checked: JsonDict | None = _opt(res, key, dict, ref)
+    return checked
+
+
+_NONE: Final[list[JsonDict]] = []  # returned for an absent list; callers only read it
 
 
 def _dicts(res: JsonDict, key: str, ref: str) -> list[JsonDict]:
-    value = _opt(res, key, list, ref)
+    value = res.get(key)
     if value is None:
-        return []
-    if not all(isinstance(item, dict) for item in value):
-        raise MalformedResource(ref, f"{key} has an element of the wrong type")
-    return list(value)
+        return _NONE
+    if type(value) is not list:
+        value = _opt(res, key, list, ref)
+    for item in value:
+        if type(item) is not dict and not isinstance(item, dict):
+            raise MalformedResource(ref, f"{key} has an element of the wrong type")
+    items: list[JsonDict] = value
+    return items
 
 
 def _date_of(res: JsonDict, key: str, ref: str) -> date | None:
@@ -254,32 +303,42 @@ def _date_of(res: JsonDict, key: str, ref: str) -> date | None:
     if value is None:
         return None
     try:
-        return parse_fhir_date(value)
+        return _date_text(value) if type(value) is str else parse_fhir_date(value)
     except ValueError:
         raise MalformedResource(ref, f"{key} is not a valid date") from None
 
 
 def _effective_date(res: JsonDict, ref: str, prefix: str = "effective") -> date | None:
-    for key in (f"{prefix}DateTime", f"{prefix}Instant"):
-        found = _date_of(res, key, ref)
-        if found is not None:
-            return found
-    period = _opt_dict(res, f"{prefix}Period", ref)
+    keys = _EFFECTIVE_KEYS.get(prefix) or (f"{prefix}DateTime", f"{prefix}Instant", f"{prefix}Period")
+    found = _date_of(res, keys[0], ref) or _date_of(res, keys[1], ref)
+    if found is not None:
+        return found
+    period = _opt_dict(res, keys[2], ref)
     if period is not None:
         return _date_of(period, "start", ref) or _date_of(period, "end", ref)
     return None
 
 
+_EFFECTIVE_KEYS: Final = {
+    prefix: (f"{prefix}DateTime", f"{prefix}Instant", f"{prefix}Period")
+    for prefix in ("effective", "performed")
+}
+
+
 def _codings(concept: JsonDict | None, ref: str) -> list[JsonDict]:
-    return [] if concept is None else _dicts(concept, "coding", ref)
+    return _NONE if concept is None else _dicts(concept, "coding", ref)
 
 
 def _has_code(concept: JsonDict | None, system: str, code: str, ref: str) -> bool:
-    return any(c.get("system") == system and c.get("code") == code for c in _codings(concept, ref))
+    if concept is None:
+        return False
+    return any(c.get("system") == system and c.get("code") == code for c in _dicts(concept, "coding", ref))
 
 
 def _code_in(concept: JsonDict | None, system: str, ref: str) -> str | None:
-    for coding in _codings(concept, ref):
+    if concept is None:
+        return None
+    for coding in _dicts(concept, "coding", ref):
         if coding.get("system") == system:
             value = _opt_str(coding, "code", ref)
             if value:
@@ -289,14 +348,14 @@ def _code_in(concept: JsonDict | None, system: str, ref: str) -> str | None:
 
 def _reference_keys(value: Any, ref: str) -> list[str]:
     """Keys of a Reference or a list of References."""
-    items = value if isinstance(value, list) else [value] if value is not None else []
+    items = value if isinstance(value, list) else [value] if value is not None else _NONE
     keys: list[str] = []
     for item in items:
-        if not isinstance(item, dict):
+        if type(item) is not dict and not isinstance(item, dict):
             raise MalformedResource(ref, "reference has the wrong type")
         reference = _opt_str(item, "reference", ref)
         if reference:
-            key = reference_key(reference)
+            key = _reference_key(reference)
             if key is not None:
                 keys.append(key)
     return keys
@@ -309,11 +368,23 @@ def _extension_value(res: JsonDict, url: str, value_key: str, ref: str) -> Any:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _decimal_of_float(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
 def _number(value: Any, ref: str, what: str) -> Decimal:
-    """A JSON number as an exact Decimal (floats through their shortest repr, so 2.34 -> 2.34)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    """A JSON number as an exact Decimal (floats through their shortest repr, so 2.34 -> 2.34).
+
+    Non-zero floats go through a small cache (lengths repeat across readings); zero does not, as
+    `0.0 == -0.0` would share one cache entry although their reprs differ.
+    """
+    if type(value) is float and value:
+        number = _decimal_of_float(value)
+    elif isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise MalformedResource(ref, f"{what} is not a number")
-    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    else:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
     if not number.is_finite():
         raise MalformedResource(ref, f"{what} is not a finite number")
     return number
@@ -365,6 +436,27 @@ class _ScanParts:
     non_target: list[NonTargetAssessment] = field(default_factory=list)
 
 
+class _NotRead:
+    """Marks an Observation whose own-system code was not read while noting contact dates."""
+
+
+NOT_READ: Final = _NotRead()
+_CONTACT_DATE_KEYS: Final = (
+    "effectiveDateTime",
+    "effectiveInstant",
+    "started",
+    "authoredOn",
+    "performedDateTime",
+    "recordedDate",
+    "onsetDateTime",
+    "abatementDateTime",
+    "occurrenceDateTime",
+    "deceasedDateTime",
+)
+_CONTACT_PERIOD_KEYS: Final = ("effectivePeriod", "performedPeriod", "period")
+_CONTACT_KEYS: Final = frozenset(_CONTACT_DATE_KEYS + _CONTACT_PERIOD_KEYS)
+
+
 class _PatientMapper:
     """Single-use: collects the pieces of one patient and the issues met on the way."""
 
@@ -384,8 +476,18 @@ class _PatientMapper:
         self.labs: list[LabResult] = []
         self.covariates: dict[str, list[_Dated]] = {"ecog": [], "bmi": [], "smoking": [], "pdl1": []}
         self.treatments: list[LocalTreatment] = []
-        self.pending_reads: list[tuple[JsonDict, str]] = []
+        self.pending_reads: list[tuple[JsonDict, str, str | _NotRead | None]] = []
         self.death_date: date | None = None
+        self.lesion_by_id: dict[str, Lesion] = {}
+        self.handlers: dict[str, Callable[[JsonDict, str], None]] = {
+            "Patient": self._read_patient,
+            "Condition": self._read_condition,
+            "MedicationAdministration": self._read_administration,
+            "MedicationRequest": self._read_request,
+            "ImagingStudy": self._read_study,
+            "BodyStructure": self._read_body_structure,
+            "Procedure": self._read_procedure,
+        }
 
     def issue(self, severity: str, code: str, message: str, ref: str | None) -> None:
         self.issues.append(DataIssue(severity, code, message, ref))
@@ -407,16 +509,34 @@ class _PatientMapper:
             for key in _keys_of(rtype, rid):
                 self.by_key.setdefault(key, resource)
             indexed.append((resource, ref))
-        # BodyStructures and ImagingStudies first: measurements refer to them.
-        order = {"Patient": 0, "BodyStructure": 1, "ImagingStudy": 2, "Medication": 3}
-        indexed.sort(key=lambda item: order.get(item[0]["resourceType"], 9))
-        for resource, ref in indexed:
-            self._one(resource, ref)
-        for resource, ref in self.pending_reads:
-            self._guarded(self._read_observation, resource, ref)
+        # BodyStructures and ImagingStudies first: measurements refer to them (a stable sort by
+        # rank, done as buckets).
+        first: list[tuple[JsonDict, str]] = []
+        lesions: list[tuple[JsonDict, str]] = []
+        studies: list[tuple[JsonDict, str]] = []
+        medications: list[tuple[JsonDict, str]] = []
+        rest: list[tuple[JsonDict, str]] = []
+        bucket = {
+            "Patient": first,
+            "BodyStructure": lesions,
+            "ImagingStudy": studies,
+            "Medication": medications,
+        }
+        for item in indexed:
+            bucket.get(item[0]["resourceType"], rest).append(item)
+        for group in (first, lesions, studies, medications, rest):
+            for resource, ref in group:
+                self._one(resource, ref)
+        for resource, ref, own in self.pending_reads:
+            try:
+                self._read_observation(resource, ref, own)
+            except MalformedResource as exc:
+                self.issue("error", "malformed-resource", exc.reason, ref)
+            except _Unusable as exc:
+                self.issue(exc.severity, exc.code, exc.message, ref)
         return self._assemble()
 
-    def _guarded(self, handler: Any, resource: JsonDict, ref: str) -> None:
+    def _guarded(self, handler: Callable[[JsonDict, str], None], resource: JsonDict, ref: str) -> None:
         try:
             handler(resource, ref)
         except MalformedResource as exc:
@@ -426,56 +546,47 @@ class _PatientMapper:
 
     def _one(self, resource: JsonDict, ref: str) -> None:
         rtype = resource["resourceType"]
-        handler = {
-            "Patient": self._read_patient,
-            "Condition": self._read_condition,
-            "MedicationAdministration": self._read_administration,
-            "MedicationRequest": self._read_request,
-            "ImagingStudy": self._read_study,
-            "BodyStructure": self._read_body_structure,
-            "Procedure": self._read_procedure,
-        }.get(rtype)
         try:
-            self._note_contact(resource, ref)
+            own = self._note_contact(resource, ref, rtype)
         except MalformedResource as exc:
             self.issue("error", "malformed-resource", exc.reason, ref)
             return
         if rtype == "Observation":
-            self.pending_reads.append((resource, ref))
-        elif handler is not None:
+            self.pending_reads.append((resource, ref, own))
+            return
+        handler = self.handlers.get(rtype)
+        if handler is not None:
             self._guarded(handler, resource, ref)
 
     # -- last contact ---------------------------------------------------------------------------
-    def _note_contact(self, res: JsonDict, ref: str) -> None:
-        if res.get("status") == "entered-in-error" or res.get("verificationStatus") == "entered-in-error":
-            return
-        if res["resourceType"] == "Observation":
-            code = _opt_dict(res, "code", ref)
-            own = _code_in(code, codes.CS_ONCORESPONSE, ref)
+    def _note_contact(self, res: JsonDict, ref: str, rtype: str) -> str | _NotRead | None:
+        """Note the resource's clinical dates; for an Observation, its own-system code (if read)."""
+        get = res.get
+        if get("status") == "entered-in-error" or get("verificationStatus") == "entered-in-error":
+            return NOT_READ
+        own: str | _NotRead | None = NOT_READ
+        if rtype == "Observation":
+            own = _code_in(_opt_dict(res, "code", ref), codes.CS_ONCORESPONSE, ref)
             if own in _OWN_OUTPUT_CODES:
-                return
-        for key in (
-            "effectiveDateTime",
-            "effectiveInstant",
-            "started",
-            "authoredOn",
-            "performedDateTime",
-            "recordedDate",
-            "onsetDateTime",
-            "abatementDateTime",
-            "occurrenceDateTime",
-            "deceasedDateTime",
-        ):
-            found = _date_of(res, key, ref)
-            if found is not None:
-                self.contact_dates.append(found)
-        for key in ("effectivePeriod", "performedPeriod", "period"):
-            period = _opt_dict(res, key, ref)
-            if period is not None:
-                for end in ("start", "end"):
-                    found = _date_of(period, end, ref)
-                    if found is not None:
-                        self.contact_dates.append(found)
+                return own
+        present = res.keys() & _CONTACT_KEYS
+        if not present:
+            return own
+        append = self.contact_dates.append
+        for key in _CONTACT_DATE_KEYS if len(present) > 1 else present:  # the checking order matters
+            if key in present and get(key) is not None and key not in _CONTACT_PERIOD_KEYS:
+                found = _date_of(res, key, ref)
+                if found is not None:
+                    append(found)
+        for key in _CONTACT_PERIOD_KEYS:
+            if key in present and get(key) is not None:
+                period = _opt_dict(res, key, ref)
+                if period is not None:
+                    for end in ("start", "end"):
+                        found = _date_of(period, end, ref)
+                        if found is not None:
+                            append(found)
+        return own
 
     # -- Patient --------------------------------------------------------------------------------
     def _read_patient(self, res: JsonDict, ref: str) -> None:
@@ -590,13 +701,13 @@ class _PatientMapper:
         self.drugs.append(_DrugRecord(on, name, cls, is_ici, administered, line, ref))
 
     def _read_administration(self, res: JsonDict, ref: str) -> None:
-        if res.get("status") not in ADMINISTRATION_STATUSES:
+        if _status(res) not in ADMINISTRATION_STATUSES:
             self._status_skipped(res, ref)
             return
         self._drug_record(res, ref, _effective_date(res, ref), administered=True)
 
     def _read_request(self, res: JsonDict, ref: str) -> None:
-        if res.get("status") not in REQUEST_STATUSES:
+        if _status(res) not in REQUEST_STATUSES:
             self._status_skipped(res, ref)
             return
         starts: list[date] = []
@@ -611,13 +722,13 @@ class _PatientMapper:
         self._drug_record(res, ref, on, administered=False)
 
     def _status_skipped(self, res: JsonDict, ref: str) -> None:
-        status = res.get("status")
+        status = _status(res)
         shown = status if isinstance(status, str) else "missing"
         self.issue("information", "status-not-usable", f"status {shown!r} is not used", ref)
 
     # -- imaging ---------------------------------------------------------------------------------
     def _read_study(self, res: JsonDict, ref: str) -> None:
-        if res.get("status") in STUDY_STATUSES_SKIPPED:
+        if _status(res) in STUDY_STATUSES_SKIPPED:
             self._status_skipped(res, ref)
             return
         started = _date_of(res, "started", ref)
@@ -664,24 +775,27 @@ class _PatientMapper:
             except ValueError:
                 self.issue("warning", "unknown-lesion-role", "lesion role code is not in lesion-role", ref)
         lesion = Lesion(lesion_id=lesion_id, organ=organ, is_lymph_node=is_node, role=role, ref=ref)
-        existing = next((known for known in self.lesions if known.lesion_id == lesion_id), None)
+        existing = self.lesion_by_id.get(lesion_id)
         if existing is not None:
             self.issue("warning", "duplicate-lesion-identifier", "lesion identifier used twice", ref)
             lesion = existing
         else:
             self.lesions.append(lesion)
+            self.lesion_by_id[lesion_id] = lesion
         for key in keys:
             self.lesion_by_key[key] = lesion
         self.used_refs.append(ref)
 
     # -- observations ----------------------------------------------------------------------------
-    def _read_observation(self, res: JsonDict, ref: str) -> None:
+    def _read_observation(self, res: JsonDict, ref: str, own: str | _NotRead | None = NOT_READ) -> None:
         code = _opt_dict(res, "code", ref)
-        kind = self._observation_kind(code, ref)
+        kind = self._observation_kind(code, ref, own)
         if kind is None:
             return
-        if res.get("status") not in OBSERVATION_STATUSES:
+        if _status(res) not in OBSERVATION_STATUSES:
             self._status_skipped(res, ref)
+            return
+        if kind == "measurement" and self._plain_measurement(res, ref):
             return
         on = _effective_date(res, ref)
         if kind == "measurement":
@@ -695,8 +809,12 @@ class _PatientMapper:
         else:
             self._read_covariate(res, ref, on, kind)
 
-    def _observation_kind(self, code: JsonDict | None, ref: str) -> str | LabKind | None:
-        own = _code_in(code, codes.CS_ONCORESPONSE, ref)
+    def _observation_kind(
+        self, code: JsonDict | None, ref: str, own: str | _NotRead | None = NOT_READ
+    ) -> str | LabKind | None:
+        """`own`: the own-system code when `_note_contact` already read it (same call, same result)."""
+        if isinstance(own, _NotRead):
+            own = _code_in(code, codes.CS_ONCORESPONSE, ref)
         if own == codes.CODE_NON_TARGET_STATUS:
             return "non-target"
         if own == codes.CODE_PDL1_TPS:
@@ -706,9 +824,7 @@ class _PatientMapper:
             return "measurement"
         if loinc in _LAB_BY_LOINC:
             return _LAB_BY_LOINC[loinc]
-        return {codes.LOINC_ECOG: "ecog", codes.LOINC_BMI: "bmi", codes.LOINC_SMOKING: "smoking"}.get(
-            loinc or ""
-        )
+        return _COVARIATE_BY_LOINC.get(loinc or "")
 
     def _lesion_of(self, res: JsonDict, ref: str) -> Lesion:
         for key in _reference_keys(res.get("focus"), ref):
@@ -739,6 +855,78 @@ class _PatientMapper:
             self.studies[key] = _ScanParts(on, None)
         self.issue("warning", "measurement-without-study", "no ImagingStudy for this reading", ref)
         return self.studies[key]
+
+    def _plain_measurement(self, res: JsonDict, ref: str) -> bool:
+        """Fast path of `_effective_date` + `_read_measurement` for the usual well-formed reading.
+
+        It reads only the shape the contract describes (an `effectiveDateTime`, one `focus` on a
+        known lesion, components with a code and a quantity, no `interpretation`, one
+        `derivedFrom` study of the patient), runs the same checks with fewer calls, and changes
+        nothing until it has the result. Anything else (or anything the general path would
+        report) returns False untouched, and the general path then reads the resource, so both
+        give the same measurement and the same issues.
+        """
+        get = res.get
+        effective = get("effectiveDateTime")
+        focus = get("focus")
+        derived = get("derivedFrom")
+        components = get("component")
+        if (
+            type(effective) is not str
+            or type(focus) is not list
+            or len(focus) != 1
+            or type(derived) is not list
+            or len(derived) != 1
+            or type(components) is not list
+            or get("interpretation") is not None
+        ):
+            return False
+        focus_ref, derived_ref = focus[0], derived[0]
+        if type(focus_ref) is not dict or type(derived_ref) is not dict:
+            return False
+        focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
+        if type(focus_text) is not str or type(derived_text) is not str or not focus_text or not derived_text:
+            return False
+        lesion = self.lesion_by_key.get(_reference_key(focus_text) or "")
+        scan = self.studies.get(_reference_key(derived_text) or "")
+        if lesion is None or scan is None:
+            return False
+        long_mm: Decimal | None = None
+        short_mm: Decimal | None = None
+        try:
+            _date_text(effective)
+            for component in components:
+                if type(component) is not dict:
+                    return False
+                concept = component.get("code")
+                quantity = component.get("valueQuantity")
+                if type(concept) is not dict or type(quantity) is not dict:
+                    return False
+                codings = concept.get("coding")
+                if type(codings) is not list:
+                    return False
+                is_long = is_short = False
+                for coding in codings:
+                    if type(coding) is not dict:
+                        return False
+                    system, code = coding.get("system"), coding.get("code")
+                    if system == codes.LOINC and code == codes.LOINC_LONGEST_DIAMETER:
+                        is_long = True
+                    elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
+                        is_short = True
+                if is_long:
+                    long_mm = _quantity(quantity, _MM_PER_UNIT, ref, "longest diameter")
+                elif is_short:
+                    short_mm = _quantity(quantity, _MM_PER_UNIT, ref, "short axis")
+        except (ValueError, MalformedResource, _Unusable):
+            return False
+        if long_mm is None and short_mm is None:
+            return False
+        if (long_mm is not None and long_mm < 0) or (short_mm is not None and short_mm < 0):
+            return False
+        scan.measurements.append(LesionMeasurement(lesion.lesion_id, long_mm, short_mm, None, ref))
+        self.used_refs.append(ref)
+        return True
 
     def _read_measurement(self, res: JsonDict, ref: str, on: date | None) -> None:
         lesion = self._lesion_of(res, ref)
@@ -829,7 +1017,7 @@ class _PatientMapper:
             kind = LOCAL_TREATMENT_ABLATION
         else:
             return
-        if res.get("status") not in PROCEDURE_STATUSES:
+        if _status(res) not in PROCEDURE_STATUSES:
             self._status_skipped(res, ref)
             return
         on = _effective_date(res, ref, prefix="performed")

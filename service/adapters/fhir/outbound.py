@@ -31,15 +31,23 @@ Decisions (all [P]; other engineers must match them):
   (`service_device`, identifier system `IDENTIFIER_DEVICE`, value ``oncoresponse-<version>``,
   participant type `assembler`), `entity` (role `source`) = the Patient, every input the
   Observations are derived from, and the timeline's `source_refs`, each once.
+
+Speed (issue 4, `benchmarks/ingest.py`): constant parts (codings of codes and values, category,
+`meta`, `subject`, rule-trace extensions, `dataAbsentReason` and boolean components) are built
+once and shared between the resources of a run, full URLs are cached per identifier, and
+Decimals become JSON numbers without a string round trip. Shared parts are never changed here;
+callers treat everything below a resource's top level as read-only (copy before changing it).
+`tests/unit/fhir/test_outbound_golden.py` checks the output byte for byte against a plain
+reference implementation of this contract.
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from typing import Any, Final
 
 from service.adapters.fhir import codes
@@ -114,9 +122,15 @@ def assessment_identifier(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
+@lru_cache(maxsize=1 << 16)
 def _urn(seed: str) -> str:
-    digest = hashlib.sha256(seed.encode("utf-8")).digest()
-    return f"urn:uuid:{uuid.UUID(bytes=digest[:16], version=5)}"
+    """`urn:uuid:` + the first 16 bytes of SHA-256(seed) with the version-5 and RFC 4122 variant
+    bits set, written like `str(uuid.UUID(bytes=..., version=5))` (without building a UUID)."""
+    digest = bytearray(hashlib.sha256(seed.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def observation_full_url(observation: JsonDict) -> str:
@@ -146,6 +160,12 @@ def service_device(version: str) -> JsonDict:
 # --- values --------------------------------------------------------------------------------------
 def _json_number(value: Decimal) -> int | float:
     """A Decimal as a JSON number without changing its digits (at most 15 significant digits)."""
+    if value.is_finite():
+        whole = int(value)
+        if whole == value:  # integral, zero included (-0 and 0.00 give 0)
+            return whole
+        if len(value.as_tuple().digits) <= _MAX_FLOAT_DIGITS:
+            return float(value)
     if value.is_zero():
         return 0
     if value == value.to_integral_value():
@@ -157,45 +177,102 @@ def _json_number(value: Decimal) -> int | float:
 
 
 def _code(system: str, code: str) -> JsonDict:
+    """A new CodeableConcept (the caller may change it); `_concept` for a shared one."""
     return {"coding": [{"system": system, "code": code}]}
 
 
+_SHARED: Final[dict[tuple[str, ...], Any]] = {}
+_SHARED_MAX: Final = 4096  # codes and rule ids are finite; the bound only guards against misuse
+
+
+def _shared(key: tuple[str, ...], build: Any) -> Any:
+    found = _SHARED.get(key)
+    if found is None:
+        found = build()
+        if len(_SHARED) < _SHARED_MAX:
+            _SHARED[key] = found
+    return found
+
+
+def _concept(system: str, code: str) -> JsonDict:
+    """The shared CodeableConcept of one code (read-only, see module doc)."""
+    found: JsonDict | None = _SHARED.get(("concept", system, code))
+    return found if found is not None else _shared(("concept", system, code), lambda: _code(system, code))
+
+
 def _absent(reason: str) -> JsonDict:
-    return {"dataAbsentReason": _code(codes.DATA_ABSENT_REASON, reason)}
+    return {"dataAbsentReason": _concept(codes.DATA_ABSENT_REASON, reason)}
 
 
 def _component(code: str, value: JsonDict) -> JsonDict:
-    return {"code": _code(codes.CS_ONCORESPONSE, code), **value}
+    return {"code": _concept(codes.CS_ONCORESPONSE, code), **value}
+
+
+def _absent_component(code: str, reason: str) -> JsonDict:
+    """The shared component of a value the engine could not compute (read-only)."""
+    found: JsonDict | None = _SHARED.get(("absent", code, reason))
+    if found is not None:
+        return found
+    return _shared(("absent", code, reason), lambda: _component(code, _absent(reason)))  # type: ignore[no-any-return]
+
+
+def _flag_component(code: str, value: bool) -> JsonDict:
+    """The shared `valueBoolean` component (read-only)."""
+    key = ("flag", code, "1" if value else "0")
+    found: JsonDict | None = _SHARED.get(key)
+    return found if found is not None else _shared(key, lambda: _component(code, {"valueBoolean": value}))
+
+
+def _index_component(value: int) -> JsonDict:
+    return {"code": _concept(codes.CS_ONCORESPONSE, codes.COMP_TIMEPOINT_INDEX), "valueInteger": value}
 
 
 def _mm(code: str, value: Decimal | None) -> JsonDict:
     if value is None:
-        return _component(code, _absent("unknown"))
-    quantity = {"value": _json_number(value), "unit": "mm", "system": codes.UCUM, "code": "mm"}
-    return _component(code, {"valueQuantity": quantity})
+        return _absent_component(code, "unknown")
+    return {
+        "code": _concept(codes.CS_ONCORESPONSE, code),
+        "valueQuantity": {"value": _json_number(value), "unit": "mm", "system": codes.UCUM, "code": "mm"},
+    }
 
 
 def _pct(code: str, value: Decimal | None) -> JsonDict:
     if value is None:
-        return _component(code, _absent("not-applicable"))
+        return _absent_component(code, "not-applicable")
     rounded = value.quantize(_PCT_STEP, rounding=ROUND_HALF_EVEN)
-    quantity = {"value": _json_number(rounded), "unit": "%", "system": codes.UCUM, "code": "%"}
-    return _component(code, {"valueQuantity": quantity})
+    return {
+        "code": _concept(codes.CS_ONCORESPONSE, code),
+        "valueQuantity": {"value": _json_number(rounded), "unit": "%", "system": codes.UCUM, "code": "%"},
+    }
 
 
 def _coded(code: str, system: str, value: str | None) -> JsonDict:
     if value is None:
-        return _component(code, _absent("not-applicable"))
-    return _component(code, {"valueCodeableConcept": _code(system, value)})
+        return _absent_component(code, "not-applicable")
+    return {"code": _concept(codes.CS_ONCORESPONSE, code), "valueCodeableConcept": _concept(system, value)}
 
 
 def _references(refs: Iterable[str]) -> list[JsonDict]:
     return [{"reference": r} for r in dict.fromkeys(refs)]
 
 
+def _trace(rule: str) -> JsonDict:
+    found: JsonDict | None = _SHARED.get(("trace", rule))
+    if found is not None:
+        return found
+    return _shared(("trace", rule), lambda: {"url": codes.EXT_RULE_TRACE, "valueString": rule})  # type: ignore[no-any-return]
+
+
 def _traces(traces: Iterable[RuleTrace]) -> list[JsonDict]:
-    rules = dict.fromkeys(t.rule for t in traces)
-    return [{"url": codes.EXT_RULE_TRACE, "valueString": rule} for rule in rules]
+    return [_trace(rule) for rule in dict.fromkeys(t.rule for t in traces)]
+
+
+def _meta(profile: str) -> JsonDict:
+    found: JsonDict | None = _SHARED.get(("meta", profile))
+    return found if found is not None else _shared(("meta", profile), lambda: {"profile": [profile]})
+
+
+_CATEGORY: Final = [_IMAGING_CATEGORY]
 
 
 # --- Observations ----------------------------------------------------------------------------------
@@ -208,6 +285,7 @@ class _Builder:
         self.lesion_urls: dict[tuple[str, date], str] = {}
         self.timepoint_urls: dict[tuple[Criterion, date], str] = {}
         self.out: list[JsonDict] = []
+        self.subject: JsonDict = {"reference": f"Patient/{self.patient_id}"}  # shared (read-only)
 
     def observation(
         self,
@@ -223,32 +301,26 @@ class _Builder:
         extra: JsonDict | None = None,
     ) -> str:
         kind, criterion, definition, on = identity
-        resource: JsonDict = {
-            "resourceType": "Observation",
-            "meta": {"profile": [profile]},
-            "extension": _traces(traces),
-            "identifier": [
-                {
-                    "system": codes.IDENTIFIER_ASSESSMENT,
-                    "value": assessment_identifier(self.patient_id, kind, criterion, definition, on),
-                }
-            ],
-            "status": "final",
-            "category": [_IMAGING_CATEGORY],
-            "code": _code(codes.CS_ONCORESPONSE, code),
-            "subject": {"reference": f"Patient/{self.patient_id}"},
-            **effective,
-            "valueCodeableConcept": value,
-            "component": components,
-            **(extra or {}),
-        }
+        resource: JsonDict = {"resourceType": "Observation", "meta": _meta(profile)}
+        extension = _traces(traces)
+        if extension:
+            resource["extension"] = extension
+        value_id = assessment_identifier(self.patient_id, kind, criterion, definition, on)
+        resource["identifier"] = [{"system": codes.IDENTIFIER_ASSESSMENT, "value": value_id}]
+        resource["status"] = "final"
+        resource["category"] = _CATEGORY
+        resource["code"] = _concept(codes.CS_ONCORESPONSE, code)
+        resource["subject"] = self.subject
+        resource.update(effective)
+        resource["valueCodeableConcept"] = value
+        resource["component"] = components
+        if extra:
+            resource.update(extra)
         derived = _references(derived_from)
         if derived:
             resource["derivedFrom"] = derived
-        if not resource["extension"]:
-            del resource["extension"]
         self.out.append(resource)
-        return observation_full_url(resource)
+        return _urn(f"{codes.IDENTIFIER_ASSESSMENT}|{value_id}")
 
     def lesion(self, result: LesionResult) -> None:
         focus = result.lesion_ref or self.lesion_refs.get(result.lesion_id)
@@ -256,13 +328,13 @@ class _Builder:
             profile=codes.PROFILE_LESION_RESPONSE,
             code=codes.CODE_LESION_RESPONSE,
             identity=(f"{codes.CODE_LESION_RESPONSE}/{result.lesion_id}", "", "", result.timepoint_date),
-            value=_code(codes.CS_LESION_RESPONSE, result.status.value),
+            value=_concept(codes.CS_LESION_RESPONSE, result.status.value),
             effective={"effectiveDateTime": result.timepoint_date.isoformat()},
             components=[
                 _mm(codes.COMP_DIAMETER_MM, result.diameter_mm),
                 _pct(codes.COMP_CHANGE_FROM_BASELINE_PCT, result.change_from_baseline_pct),
                 _pct(codes.COMP_CHANGE_FROM_NADIR_PCT, result.change_from_nadir_pct),
-                _component(codes.COMP_TIMEPOINT_INDEX, {"valueInteger": result.timepoint_index}),
+                _index_component(result.timepoint_index),
             ],
             derived_from=result.source_refs,
             traces=(result.trace,),
@@ -272,13 +344,13 @@ class _Builder:
 
     def _sums(self, tp: TimepointResult | ImmuneTimepointResult) -> list[JsonDict]:
         return [
-            _component(codes.COMP_NEW_LESION_PRESENT, {"valueBoolean": tp.new_lesion}),
+            _flag_component(codes.COMP_NEW_LESION_PRESENT, tp.new_lesion),
             _mm(codes.COMP_SUM_OF_DIAMETERS_MM, tp.sum_mm),
             _mm(codes.COMP_BASELINE_SUM_MM, tp.baseline_sum_mm),
             _mm(codes.COMP_NADIR_SUM_MM, tp.nadir_sum_mm),
             _pct(codes.COMP_CHANGE_FROM_BASELINE_PCT, tp.change_from_baseline_pct),
             _pct(codes.COMP_CHANGE_FROM_NADIR_PCT, tp.change_from_nadir_pct),
-            _component(codes.COMP_TIMEPOINT_INDEX, {"valueInteger": tp.index}),
+            _index_component(tp.index),
         ]
 
     def recist_timepoint(self, tp: TimepointResult) -> None:
@@ -292,7 +364,7 @@ class _Builder:
             profile=codes.PROFILE_RECIST11_TIMEPOINT,
             code=codes.CODE_RECIST11_TPR,
             identity=(codes.CODE_RECIST11_TPR, Criterion.RECIST11.value, "", tp.timepoint_date),
-            value=_code(system, tp.reported.value),
+            value=_concept(system, tp.reported.value),
             effective={"effectiveDateTime": tp.timepoint_date.isoformat()},
             components=components,
             derived_from=tp.source_refs,
@@ -308,7 +380,7 @@ class _Builder:
             profile=codes.PROFILE_IRECIST_TIMEPOINT,
             code=codes.CODE_IRECIST_TPR,
             identity=(codes.CODE_IRECIST_TPR, Criterion.IRECIST.value, "", tp.timepoint_date),
-            value=_code(codes.CS_IRECIST_RESPONSE, tp.overall.value),
+            value=_concept(codes.CS_IRECIST_RESPONSE, tp.overall.value),
             effective={"effectiveDateTime": tp.timepoint_date.isoformat()},
             components=components,
             derived_from=tp.source_refs,
@@ -327,16 +399,14 @@ class _Builder:
             profile=codes.PROFILE_BEST_OVERALL_RESPONSE,
             code=code,
             identity=(code, best.criterion.value, definition, None),
-            value=_code(_RESPONSE_SYSTEM[best.criterion], best.response.value),
+            value=_concept(_RESPONSE_SYSTEM[best.criterion], best.response.value),
             effective={
                 "effectivePeriod": {
                     "start": best.period_start.isoformat(),
                     "end": best.period_end.isoformat(),
                 }
             },
-            components=[
-                _component(codes.COMP_CONFIRMATION_REQUIRED, {"valueBoolean": best.confirmation_required})
-            ],
+            components=[_flag_component(codes.COMP_CONFIRMATION_REQUIRED, best.confirmation_required)],
             derived_from=timepoints,
             traces=(best.trace,),
         )
@@ -354,7 +424,7 @@ class _Builder:
         definition["text"] = f"{finding.definition} {finding.definition_version}"
         components = [
             _component(codes.COMP_DEFINITION, {"valueCodeableConcept": definition}),
-            _component(codes.COMP_TIMEPOINT_INDEX, {"valueInteger": finding.timepoint_index}),
+            _index_component(finding.timepoint_index),
         ]
         if finding.trigger is not None:
             components.append(_coded(codes.COMP_DR_TRIGGER, codes.CS_DR_TRIGGER, finding.trigger.value))
@@ -375,7 +445,7 @@ class _Builder:
                 finding.definition,
                 finding.timepoint_date,
             ),
-            value=_code(codes.CS_ATYPICAL_RESPONSE, finding.kind.value),
+            value=_concept(codes.CS_ATYPICAL_RESPONSE, finding.kind.value),
             effective={"effectiveDateTime": finding.timepoint_date.isoformat()},
             components=components,
             derived_from=[*members, *([timepoint] if timepoint else [])],
@@ -391,9 +461,9 @@ class _Builder:
             profile=codes.PROFILE_RESPONSE_GROUP,
             code=codes.CODE_RESPONSE_GROUP,
             identity=(codes.CODE_RESPONSE_GROUP, "", "", None),
-            value=_code(codes.CS_RESPONSE_GROUP, a.response_group.value),
+            value=_concept(codes.CS_RESPONSE_GROUP, a.response_group.value),
             effective={"effectiveDateTime": effective.isoformat()},
-            components=[_component(codes.COMP_ATYPICAL, {"valueBoolean": a.is_atypical})],
+            components=[_flag_component(codes.COMP_ATYPICAL, a.is_atypical)],
             derived_from=derived,
             traces=a.traces,
         )
@@ -436,8 +506,14 @@ def provenance_for(
     device_reference: str,
     version: str,
     recorded: datetime,
+    targets: Sequence[str] | None = None,
+    activity: str = "CREATE",
 ) -> JsonDict:
-    """Provenance of one patient's Observations (targets by their fullUrl; see module doc)."""
+    """Provenance of one patient's Observations (targets by their fullUrl; see module doc).
+
+    `targets`: the target references when they are not the Observations' full URLs (the writer
+    targets updated results by their server id); `activity`: the v3-DataOperation code.
+    """
     if recorded.tzinfo is None:
         raise ValueError("Provenance.recorded must be timezone-aware")
     inputs: list[str] = [f"Patient/{patient.ref.patient_id}"]
@@ -451,9 +527,12 @@ def provenance_for(
         inputs.extend(patient.timeline.source_refs)
     return {
         "resourceType": "Provenance",
-        "target": [{"reference": observation_full_url(o)} for o in observations],
+        "target": [
+            {"reference": t}
+            for t in (targets if targets is not None else [observation_full_url(o) for o in observations])
+        ],
         "recorded": recorded.isoformat(),
-        "activity": _code("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE"),
+        "activity": _code("http://terminology.hl7.org/CodeSystem/v3-DataOperation", activity),
         "agent": [
             {
                 "type": _code(codes.PROVENANCE_PARTICIPANT_TYPE, "assembler"),

@@ -81,7 +81,12 @@ def same_content(ours: JsonDict, theirs: JsonDict) -> bool:
 
 
 def _rewrite_references(resource: JsonDict, mapping: dict[str, str]) -> JsonDict:
-    """A copy with `derivedFrom`/`hasMember` urn references to existing results replaced."""
+    """A copy with `derivedFrom`/`hasMember` urn references to existing results replaced.
+
+    Nothing to replace (a first write: no results exist) -> the resource itself, not a copy.
+    """
+    if not mapping:
+        return resource
     out = dict(resource)
     for key in ("derivedFrom", "hasMember"):
         refs = resource.get(key)
@@ -180,11 +185,14 @@ def transaction_bundle(
         return {"resourceType": "Bundle", "type": "transaction", "entry": []}, plan
     device_url = device_full_url(version)
     provenance = provenance_for(
-        plan.written, patient, device_reference=device_url, version=version, recorded=recorded
+        plan.written,
+        patient,
+        device_reference=device_url,
+        version=version,
+        recorded=recorded,
+        targets=plan.targets,
+        activity="CREATE" if "create" in plan.kinds else "UPDATE",
     )
-    provenance["target"] = [{"reference": t} for t in plan.targets]
-    if "create" not in plan.kinds:
-        provenance["activity"]["coding"][0]["code"] = "UPDATE"
     entries = [
         _conditional_create(device_url, service_device(version), "Device"),
         *plan.entries,

@@ -159,6 +159,16 @@ def test_one_scan_per_imaging_study_including_pre_baseline(resources: Resources)
     ]
 
 
+@pytest.mark.parametrize("status", [{"code": "final"}, ["final"], 7])
+def test_a_status_that_is_not_a_string_is_reported_never_raised(resources: Resources, status: object) -> None:
+    # STYLE.md section 3: statuses are whitelisted; a malformed one is bad data, not a crash.
+    by_id(resources, "m2")["status"] = status
+    result = patient_input("p1", resources)
+    assert result.timeline is not None
+    assert ("status-not-usable", "Observation/m2") in {(i.code, i.ref) for i in result.issues}
+    assert "Observation/m2" not in {m.ref for s in result.timeline.scans for m in s.measurements}
+
+
 def test_only_final_amended_corrected_observations_are_read(resources: Resources) -> None:
     # m6-draft (preliminary, 40 mm) must not become a second L1 reading on 2024-04-29 (STYLE.md 3).
     result = patient_input("p1", resources)
