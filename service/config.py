@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     reassess_debounce_s: float = Field(default=10.0, ge=0)
     fhir_poll_interval_s: float = Field(default=0.0, ge=0)  # 0 = no `_lastUpdated` polling
 
+    # --- research portal statistics (issue 6): OAuth2 bearer JWTs, small-cell suppression ----
+    stats_jwt_public_key: SecretStr | None = None  # PEM; without it /stats answers 503
+    stats_jwt_issuer: str | None = None
+    stats_jwt_audience: str = "oncoresponse-stats"
+    stats_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    stats_read_scope: str = "stats.read"
+    stats_approved_scope: str = "stats.approved-study"
+    stats_min_cell_count: int = Field(default=11, ge=1, le=1000)  # counts 1..n-1 are suppressed
+    stats_min_cell_count_approved: int = Field(default=1, ge=1, le=1000)
+    stats_cache_entries: int = Field(default=256, ge=0, le=100_000)
+    stats_data_version_ttl_s: float = Field(default=2.0, ge=0)
+
     @model_validator(mode="after")
     def _webhooks_are_signed(self) -> Settings:
         secret = self.alert_webhook_secret.get_secret_value() if self.alert_webhook_secret else ""
@@ -109,6 +121,12 @@ class Settings(BaseSettings):
                 "ONCORESPONSE_PATIENT_KEY_SALT must be set to a real secret in production "
                 "(set ONCORESPONSE_ENVIRONMENT=development for local use)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _stats_key_needs_issuer(self) -> Settings:
+        if self.stats_jwt_public_key is not None and not self.stats_jwt_issuer:
+            raise ValueError("ONCORESPONSE_STATS_JWT_ISSUER is required with ONCORESPONSE_STATS_JWT_PUBLIC_KEY")
         return self
 
     def assessment_parameters(self) -> AssessmentParameters:

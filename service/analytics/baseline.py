@@ -321,6 +321,7 @@ class PredictorAnalysis:
     binarised: Mapping[str, float]  # predictor -> median used as cut
     univariable: tuple[LogisticModel, ...]
     multivariable: LogisticModel | None
+    skipped: Mapping[str, str]  # predictor -> why it was left out (no values, no variation)
 
 
 DR_PREDICTORS = (
@@ -352,6 +353,8 @@ def _indicators(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]
 def logistic_model(frame: pd.DataFrame, outcome: str, predictors: Sequence[str]) -> LogisticModel:
     """Logistic model of the boolean column `outcome` on `predictors` (complete cases)."""
     part = frame.dropna(subset=[outcome, *predictors])
+    if part.empty:
+        return LogisticModel(outcome, 0, 0, (), ("no patient has all the predictors",))
     blocks, names = [], []
     for column in predictors:
         if pd.api.types.is_numeric_dtype(part[column]) and not pd.api.types.is_bool_dtype(part[column]):
@@ -409,8 +412,12 @@ def predictors_of(
     linearity: dict[str, float | None] = {}
     binarised: dict[str, float] = {}
     used: list[str] = []
+    skipped: dict[str, str] = {}
     for column in predictors:
         series = work[column]
+        if series.dropna().astype(str).nunique() < 2:
+            skipped[column] = "no values" if series.notna().sum() == 0 else "does not vary in this cohort"
+            continue
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
             known = work.dropna(subset=[column])
             p = box_tidwell_p(known[column].to_numpy(dtype=np.float64), known["_outcome"].to_numpy())
@@ -440,4 +447,4 @@ def predictors_of(
     if chosen:
         m = logistic_model(work, "_outcome", chosen)
         multivariable = LogisticModel(outcome_group, m.n, m.events, m.terms, m.warnings)
-    return PredictorAnalysis(outcome_group, linearity, binarised, univariable, multivariable)
+    return PredictorAnalysis(outcome_group, linearity, binarised, univariable, multivariable, skipped)

@@ -12,7 +12,7 @@ Columns (categories follow Guan et al., Sci Rep 2024, Table 1):
   (RECIST 1.1 overall response at the first follow-up timepoint, NonCR-NonPD counted as SD: the
   categories of Fig. 1a/1c), `dr_trigger`, `dr_timepoint` (index of the first DR finding).
 - `pfs_days`/`pfs_event`, `ipfs_days`/`ipfs_event`, `os_days`/`os_event` (whole days from start),
-  `dcb`; `treatment_start`.
+  `dcb`; `treatment_start` (datetime64, midnight).
 - covariates: `sex`, `age_years`, `age_band` (<60, >=60), `ecog`, `ecog_band` (0-1, >=2), `bmi`,
   `bmi_band` (<18.6, >=18.6), `smoking` (never, previous/current), `tumour_type` (engine code),
   `tumour_group` (NSCLC, SCLC, GC, HCC, Others), `line` and `line_band` (first, later), `ici_class`,
@@ -249,7 +249,12 @@ def analysis_table(results: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in ("pfs_event", "ipfs_event", "os_event", "dcb"):
         frame[column] = pd.array(frame[column], dtype="boolean")
+    frame["treatment_start"] = pd.to_datetime(frame["treatment_start"]).astype("datetime64[s]")
     return frame
+
+
+def _day(value: date) -> np.datetime64:
+    return np.datetime64(value.isoformat(), "s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,8 +293,9 @@ _MULTI = ("tumour_group", "line_band", "ici_class", "strategy", "sex", "age_band
 
 def recensor(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Censor every endpoint at `as_of` and drop patients who started after it (module docstring)."""
-    out = frame[frame["treatment_start"] <= as_of].copy()
-    horizon = pd.array([(as_of - s).days for s in out["treatment_start"]], dtype="Int64")
+    out = frame[frame["treatment_start"].to_numpy() <= _day(as_of)].copy()
+    starts = out["treatment_start"].to_numpy().astype("datetime64[D]")
+    horizon = pd.array((np.datetime64(as_of.isoformat(), "D") - starts).astype(np.int64), dtype="Int64")
     for endpoint in ENDPOINTS:
         days, event = f"{endpoint}_days", f"{endpoint}_event"
         beyond = (out[days] > horizon).fillna(False).to_numpy(dtype=bool)
@@ -308,9 +314,9 @@ def apply_filter(frame: pd.DataFrame, cohort: CohortFilter) -> pd.DataFrame:
     if cohort.institution:
         mask &= frame["institution"].isin(list(cohort.institution)).to_numpy(dtype=bool)
     if cohort.start_from is not None:
-        mask &= (frame["treatment_start"] >= cohort.start_from).to_numpy(dtype=bool)
+        mask &= frame["treatment_start"].to_numpy() >= _day(cohort.start_from)
     if cohort.start_to is not None:
-        mask &= (frame["treatment_start"] <= cohort.start_to).to_numpy(dtype=bool)
+        mask &= frame["treatment_start"].to_numpy() <= _day(cohort.start_to)
     if cohort.exclude_ne:
         mask &= (frame["group"] != "NE").to_numpy(dtype=bool)
     out = frame[mask]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.api import problems
+from service.api.auth import stats_config_from
 from service.api.middleware import RequestContextMiddleware
 from service.api.routers import alerts, assess, cds_hooks, health, stats, subscriptions, sync
 from service.bootstrap import Container
@@ -52,9 +53,15 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
             {"name": "alerts", "description": "Alerts on dissociated response and pseudoprogression"},
             {"name": "cds-hooks", "description": "CDS Hooks 2.0 service for EHRs (patient-view)"},
             {"name": "subscriptions", "description": "FHIR Subscription notifications (rest-hook)"},
+            {
+                "name": "stats",
+                "description": "Aggregate outcome statistics for the research portal (bearer JWT, "
+                "small cells suppressed, every query audited)",
+            },
         ],
     )
     app.state.container = box
+    app.state.stats_config = stats_config_from(settings)
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
     for module in (assess, sync, health, alerts, cds_hooks, stats, subscriptions):

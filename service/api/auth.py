@@ -19,6 +19,7 @@ reads it from `app.state.stats_config`, else uses the defaults (no key: the port
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -31,6 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.analytics.privacy import DEFAULT_THRESHOLD, Thresholds
 from service.application.errors import ApplicationError, NotConfigured
+from service.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,29 @@ class StatsConfig:
     min_cell_count_approved: int = 1
     # ONCORESPONSE_STATS_CACHE_ENTRIES: results kept per cohort filter + data version
     cache_entries: int = 256
+    # ONCORESPONSE_STATS_DATA_VERSION_TTL_S: how long a data-version lookup is trusted (new
+    # assessments reach the portal within this delay)
+    data_version_ttl_s: float = 2.0
 
     def thresholds(self) -> Thresholds:
         return Thresholds({self.approved_scope: self.min_cell_count_approved}, default=self.min_cell_count)
+
+
+def stats_config_from(settings: Settings) -> StatsConfig:
+    """The portal's configuration from the service settings (`ONCORESPONSE_STATS_*`)."""
+    key = settings.stats_jwt_public_key
+    return StatsConfig(
+        jwt_public_key_pem=key.get_secret_value() if key is not None else None,
+        jwt_issuer=settings.stats_jwt_issuer,
+        jwt_audience=settings.stats_jwt_audience,
+        jwt_leeway_s=settings.stats_jwt_leeway_s,
+        read_scope=settings.stats_read_scope,
+        approved_scope=settings.stats_approved_scope,
+        min_cell_count=settings.stats_min_cell_count,
+        min_cell_count_approved=settings.stats_min_cell_count_approved,
+        cache_entries=settings.stats_cache_entries,
+        data_version_ttl_s=settings.stats_data_version_ttl_s,
+    )
 
 
 class NotAuthenticated(ApplicationError):
@@ -85,6 +107,7 @@ class Principal:
 _ALGORITHM_OF_KEY = {rsa.RSAPublicKey: "RS256", ec.EllipticCurvePublicKey: "ES256"}
 
 
+@functools.lru_cache(maxsize=8)
 def _public_key(pem: str) -> tuple[Any, str]:
     key = load_pem_public_key(pem.encode())
     for kind, algorithm in _ALGORITHM_OF_KEY.items():

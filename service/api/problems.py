@@ -84,9 +84,12 @@ def install(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, UpstreamRejected):
             extra["upstream_issues"] = list(exc.issue_codes)
-        return problem(
+        response = problem(
             request, status=exc.status, type_=exc.problem_type, title=exc.title, detail=exc.detail, **extra
         )
+        # e.g. `WWW-Authenticate: Bearer` on 401 (RFC 6750 section 3)
+        response.headers.update(getattr(exc, "headers", None) or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> ProblemResponse:

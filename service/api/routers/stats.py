@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -33,7 +35,7 @@ from service.adapters.persistence.audit import SqlAuditLog
 from service.adapters.persistence.tables import PatientAssessmentRow
 from service.analytics import reports
 from service.analytics.cohort import CATEGORICAL, GROUPS, CohortFilter, analysis_table, apply_filter
-from service.api.auth import Principal, ResearcherDep, stats_config
+from service.api.auth import Principal, ResearcherDep, StatsConfig, stats_config
 from service.api.deps import ContainerDep
 from service.api.problems import PROBLEM_RESPONSES, _doc
 from service.api.schemas.stats import (
@@ -51,6 +53,7 @@ from service.bootstrap import Container
 router = APIRouter(prefix="/stats", tags=["stats"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _doc("A parameter cannot be used (e.g. an unknown column to split by)"),
     401: _doc("No valid bearer token"),
     403: _doc("The token lacks the researcher scope"),
     422: _doc("Invalid parameters, or the analysis is refused for privacy (groups too small)"),
@@ -71,16 +74,22 @@ class AnalysisRefused(ApplicationError):
 
 class StatsRuntime:
     """Per-app state of the portal: the analysis table of the current data version and an LRU of
-    results. Lives on `app.state.stats_runtime` (created on first use)."""
+    results. Lives on `app.state.stats_runtime` (created on first use).
 
-    def __init__(self, container: Container, entries: int) -> None:
+    The data version is looked up at most every `version_ttl_s` seconds (the lookup scans
+    `patient_assessments` for max(assessed_at), which has no index): a sync becomes visible to
+    the portal within that delay."""
+
+    def __init__(self, container: Container, config: StatsConfig) -> None:
         if container.store is None:
             raise NotConfigured("The assessment store is not started")
         self.store = container.store
         self.audit = SqlAuditLog(container.store.repository.engine)
-        self.entries = entries
+        self.entries = config.cache_entries
+        self.version_ttl_s = config.data_version_ttl_s
         self.results: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self.table: tuple[str, pd.DataFrame] | None = None
+        self._checked_at = -math.inf
 
     def _version(self) -> str:
         with self.store.repository.engine.connect() as connection:
@@ -90,13 +99,19 @@ class StatsRuntime:
         return hashlib.sha256(f"{count}|{latest}".encode()).hexdigest()[:16]
 
     def _load(self) -> tuple[str, pd.DataFrame]:
+        now = time.monotonic()
+        if self.table is not None and now - self._checked_at < self.version_ttl_s:
+            return self.table
         version = self._version()
         if self.table is None or self.table[0] != version:
             frame = analysis_table(stored.result for stored in self.store.repository.all_latest())
             self.table = (version, frame)
+        self._checked_at = now
         return self.table
 
     async def table_for(self) -> tuple[str, pd.DataFrame]:
+        if self.table is not None and time.monotonic() - self._checked_at < self.version_ttl_s:
+            return self.table
         return await anyio.to_thread.run_sync(self._load)
 
     def get(self, key: tuple[str, ...]) -> Any:
@@ -115,7 +130,7 @@ class StatsRuntime:
 def get_runtime(request: Request, container: ContainerDep) -> StatsRuntime:
     runtime = getattr(request.app.state, "stats_runtime", None)
     if not isinstance(runtime, StatsRuntime):
-        runtime = StatsRuntime(container, stats_config(request).cache_entries)
+        runtime = StatsRuntime(container, stats_config(request))
         request.app.state.stats_runtime = runtime
     return runtime
 
@@ -166,19 +181,22 @@ CohortDep = Annotated[CohortFilter, Depends(cohort_filter)]
 # -- running a query ------------------------------------------------------------------------------
 
 
-async def _run(
+async def _answer(
     name: str,
     params: dict[str, Any],
     cohort: CohortFilter,
     principal: Principal,
-    runtime: RuntimeDep,
+    runtime: StatsRuntime,
     compute: Callable[[pd.DataFrame, int], T],
-) -> tuple[T, CohortOut]:
-    """Load, filter, compute (in a thread, cached), audit. The audit entry is written whatever
-    the outcome, so refused and failed queries are recorded too."""
+    render: Callable[[T, CohortOut], Response],
+) -> Response:
+    """Load, filter and compute (one worker thread; cached), then render and audit. The audit
+    entry is written whatever the outcome (refused and invalid queries too); for answered ones it
+    is written while the answer is rendered, and the answer leaves only once it is recorded."""
     version, table = await runtime.table_for()
     threshold = principal.threshold
     key = (name, repr(sorted(params.items())), cohort.key(), str(threshold), version)
+    action = f"stats.{name}"
     detail: dict[str, Any] = {
         "endpoint": name,
         "params": {
@@ -191,27 +209,27 @@ async def _run(
     cached = runtime.get(key)
     try:
         if cached is None:
-            frame = apply_filter(table, cohort)
-            result = await anyio.to_thread.run_sync(partial(compute, frame, threshold))
+            result = await anyio.to_thread.run_sync(lambda: compute(apply_filter(table, cohort), threshold))
             runtime.put(key, result)
         else:
             result = cached
     except reports.RefusedAnalysis as exc:
-        await runtime.audit.record(principal.subject, f"stats.{name}", {**detail, "outcome": "refused"})
+        await runtime.audit.record(principal.subject, action, {**detail, "outcome": "refused"})
         raise AnalysisRefused(str(exc)) from exc
     except ValueError as exc:
-        await runtime.audit.record(principal.subject, f"stats.{name}", {**detail, "outcome": "invalid"})
+        await runtime.audit.record(principal.subject, action, {**detail, "outcome": "invalid"})
         raise InvalidInput(str(exc)) from exc
-    await runtime.audit.record(
-        principal.subject, f"stats.{name}", {**detail, "outcome": "ok", "cached": cached is not None}
-    )
     meta = CohortOut(
         filter={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cohort).items()},
         data_version=version,
         threshold=threshold,
         cached=cached is not None,
     )
-    return result, meta
+    ok = {**detail, "outcome": "ok", "cached": cached is not None}
+    async with anyio.create_task_group() as group:
+        group.start_soon(partial(runtime.audit.record, principal.subject, action, ok))
+        response = render(result, meta)
+    return response
 
 
 _ADAPTERS: dict[type, TypeAdapter[Any]] = {}
@@ -264,15 +282,15 @@ async def response_summary(
 ) -> Response:
     """ORR, DCR, DCB with exact 95% CIs; atypical, DR and PsPD rates; DR by first-evaluation
     category, tumour group, timepoint of detection and trigger (Guan 2024, Fig. 1)."""
-    report, meta = await _run(
+    return await _answer(
         "response",
         {"basis": basis},
         cohort,
         principal,
         runtime,
         lambda frame, t: reports.response_report(frame, t, confirmed=basis == "confirmed"),
+        lambda report, meta: _json(meta, report),
     )
-    return _json(meta, report)
 
 
 @router.get(
@@ -288,15 +306,10 @@ async def baseline(
     """Baseline characteristics by response group, n per category and Fisher's exact tests
     (Guan 2024, Table 1). CSV: one line per category with the counts (empty = suppressed)."""
     chosen = list(groups) if groups else list(GROUPS)
-    report, meta = await _run(
-        "baseline",
-        {"groups": ",".join(chosen)},
-        cohort,
-        principal,
-        runtime,
-        lambda frame, t: reports.baseline_report(frame, chosen, t),
-    )
-    if format == "csv":
+
+    def render(report: reports.BaselineReport, meta: CohortOut) -> Response:
+        if format == "json":
+            return _json(meta, report)
         header = ["variable", "label", "category", "all", "all_pct"]
         header += [h for g in report.groups for h in (g, f"{g}_pct")]
         rows = [
@@ -305,7 +318,16 @@ async def baseline(
             for r in report.rows
         ]
         return _csv(header, rows, "baseline.csv")
-    return _json(meta, report)
+
+    return await _answer(
+        "baseline",
+        {"groups": ",".join(chosen)},
+        cohort,
+        principal,
+        runtime,
+        lambda frame, t: reports.baseline_report(frame, chosen, t),
+        render,
+    )
 
 
 @router.get("/continuous", operation_id="stats-continuous", responses=_ERRORS, response_model=ContinuousOut)
@@ -319,15 +341,15 @@ async def continuous(
     """Pre-treatment NLR, dNLR, lymphocytes and LDH: median and quartiles per response group and
     pairwise Mann-Whitney U or Welch t-tests."""
     chosen = list(groups) if groups else list(GROUPS)
-    report, meta = await _run(
+    return await _answer(
         "continuous",
         {"groups": ",".join(chosen), "test": test},
         cohort,
         principal,
         runtime,
         lambda frame, t: reports.continuous_report(frame, chosen, t, test=test),
+        lambda report, meta: _json(meta, report),
     )
-    return _json(meta, report)
 
 
 ByQuery = Annotated[
@@ -357,19 +379,23 @@ async def survival(
     pairwise log-rank tests. `endpoint`: pfs (RECIST 1.1), ipfs (iRECIST) or os. CSV: the risk table."""
     _check_by(by)
     levels = sorted(set(level)) if level else None
-    report, meta = await _run(
+
+    def render(report: reports.SurvivalReport, meta: CohortOut) -> Response:
+        if format == "json":
+            return _json(meta, report)
+        header = ["group", "day", "at_risk", "survival", "ci_low", "ci_high"]
+        rows = [[r.group, r.day, r.at_risk, r.survival, r.ci_low, r.ci_high] for r in report.risk_table]
+        return _csv(header, rows, f"survival-{endpoint}.csv")
+
+    return await _answer(
         "survival",
         {"endpoint": endpoint, "by": by, "levels": ",".join(levels or [])},
         cohort,
         principal,
         runtime,
         lambda frame, t: reports.survival_report(frame, endpoint, t, by=by, groups=levels),
+        render,
     )
-    if format == "csv":
-        header = ["group", "day", "at_risk", "survival", "ci_low", "ci_high"]
-        rows = [[r.group, r.day, r.at_risk, r.survival, r.ci_low, r.ci_high] for r in report.risk_table]
-        return _csv(header, rows, f"survival-{endpoint}.csv")
-    return _json(meta, report)
 
 
 @router.get(
@@ -393,18 +419,22 @@ async def survival_plot(
     """The Kaplan-Meier plot of `/stats/survival` (same privacy cuts) with numbers at risk."""
     _check_by(by)
     levels = sorted(set(level)) if level else None
-    report, _ = await _run(
-        "survival",
-        {"endpoint": endpoint, "by": by, "levels": ",".join(levels or [])},
+    from service.analytics.plots import km_plot
+
+    def draw(frame: pd.DataFrame, threshold: int) -> bytes:
+        report = reports.survival_report(frame, endpoint, threshold, by=by, groups=levels)
+        return km_plot(report, image_format=format)
+
+    media = "image/png" if format == "png" else "image/svg+xml"
+    return await _answer(
+        "survival-plot",
+        {"endpoint": endpoint, "by": by, "levels": ",".join(levels or []), "format": format},
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.survival_report(frame, endpoint, t, by=by, groups=levels),
+        draw,
+        lambda content, _: Response(content, media_type=media),
     )
-    from service.analytics.plots import km_plot
-
-    content = await anyio.to_thread.run_sync(partial(km_plot, report, image_format=format))
-    return Response(content, media_type="image/png" if format == "png" else "image/svg+xml")
 
 
 @router.get("/cox", operation_id="stats-cox", responses=_ERRORS, response_model=CoxOut)
@@ -437,7 +467,7 @@ async def cox(
         raise InvalidInput(f"unknown covariates: {', '.join(unknown)}")
     references = dict(r.split(":", 1) for r in reference or () if ":" in r)
     covariates = list(dict.fromkeys(covariate))
-    report, meta = await _run(
+    return await _answer(
         "cox",
         {
             "endpoint": endpoint,
@@ -451,8 +481,8 @@ async def cox(
         lambda frame, t: reports.cox_report(
             frame, endpoint, covariates, t, references=references, selection=selection
         ),
+        lambda report, meta: _json(meta, report),
     )
-    return _json(meta, report)
 
 
 @router.get("/predictors", operation_id="stats-predictors", responses=_ERRORS, response_model=PredictorOut)
@@ -465,15 +495,15 @@ async def predictors(
 ) -> Response:
     """Univariable and multivariable logistic regression of DR or PsPD on the baseline
     characteristics; continuous predictors failing Box-Tidwell are binarised at the median."""
-    report, meta = await _run(
+    return await _answer(
         "predictors",
         {"outcome": outcome, "selection": selection},
         cohort,
         principal,
         runtime,
         lambda frame, t: reports.predictor_report(frame, outcome, t, selection=selection),
+        lambda report, meta: _json(meta, report.analysis),
     )
-    return _json(meta, report.analysis)
 
 
 @router.get(
@@ -497,7 +527,12 @@ async def local_treatment(
         subset = frame[frame["group"] == finding]
         return reports.survival_report(subset, endpoint, threshold, by=column, groups=["True", "False"])
 
-    report, meta = await _run(
-        "local-treatment", {"finding": finding, "endpoint": endpoint}, cohort, principal, runtime, compute
+    return await _answer(
+        "local-treatment",
+        {"finding": finding, "endpoint": endpoint},
+        cohort,
+        principal,
+        runtime,
+        compute,
+        lambda report, meta: _json(meta, report),
     )
-    return _json(meta, report)

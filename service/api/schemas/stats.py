@@ -252,6 +252,7 @@ class PredictorAnalysisOut(_Out):
     binarised: dict[str, float] = Field(description="Predictors binarised at this median")
     univariable: list[LogisticModelOut]
     multivariable: LogisticModelOut | None
+    skipped: dict[str, str] = Field(description="Predictors left out, with the reason")
 
 
 class PredictorOut(BaseModel):

@@ -19,7 +19,7 @@ from scipy.optimize import linprog
 
 from service.analytics.baseline import baseline_table
 from service.analytics.privacy import DisclosureProblem, Thresholds, cut_curve, protect, shown
-from service.analytics.reports import baseline_report, response_report
+from service.analytics.reports import BaselineRow, baseline_report, response_report
 
 from .frames import result, table
 
@@ -154,7 +154,7 @@ def test_no_suppressed_count_is_recoverable_from_a_table1_response(frame: pd.Dat
     truth = {b.variable: b.counts for b in baseline_table(frame, report.groups, with_tests=False).blocks}
     assert all(n >= THRESHOLD for n in report.group_sizes)
     assert not set(report.groups) & {r.subject for r in report.refused}
-    by_variable: dict[str, list] = {}
+    by_variable: dict[str, list[BaselineRow]] = {}
     for row in report.rows:
         by_variable.setdefault(row.variable, []).append(row)
     for rows in by_variable.values():
@@ -198,10 +198,12 @@ def test_no_suppressed_count_is_recoverable_from_dr_by_first_evaluation(frame: p
     for prop in report.dr_by_first_evaluation:
         if prop.numerator is not None:
             equalities.append(([index[prop.name, 1]], prop.numerator))
-        if first[prop.name] is not None:
-            equalities.append(([index[prop.name, 0], index[prop.name, 1]], first[prop.name]))
-    if groups["DR"] is not None:
-        equalities.append(([index[c, 1] for c in cats], groups["DR"]))
+        size = first[prop.name]
+        if size is not None:
+            equalities.append(([index[prop.name, 0], index[prop.name, 1]], size))
+    dr_total = groups["DR"]
+    if dr_total is not None:
+        equalities.append(([index[c, 1] for c in cats], dr_total))
     if report.n is not None:
         equalities.append((list(range(n_vars)), report.n))
     truth = (frame["group"] == "DR").groupby(frame["first_evaluation"]).sum()

@@ -30,11 +30,17 @@ def test_seed_study_first_evaluation_rates_and_dr_by_category() -> None:
     # (4.0 %), atypical 19 (10.7 %); DR by first evaluation 4/29, 7/117, 1/30 (Fig. 1c).
     summary = response_summary(table(seed_study_response_results()))
     rates = {p.name: p for p in summary.rates()}
-    assert round(100 * rates["orr_first_evaluation"].estimate, 1) == 16.9  # 30/177, printed as 17.0
-    assert round(100 * rates["dcr_first_evaluation"].estimate, 1) == 83.1
-    assert (rates["dr"].numerator, round(100 * rates["dr"].estimate, 1)) == (12, 6.8)
-    assert (rates["pspd"].numerator, round(100 * rates["pspd"].estimate, 1)) == (7, 4.0)
-    assert (rates["atypical"].numerator, round(100 * rates["atypical"].estimate, 1)) == (19, 10.7)
+
+    def percent(name: str) -> float:
+        estimate = rates[name].estimate
+        assert estimate is not None
+        return round(100 * estimate, 1)
+
+    assert percent("orr_first_evaluation") == 16.9  # 30/177, printed as 17.0
+    assert percent("dcr_first_evaluation") == 83.1
+    assert (rates["dr"].numerator, percent("dr")) == (12, 6.8)
+    assert (rates["pspd"].numerator, percent("pspd")) == (7, 4.0)
+    assert (rates["atypical"].numerator, percent("atypical")) == (19, 10.7)
     by_first = summary.dr_by_first_evaluation
     found = dict(zip(by_first.categories, zip(by_first.dr, by_first.totals, strict=True), strict=True))
     assert (found["PR"], found["SD"], found["PD"]) == ((4, 29), (7, 117), (1, 30))

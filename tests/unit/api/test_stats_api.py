@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from service.adapters.persistence.audit import AuditLogRepository
 from service.adapters.persistence.database import migrate
@@ -49,12 +49,11 @@ ISSUER = "https://idp.example.org"
 AUDIENCE = "oncoresponse-stats"
 
 
-def _pem(private_key: Any) -> str:
-    return (
-        private_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+def _pem(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    public = private_key.public_key()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -78,7 +77,8 @@ def token(
         "exp": datetime.now(UTC) + expires_in,
         "scope": scope,
     }
-    return jwt.encode(claims, key, algorithm=algorithm)
+    encoded: str = jwt.encode(claims, key, algorithm=algorithm)
+    return encoded
 
 
 def bearer(value: str) -> dict[str, str]:
@@ -119,7 +119,7 @@ def assessment(
         traces=(trace,),
         profile=ClinicalProfile(
             sex=sex,
-            birth_date=date(1950 + len(pid) % 7 + int(pid.rsplit("-", 1)[-1]) % 20, 5, 5),
+            birth_date=date(1945 + sum(map(ord, pid)) % 30, 5, 5),
             tumour_type=TumourType.NSCLC,
             ici_class=IciClass.PD1,
             combination=True,
@@ -165,7 +165,9 @@ async def portal(app_settings: Settings) -> AsyncIterator[Portal]:
     migrate(app_settings.database_url)
     async with Container(app_settings) as box:
         app = create_app(app_settings, container=box)
-        app.state.stats_config = StatsConfig(jwt_public_key_pem=_pem(RSA_KEY), jwt_issuer=ISSUER)
+        app.state.stats_config = StatsConfig(
+            jwt_public_key_pem=_pem(RSA_KEY), jwt_issuer=ISSUER, data_version_ttl_s=0
+        )
         assert box.store is not None
         await box.store.record(cohort(), run_id="run-1")
         audit = AuditLogRepository(box.store.repository.engine)
@@ -182,6 +184,22 @@ async def test_no_token_is_401_problem(portal: Portal) -> None:
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["type"] == "/problems/not-authenticated"
+    # RFC 6750 section 3: a 401 names the scheme the resource server expects
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_portal_settings_come_from_oncoresponse_stats_variables(app_settings: Settings) -> None:
+    settings = app_settings.model_copy(
+        update={
+            "stats_jwt_public_key": SecretStr(_pem(EC_KEY)),
+            "stats_jwt_issuer": ISSUER,
+            "stats_min_cell_count": 5,
+        }
+    )
+    config = create_app(settings).state.stats_config
+    assert config.jwt_issuer == ISSUER
+    assert config.min_cell_count == 5
+    assert config.jwt_public_key_pem == _pem(EC_KEY)
 
 
 def _b64(data: bytes) -> str:
@@ -200,16 +218,10 @@ async def test_hmac_token_signed_with_the_public_key_is_refused(portal: Portal) 
 
 
 async def test_unsigned_alg_none_token_is_refused(portal: Portal) -> None:
-    unsigned = jwt.encode(
-        {
-            "sub": "x",
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "exp": datetime.now(UTC) + timedelta(minutes=5),
-            "scope": "stats.read",
-        },
-        None,
-        algorithm="none",
+    # RFC 7519 section 6: an unsecured JWT (alg "none", empty signature).
+    claims = {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": 4102444800, "scope": "stats.read"}
+    unsigned = (
+        f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{_b64(json.dumps(claims).encode())}."
     )
     r = await portal.http.get("/stats/response", headers=bearer(unsigned))
     assert r.status_code == 401
