@@ -126,7 +126,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _stats_key_needs_issuer(self) -> Settings:
         if self.stats_jwt_public_key is not None and not self.stats_jwt_issuer:
-            raise ValueError("ONCORESPONSE_STATS_JWT_ISSUER is required with ONCORESPONSE_STATS_JWT_PUBLIC_KEY")
+            raise ValueError(
+                "ONCORESPONSE_STATS_JWT_ISSUER is required with ONCORESPONSE_STATS_JWT_PUBLIC_KEY"
+            )
         return self
 
     def assessment_parameters(self) -> AssessmentParameters:
