@@ -913,16 +913,15 @@ PROFILES: tuple[ProfileDef, ...] = (
         "IrecistTimepointResponse",
         "iRECIST timepoint response",
         "iRECIST overall response at one follow-up timepoint (Seymour 2017) with the sums it was "
-        "judged on and the sum of new-lesion target diameters (NLT). Decision: target-response and "
-        "non-target-response are optional here (0..1, iRECIST categories): the engine derives the "
-        "iRECIST overall response without separate iRECIST target/non-target categories; the RECIST "
-        "1.1 categories of the same date are on the Recist11TimepointResponse.",
+        "judged on and the sum of new-lesion target diameters (NLT). target-response and "
+        "non-target-response are the iRECIST categories (Table 2); a category that does not apply "
+        "or could not be judged is given as the component's dataAbsentReason.",
         code="irecist-timepoint-response",
         value_vs="irecist-response",
         components=(
             ComponentSlice(
                 "target-response",
-                0,
+                1,
                 "1",
                 "CodeableConcept",
                 "Target lesion response (iRECIST)",
@@ -930,7 +929,7 @@ PROFILES: tuple[ProfileDef, ...] = (
             ),
             ComponentSlice(
                 "non-target-response",
-                0,
+                1,
                 "1",
                 "CodeableConcept",
                 "Non-target lesion response (iRECIST)",

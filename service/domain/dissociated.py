@@ -18,6 +18,8 @@ Project decisions shared by all definitions (reference section 1c, implementatio
 - `growing_lesions` lists every non-responding piece of evidence at that timepoint (growing
   measured lesions, unequivocally progressing non-targets, new lesions present); `shrinking_lesions`
   the shrinking ones. Both sorted by lesion id.
+- A non-target read `increased` (a further increase of a progressed lesion) counts as unequivocal
+  progression, as in RECIST 1.1 (`recist`, non-target decision).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from service.domain.lesions import LesionChange, meets_progression, meets_response
 from service.domain.model import NonTargetState
@@ -39,7 +42,17 @@ from service.domain.results import (
 )
 from service.domain.timeline import PATHOLOGICAL_NODE_MM, Category, TimelineView
 
+# Enum members as module constants (see `engine`, "Performance").
+_NEW = LesionStatus.NEW
+_NEW_TARGET = Category.NEW_TARGET
+_NEW_NON_TARGET = Category.NEW_NON_TARGET
+_NON_TARGET = Category.NON_TARGET
+_TARGET = Category.TARGET
+_UNEQUIVOCAL = NonTargetState.UNEQUIVOCAL_PROGRESSION
+_INCREASED = NonTargetState.INCREASED
+
 _FIVE_MM = Decimal(5)
+_D100, _D30, _D20 = Decimal(100), Decimal(30), Decimal(20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +73,7 @@ class DrDefinition:
     citation: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Evidence:
+class _Evidence(NamedTuple):
     shrinking: tuple[str, ...]
     growing: tuple[str, ...]  # measured lesions growing (target-lesion trigger)
     non_target: tuple[str, ...]  # unequivocal non-target progression
@@ -116,9 +128,9 @@ def _qualitative(row: Sequence[LesionChange]) -> tuple[tuple[str, ...], tuple[st
     non_target = tuple(
         c.lesion_id
         for c in row
-        if c.lesion.category is Category.NON_TARGET and c.state is NonTargetState.UNEQUIVOCAL_PROGRESSION
+        if c.lesion.category is _NON_TARGET and (c.state is _UNEQUIVOCAL or c.state is _INCREASED)
     )
-    new = tuple(c.lesion_id for c in row if c.status is LesionStatus.NEW)
+    new = tuple(c.lesion_id for c in row if c.status is _NEW)
     return non_target, new
 
 
@@ -154,14 +166,31 @@ def bernard_tessier(ctx: DrContext, key: str, version: str) -> AtypicalFinding |
     """
 
     def evidence(row: Sequence[LesionChange]) -> _Evidence:
-        measured = _measured(row)
-        non_target, new = _qualitative(row)
-        return _Evidence(
-            shrinking=tuple(c.lesion_id for c in measured if c.shrinks_more_than(30)),
-            growing=tuple(c.lesion_id for c in measured if c.grows_more_than(20, _FIVE_MM)),
-            non_target=non_target,
-            new=new,
-        )
+        # One pass over the row; the same tests as `_measured`, `_qualitative`,
+        # `LesionChange.shrinks_more_than(30)` and `LesionChange.grows_more_than(20, 5 mm)`.
+        shrinking: list[str] = []
+        growing: list[str] = []
+        non_target: list[str] = []
+        new: list[str] = []
+        for c in row:
+            tracked = c.lesion
+            category = tracked.category
+            if c.status is _NEW:
+                new.append(tracked.lesion.lesion_id)
+            if category is _NEW_TARGET or category is _NEW_NON_TARGET:
+                continue
+            if category is _NON_TARGET and (c.state is _UNEQUIVOCAL or c.state is _INCREASED):
+                non_target.append(tracked.lesion.lesion_id)
+            current, base, nadir = c.current_mm, c.baseline_mm, c.nadir_mm
+            if current is None or base is None:
+                continue
+            if base and _D100 * (base - current) > _D30 * base:
+                shrinking.append(tracked.lesion.lesion_id)
+            if nadir is not None:
+                growth = current - nadir
+                if growth >= _FIVE_MM and _D100 * growth > _D20 * nadir:
+                    growing.append(tracked.lesion.lesion_id)
+        return _Evidence(tuple(shrinking), tuple(growing), tuple(non_target), tuple(new))
 
     return _scan(ctx, key, version, "dr/bernard-tessier", evidence, ctx.horizon)
 
@@ -213,7 +242,7 @@ def vaflard_target(ctx: DrContext, key: str, version: str) -> AtypicalFinding | 
     """
 
     def evidence(row: Sequence[LesionChange]) -> _Evidence:
-        targets = [c for c in row if c.lesion.category is Category.TARGET]
+        targets = [c for c in row if c.lesion.category is _TARGET]
         return _Evidence(
             shrinking=tuple(
                 c.lesion_id
@@ -243,7 +272,7 @@ def sato_organ(ctx: DrContext, key: str, version: str) -> AtypicalFinding | None
     row = ctx.changes[0]
     organs: dict[str, list[LesionChange]] = {}
     for c in row:
-        if c.lesion.category is Category.TARGET:
+        if c.lesion.category is _TARGET:
             organs.setdefault(c.lesion.organ_key, []).append(c)
     responding: list[str] = []
     progressing: list[str] = []

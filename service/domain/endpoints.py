@@ -94,7 +94,9 @@ def compute_endpoints(
     timepoints: Sequence[TimepointResult],
     episodes: Sequence[IupdEpisode],
     best: BestResponse | None,
+    labs_by_day: dict[date, dict[LabKind, Decimal]] | None = None,
 ) -> Endpoints:
+    """`labs_by_day`: `_labs_by_day(timeline.labs, as_of)` when the caller already has it."""
     start = timeline.treatment_start
     death = timeline.death_date if timeline.death_date is not None and timeline.death_date <= as_of else None
     last_assessment = timepoints[-1].timepoint_date if timepoints else None
@@ -114,7 +116,7 @@ def compute_endpoints(
             dcb = best is not None and best.response in benefit
         elif pfs_event:
             dcb = False
-    by_day = _labs_by_day(timeline.labs, as_of)
+    by_day = _labs_by_day(timeline.labs, as_of) if labs_by_day is None else labs_by_day
     window_start = start - timedelta(days=PRE_TREATMENT_LAB_DAYS)
     pre_days = sorted((d for d in by_day if window_start <= d <= start), reverse=True)
     post_days = sorted(d for d in by_day if d > start)

@@ -6,6 +6,16 @@ ResponseGroup -> endpoints. Every step is a pure function of the previous ones.
 
 `timepoint_index` everywhere: 0 = baseline (never emitted as a result), 1 = first evaluation after
 baseline, n = n-th follow-up timepoint on or before `as_of`, in date order.
+
+Performance (issue 3; `benchmarks/engine.py`): each lesion's value, status and nadir are worked out
+once per timepoint (`lesions.lesion_changes`); the per-timepoint category readings (target sum,
+non-target response, new-lesion facts) once (`recist.read_categories`) and shared by RECIST 1.1 and
+iRECIST, which only compare them with their own nadirs; `RuleTrace.of` renders its facts lazily.
+Per-lesion and per-timepoint internal values are NamedTuples (frozen dataclasses cost several
+times more to build). Hot loops read enum members from module-level aliases (`_PD = Response.PD`):
+in Python 3.11 `Response.PD` goes through `EnumType.__getattr__`, about ten times a global lookup.
+Thresholds multiply Decimal constants (`Decimal(100)`, not `100`) to skip an int conversion per
+comparison; the values compared are the same.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from service.domain.recist import (
     assess_timepoints,
     best_overall_response,
     confirmed_best_overall_response,
+    read_categories,
 )
 from service.domain.results import (
     AtypicalFinding,
@@ -55,9 +66,21 @@ def _local_treatment_since(timeline: PatientTimeline, since: date | None, as_of:
     return any(since <= t.performed_on <= as_of for t in timeline.local_treatments)
 
 
-def _pre_treatment_labs(timeline: PatientTimeline, as_of: date) -> tuple[Decimal | None, Decimal | None]:
+def _treated_after(timeline: PatientTimeline, pd_date: date | None, as_of: date) -> bool | None:
+    """Treatment beyond progression (Guan 2024, Fig. 2g): an ICI administration strictly after the
+    first RECIST 1.1 PD timepoint date, up to `as_of`; None without a PD timepoint.
+
+    Strictly after [P]: a dose on the PD scan day was given before the scan was read.
+    """
+    if pd_date is None:
+        return None
+    return any(pd_date < d <= as_of for d in timeline.ici_administration_dates)
+
+
+def _pre_treatment_labs(
+    timeline: PatientTimeline, by_day: dict[date, dict[LabKind, Decimal]]
+) -> tuple[Decimal | None, Decimal | None]:
     """Latest lymphocyte count and LDH in the pre-treatment window of `endpoints` (research fields)."""
-    by_day = _labs_by_day(timeline.labs, as_of)
     start = timeline.treatment_start
     window = start - timedelta(days=PRE_TREATMENT_LAB_DAYS)
     days = sorted((d for d in by_day if window <= d <= start), reverse=True)
@@ -74,7 +97,8 @@ def assess(
 ) -> PatientAssessment:
     """Assess one patient as of `as_of` (events after it are ignored; censoring happens there)."""
     view = build_view(timeline, params, as_of=as_of)
-    lymphocytes_pre, ldh_pre = _pre_treatment_labs(timeline, as_of)
+    labs_by_day = _labs_by_day(timeline.labs, as_of)
+    lymphocytes_pre, ldh_pre = _pre_treatment_labs(timeline, labs_by_day)
     if isinstance(view, NoBaseline):
         return PatientAssessment(
             patient_id=timeline.patient_id,
@@ -98,17 +122,20 @@ def assess(
         )
     start = timeline.treatment_start
     changes = lesion_changes(view)
-    course = assess_timepoints(view)
+    readings = read_categories(view, changes)  # shared by RECIST 1.1 and iRECIST
+    course = assess_timepoints(view, readings)
     timepoints = course.timepoints
     lesion_results = tuple(
-        to_lesion_result(change, tp)
-        for tp, row in zip(view.follow_ups, changes, strict=True)
-        for change in row
+        [
+            to_lesion_result(change, tp)
+            for tp, row in zip(view.follow_ups, changes, strict=True)
+            for change in row
+        ]
     )
     assessments = [(t.timepoint_date, t.overall) for t in timepoints]
     best = best_overall_response(assessments, start, params)
     best_confirmed = confirmed_best_overall_response(assessments, start, params)
-    immune = assess_immune(view, params)
+    immune = assess_immune(view, params, readings)
     immune_best = immune_best_overall_response(
         [(t.timepoint_date, t.overall) for t in immune.timepoints], start, params
     )
@@ -130,7 +157,13 @@ def assess(
         atypical.append(der)
     group, group_trace = response_group(atypical, best, best_confirmed, params)
     endpoints = compute_endpoints(
-        timeline, params, as_of=as_of, timepoints=timepoints, episodes=immune.episodes, best=best
+        timeline,
+        params,
+        as_of=as_of,
+        timepoints=timepoints,
+        episodes=immune.episodes,
+        best=best,
+        labs_by_day=labs_by_day,
     )
     decisive = [*view.traces]
     decisive.extend(b.trace for b in (best, best_confirmed, immune_best) if b is not None)
@@ -163,4 +196,7 @@ def assess(
         ),
         lymphocytes_pre=lymphocytes_pre,
         ldh_pre=ldh_pre,
+        treated_beyond_progression=_treated_after(
+            timeline, next((t.timepoint_date for t in timepoints if t.overall is Response.PD), None), as_of
+        ),
     )

@@ -25,11 +25,24 @@ Timepoint response (Table 2), as a state machine over follow-up timepoints:
   new lesions resolved, the response improved over the iUPD timepoint's, or a sum fell >= 5 mm
   (FAQ scenarios B and F: an unchanged PR with a stable new lesion stays iUPD). Stable new lesions
   do not block iPR/iSD; iCR needs every new lesion gone (otherwise iPR).
-- Non-target readings: `increased` = further increase (confirms a non-target iUPD); a repeated
-  `unequivocal-progression` = still progressed, no further change (stays iUPD, FAQ "NCLA");
-  `present` after an unequivocal progression = no longer progressed, so the iUPD may reset
-  (project decision; the contract code system has no "no change" code).
+- Non-target readings: `increased` = further increase (FAQ "INCLA": confirms a non-target iUPD);
+  a repeated `unequivocal-progression` = still progressed, no further change (stays iUPD, FAQ
+  "NCLA"); `present` after an unequivocal progression = no longer progressed, so the iUPD may reset
+  (project decision; the contract code system has no "no change" code). As RECIST 1.1 reads
+  `increased` as non-target PD (`recist`, non-target decision), an `increased` non-target with no
+  iUPD open starts one (basis non-target), and one at the confirming assessment of an iUPD of
+  another basis confirms it as "RECIST PD newly met" (reason `non-target-newly-pd`).
 - After iCPD every later timepoint is iCPD (confirmed progression ends the evaluation).
+- Categories (contract IrecistTimepointResponse target-response / non-target-response; the columns
+  of Table 2): the target category maps the RECIST 1.1 reading of the targets against the iRECIST
+  nadir (CR -> iCR, PR -> iPR, SD -> iSD, PD -> iUPD, NE -> NE); the non-target category maps the
+  RECIST 1.1 non-target reading (CR -> iCR, NonCR-NonPD -> iNonCR-NonUPD, PD -> iUPD, NE -> NE).
+  Decisions where Table 2 is silent (its category columns stop at iUPD): a category is iCPD at the
+  assessment that confirms progression on its own evidence (target: sum +>= 5 mm or RECIST PD newly
+  met; non-target: a further increase or PD newly met) and stays iCPD at every later timepoint,
+  as the overall response does; a category that did not confirm keeps its own reading. The
+  categories are strict per timepoint (no continued iPR: that reading belongs to the overall value,
+  as for RECIST 1.1 `TimepointResult.target`).
 - Continued iPR (recist.eortc.org FAQ "Managing PR when TP measurements change slightly", reference
   W3 "iPR x5"): after an iPR/iCR, a timepoint that would be iSD stays iPR until an iUPD occurs.
   iRECIST has one value per timepoint, so unlike RECIST 1.1 (`overall` / `reported`) this reading
@@ -47,15 +60,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
-from service.domain.lesions import TargetSum, meets_progression, percent_change, target_sum
-from service.domain.model import NonTargetState
+from service.domain.lesions import TargetSum, meets_progression
 from service.domain.parameters import AssessmentParameters
 from service.domain.recist import (
-    classify_non_target,
-    classify_target,
-    overall_response,
+    CategoryReadings,
+    TimepointCategories,
+    change_from_nadir,
+    overall_decision,
+    read_categories,
     reappeared_targets,
+    target_response,
 )
 from service.domain.results import (
     BestResponse,
@@ -65,7 +81,22 @@ from service.domain.results import (
     Response,
     RuleTrace,
 )
-from service.domain.timeline import Category, TimelineView, Timepoint, TrackedLesion
+from service.domain.timeline import TimelineView, Timepoint
+
+# Enum members as module constants (see `engine`, "Performance").
+_ICR = ImmuneResponse.ICR
+_IPR = ImmuneResponse.IPR
+_ISD = ImmuneResponse.ISD
+_INON_CR_NON_UPD = ImmuneResponse.INON_CR_NON_UPD
+_IUPD = ImmuneResponse.IUPD
+_ICPD = ImmuneResponse.ICPD
+_INE = ImmuneResponse.NE
+_CR = Response.CR
+_PR = Response.PR
+_SD = Response.SD
+_NON_CR_NON_PD = Response.NON_CR_NON_PD
+_PD = Response.PD
+_NE = Response.NE
 
 TARGET = "target"
 NON_TARGET = "non-target"
@@ -119,8 +150,7 @@ class _Anchor:
     new_ids: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class _NewLesions:
+class _NewLesions(NamedTuple):
     """New-lesion facts at one timepoint."""
 
     present: tuple[str, ...]
@@ -133,55 +163,30 @@ class _NewLesions:
     all_resolved: bool
 
 
-def _new_lesions(
-    eligible: Sequence[TrackedLesion], tp: Timepoint, known: set[str], nlt_nadir: Decimal | None
-) -> _NewLesions:
-    present: list[str] = []
-    nlt_total = Decimal(0)
-    nlt_complete = True
-    has_nlt = False
-    unequivocal = increase = not_evaluable = False
-    for t in eligible:
-        reading = tp.reading(t.lesion_id)
-        is_present = reading.present(t.is_node)
-        if is_present:
-            present.append(t.lesion_id)
-        if t.category is Category.NEW_TARGET:
-            has_nlt = True
-            if reading.value_mm is None:
-                nlt_complete = False
-                not_evaluable = True
-            else:
-                nlt_total += reading.value_mm
-        else:
-            if not reading.evaluable:
-                not_evaluable = True
-            if reading.state is NonTargetState.UNEQUIVOCAL_PROGRESSION:
-                unequivocal = increase = True
-            elif reading.state is NonTargetState.INCREASED:
-                increase = True
-    nlt_sum = nlt_total if has_nlt and nlt_complete else None
+def _new_lesions(cat: TimepointCategories, known: set[str], nlt_nadir: Decimal | None) -> _NewLesions:
+    present = cat.new_present
+    nlt_sum = cat.nlt_sum_mm
     nlt_pd = nlt_sum is not None and nlt_nadir is not None and meets_progression(nlt_sum, nlt_nadir)
     return _NewLesions(
-        present=tuple(present),
+        present=present,
         newly=tuple(i for i in present if i not in known),
         nlt_sum_mm=nlt_sum,
         nlt_pd=nlt_pd,
-        nlnt_unequivocal=unequivocal,
-        nlnt_increase=increase,
-        not_evaluable=not_evaluable,
-        all_resolved=not present and not not_evaluable,
+        nlnt_unequivocal=cat.nlnt_unequivocal,
+        nlnt_increase=cat.nlnt_increase,
+        not_evaluable=cat.new_not_evaluable,
+        all_resolved=not present and not cat.new_not_evaluable,
     )
 
 
 def _map_base(base: Response, new: _NewLesions) -> ImmuneResponse:
-    if base is Response.CR:
-        return ImmuneResponse.ICR if new.all_resolved or not new.present else ImmuneResponse.IPR
+    if base is _CR:
+        return _ICR if new.all_resolved or not new.present else _IPR
     return {
-        Response.PR: ImmuneResponse.IPR,
-        Response.SD: ImmuneResponse.ISD,
-        Response.NON_CR_NON_PD: ImmuneResponse.INON_CR_NON_UPD,
-    }.get(base, ImmuneResponse.NE)
+        _PR: _IPR,
+        _SD: _ISD,
+        _NON_CR_NON_PD: _INON_CR_NON_UPD,
+    }.get(base, _INE)
 
 
 def _confirmations(
@@ -215,9 +220,9 @@ def _confirmations(
             reasons.append("new-lesion-non-target-increase")
     if any(i not in anchor.new_ids for i in new.newly):
         reasons.append("additional-new-lesion")
-    if TARGET not in basis and target is Response.PD:
+    if TARGET not in basis and target is _PD:
         reasons.append("target-newly-pd")
-    if NON_TARGET not in basis and non_target is Response.PD:
+    if NON_TARGET not in basis and non_target is _PD:
         reasons.append("non-target-newly-pd")
     if NEW_LESION not in basis and (new.nlt_pd or new.nlnt_unequivocal):
         reasons.append("new-lesion-newly-pd")
@@ -225,13 +230,13 @@ def _confirmations(
 
 
 def _can_reset(base: Response, new: _NewLesions, anchor: _Anchor, current: TargetSum | None) -> bool:
-    if base in (Response.PD, Response.NE):
+    if base in (_PD, _NE):
         return False
     if new.nlt_pd or new.nlnt_increase or new.newly:
         return False
     if NEW_LESION not in anchor.basis or new.all_resolved:
         return True
-    if anchor.base is Response.PD or _BASE_RANK.get(base, -1) > _BASE_RANK.get(anchor.base, -1):
+    if anchor.base is _PD or _BASE_RANK.get(base, -1) > _BASE_RANK.get(anchor.base, -1):
         return True
     if _BASE_RANK.get(base, -1) != _BASE_RANK.get(anchor.base, -1):
         return False
@@ -249,10 +254,58 @@ def _can_reset(base: Response, new: _NewLesions, anchor: _Anchor, current: Targe
     return target_fell or nlt_fell
 
 
-def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCourse:
-    """iRECIST timepoint responses and iUPD episodes of every follow-up timepoint."""
-    has_targets = bool(view.targets)
-    baseline_sum = target_sum(view.targets, view.baseline).sum_mm if has_targets else None
+_TARGET_REASONS = frozenset({"target-sum-further-5mm", "target-newly-pd"})
+_NON_TARGET_REASONS = frozenset({"non-target-further-increase", "non-target-newly-pd"})
+
+
+def _confirmed_categories(reasons: Sequence[str]) -> frozenset[str]:
+    """The categories whose own progression an iCPD confirmed (see the module doc, categories)."""
+    out: set[str] = set()
+    if any(r in _TARGET_REASONS for r in reasons):
+        out.add(TARGET)
+    if any(r in _NON_TARGET_REASONS for r in reasons):
+        out.add(NON_TARGET)
+    return frozenset(out)
+
+
+def _immune_target(target: Response | None) -> ImmuneResponse | None:
+    """iRECIST target category (Table 2, target column) from the RECIST 1.1 reading of the targets."""
+    if target is None:
+        return None
+    if target is _PD:
+        return _IUPD
+    if target is _CR:
+        return _ICR
+    if target is _PR:
+        return _IPR
+    if target is _SD:
+        return _ISD
+    return _INE
+
+
+def _immune_non_target(non_target: Response | None) -> ImmuneResponse | None:
+    """iRECIST non-target category (Table 2, non-target column): iCR, non-iCR/non-iUPD, iUPD, NE."""
+    if non_target is None:
+        return None
+    if non_target is _PD:
+        return _IUPD
+    if non_target is _CR:
+        return _ICR
+    if non_target is _NON_CR_NON_PD:
+        return _INON_CR_NON_UPD
+    return _INE
+
+
+def assess_immune(
+    view: TimelineView, params: AssessmentParameters, readings: CategoryReadings | None = None
+) -> ImmuneCourse:
+    """iRECIST timepoint responses and iUPD episodes of every follow-up timepoint.
+
+    `readings` (from `recist.read_categories(view)`) may be passed in to share them with RECIST 1.1.
+    """
+    if readings is None:
+        readings = read_categories(view)
+    baseline_sum = readings.baseline_sum_mm
     nadir = baseline_sum
     nlt_nadir: Decimal | None = None
     known: set[str] = set()
@@ -264,23 +317,24 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
     previous: Timepoint | None = None
     results: list[ImmuneTimepointResult] = []
     episodes: list[IupdEpisode] = []
-    for tp in view.follow_ups:
+    confirmed_categories: frozenset[str] = frozenset()  # categories whose progression was confirmed
+    for cat in readings.timepoints:
+        tp = cat.tp
         traces: list[RuleTrace] = []
         current: TargetSum | None = None
         target: Response | None = None
-        if baseline_sum is not None and nadir is not None:
-            current = target_sum(view.targets, tp)
+        if baseline_sum is not None and nadir is not None and cat.targets is not None:
+            current = cat.targets
             reappeared = had_icr and reappeared_targets(view, previous, tp)
-            target, _ = classify_target(baseline_sum, nadir, current, reappeared=reappeared)
-        non_target, _ = classify_non_target(view.non_targets, tp)
-        nt_increase = any(tp.reading(t.lesion_id).state is NonTargetState.INCREASED for t in view.non_targets)
-        base, _ = overall_response(target, non_target, False)
-        eligible = [t for t in view.new_lesions if t.counted_from is not None and t.counted_from <= tp.index]
-        new = _new_lesions(eligible, tp, known, nlt_nadir)
+            target, _ = target_response(baseline_sum, nadir, current, reappeared)
+        non_target = cat.non_target
+        nt_increase = cat.non_target_increase
+        base, _ = overall_decision(target, non_target, False)
+        new = _new_lesions(cat, known, nlt_nadir)
         causes: set[str] = set()
-        if target is Response.PD:
+        if target is _PD:
             causes.add(TARGET)
-        if non_target is Response.PD:
+        if non_target is _PD:
             causes.add(NON_TARGET)
         if new.newly or new.nlt_pd or new.nlnt_unequivocal:
             causes.add(NEW_LESION)
@@ -288,15 +342,15 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
         commit = True
         since = (tp.day - last_iupd).days if last_iupd is not None else None
         if confirmed:
-            code = ImmuneResponse.ICPD
+            code = _ICPD
             traces.append(RuleTrace.of("irecist/icpd/carried-forward"))
         elif anchor is not None and since is not None and since < params.icpd_min_days:
-            code = ImmuneResponse.IUPD
+            code = _IUPD
             commit = False
             traces.append(RuleTrace.of("irecist/iupd/too-early-to-confirm", days_since_iupd=since, **facts))
         elif anchor is None:
             if causes:
-                code = ImmuneResponse.IUPD
+                code = _IUPD
                 anchor = _Anchor(
                     index=tp.index,
                     day=tp.day,
@@ -307,14 +361,14 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
                     new_ids=frozenset(known | set(new.present)),
                 )
                 traces.append(RuleTrace.of("irecist/iupd", **facts))
-            elif base is Response.NE or new.not_evaluable:
-                code = ImmuneResponse.NE
+            elif base is _NE or new.not_evaluable:
+                code = _INE
                 traces.append(RuleTrace.of("irecist/ne", new_not_evaluable=new.not_evaluable, **facts))
             else:
                 code = _map_base(base, new)
                 traces.append(RuleTrace.of("irecist/from-recist-categories", **facts))
-                if code is ImmuneResponse.ISD and responded:
-                    code = ImmuneResponse.IPR
+                if code is _ISD and responded:
+                    code = _IPR
                     traces.append(RuleTrace.of("irecist/faq/continued-ipr"))
         else:
             in_window = since is None or since <= params.icpd_max_days
@@ -330,8 +384,9 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
                     )
                 )
             if reasons:
-                code = ImmuneResponse.ICPD
+                code = _ICPD
                 confirmed = True
+                confirmed_categories = _confirmed_categories(reasons)
                 traces.append(
                     RuleTrace.of("irecist/icpd", iupd_index=anchor.index, reasons=",".join(reasons), **facts)
                 )
@@ -340,8 +395,8 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
                         anchor.index, anchor.day, tuple(sorted(anchor.basis)), "confirmed", tp.index, code
                     )
                 )
-            elif base is Response.NE or new.not_evaluable:
-                code = ImmuneResponse.NE
+            elif base is _NE or new.not_evaluable:
+                code = _INE
                 traces.append(RuleTrace.of("irecist/ne-after-iupd", iupd_index=anchor.index, **facts))
             elif _can_reset(base, new, anchor, current):
                 code = _map_base(base, new)
@@ -354,15 +409,15 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
                 anchor = None
                 last_iupd = None
             else:
-                code = ImmuneResponse.IUPD
+                code = _IUPD
                 traces.append(RuleTrace.of("irecist/iupd-not-confirmed", iupd_index=anchor.index, **facts))
-        if code is ImmuneResponse.NE:
+        if code is _INE:
             commit = False
-        if code in (ImmuneResponse.IPR, ImmuneResponse.ICR):
+        if code in (_IPR, _ICR):
             responded = True
-        elif code in (ImmuneResponse.IUPD, ImmuneResponse.ICPD):
+        elif code in (_IUPD, _ICPD):
             responded = False
-        if code is ImmuneResponse.IUPD and commit:
+        if code is _IUPD and commit:
             last_iupd = tp.day
         results.append(
             ImmuneTimepointResult(
@@ -372,16 +427,14 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
                 sum_mm=current.sum_mm if current is not None and current.complete else None,
                 baseline_sum_mm=baseline_sum,
                 nadir_sum_mm=nadir,
-                change_from_baseline_pct=(
-                    percent_change(current.sum_mm, baseline_sum) if current and current.complete else None
-                ),
-                change_from_nadir_pct=(
-                    percent_change(current.sum_mm, nadir) if current and current.complete else None
-                ),
+                change_from_baseline_pct=cat.change_from_baseline_pct,
+                change_from_nadir_pct=change_from_nadir(cat, current, baseline_sum, nadir),
                 new_lesion_target_sum_mm=new.nlt_sum_mm,
                 new_lesion=bool(new.present),
                 traces=tuple(traces),
                 source_refs=tp.refs,
+                target=_ICPD if TARGET in confirmed_categories else _immune_target(target),
+                non_target=_ICPD if NON_TARGET in confirmed_categories else _immune_non_target(non_target),
             )
         )
         if commit:
@@ -390,7 +443,7 @@ def assess_immune(view: TimelineView, params: AssessmentParameters) -> ImmuneCou
             if new.nlt_sum_mm is not None and (nlt_nadir is None or new.nlt_sum_mm < nlt_nadir):
                 nlt_nadir = new.nlt_sum_mm
             known.update(new.present)
-            had_icr = had_icr or code is ImmuneResponse.ICR
+            had_icr = had_icr or code is _ICR
             previous = tp
     if anchor is not None and not confirmed:
         episodes.append(
@@ -409,22 +462,22 @@ def immune_best_overall_response(
     used: list[ImmuneAssessment] = []
     for a in sorted(assessments, key=lambda x: x[0]):
         used.append(a)
-        if a[1] is ImmuneResponse.ICPD:
+        if a[1] is _ICPD:
             break
     if not used:
         return None
     values = [r for _, r in used]
-    if values[-1] is ImmuneResponse.ICPD:  # the confirmed episode's iUPDs count as iCPD
+    if values[-1] is _ICPD:  # the confirmed episode's iUPDs count as iCPD
         pos = len(values) - 2
-        while pos >= 0 and values[pos] in (ImmuneResponse.IUPD, ImmuneResponse.NE):
-            if values[pos] is ImmuneResponse.IUPD:
-                values[pos] = ImmuneResponse.ICPD
+        while pos >= 0 and values[pos] in (_IUPD, _INE):
+            if values[pos] is _IUPD:
+                values[pos] = _ICPD
             pos -= 1
     candidates: list[tuple[ImmuneResponse, date]] = []
     for (day, _), response in zip(used, values, strict=True):
         early = (day - start).days < params.min_sd_days
-        if response in (ImmuneResponse.ISD, ImmuneResponse.INON_CR_NON_UPD) and early:
-            candidates.append((ImmuneResponse.NE, day))
+        if response in (_ISD, _INON_CR_NON_UPD) and early:
+            candidates.append((_INE, day))
         else:
             candidates.append((response, day))
     response, day = min(candidates, key=lambda c: (RANK[c[0]], c[1]))

@@ -172,3 +172,7 @@ class PatientTimeline:
     local_treatments: tuple[LocalTreatment, ...] = ()
     profile: ClinicalProfile = field(default_factory=ClinicalProfile)
     source_refs: tuple[str, ...] = ()
+    # Dates of the ICI administrations (contract: MedicationAdministration `completed`/`in-progress`
+    # of an ICI, recognised as for the start), sorted, unique. Research field: treatment beyond
+    # progression (Guan 2024, Fig. 2g); not used by the response rules. Empty when not read.
+    ici_administration_dates: tuple[date, ...] = ()

@@ -10,6 +10,15 @@
 - Non-target response (section 4.3.2): PD on unequivocal progression of any non-target lesion; NE
   when any non-target lesion was not assessed; CR when all are absent (nodes < 10 mm); else
   NonCR-NonPD. No non-target disease at baseline => not applicable (None).
+  Decision (non-target status `increased`): section 4.3.2 makes "unequivocal progression of existing
+  non-target lesions" PD, and the contract (FHIR-CONTRACT.md section 1, `non-target-status`) defines
+  `increased` as "any further increase" - an increase beyond a progression already recorded (the
+  iRECIST FAQ's INCLA, used to confirm a non-target iUPD). A further increase of an unequivocally
+  progressed lesion is still unequivocal progression, so a non-target read `increased` is RECIST 1.1
+  non-target PD as well (rule `recist1.1/non-target/pd-further-increase` when no lesion reads
+  `unequivocal-progression`), and so is the lesion's own status (`lesions`) and the non-target
+  trigger of dissociated response (`dissociated`). Previously it counted as NonCR-NonPD, which
+  gave SD after a PD. iRECIST keeps its confirmation semantics (`irecist`).
 - Overall response: Table 1 (target disease) and Table 2 (non-target disease only, where
   NonCR-NonPD is given instead of SD). A new lesion is PD in either table.
 - `reported` (recist.eortc.org FAQ "Managing PR when TP measurements change slightly", reference
@@ -32,9 +41,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
 from service.domain.lesions import (
+    LesionChange,
     TargetSum,
+    lesion_changes,
     meets_progression,
     meets_response,
     percent_change,
@@ -43,8 +55,28 @@ from service.domain.lesions import (
 from service.domain.model import NonTargetState
 from service.domain.parameters import AssessmentParameters
 from service.domain.results import BestResponse, Criterion, Response, RuleTrace, TimepointResult
-from service.domain.timeline import PATHOLOGICAL_NODE_MM, TimelineView, Timepoint, TrackedLesion
+from service.domain.timeline import (
+    PATHOLOGICAL_NODE_MM,
+    Category,
+    TimelineView,
+    Timepoint,
+    TrackedLesion,
+)
 
+# Enum members as module constants (see `engine`, "Performance").
+_CR = Response.CR
+_PR = Response.PR
+_SD = Response.SD
+_NON_CR_NON_PD = Response.NON_CR_NON_PD
+_PD = Response.PD
+_NE = Response.NE
+_TARGET = Category.TARGET
+_NON_TARGET = Category.NON_TARGET
+_NEW_TARGET = Category.NEW_TARGET
+_UNEQUIVOCAL = NonTargetState.UNEQUIVOCAL_PROGRESSION
+_INCREASED = NonTargetState.INCREASED
+
+_ZERO = Decimal(0)
 RANK: dict[Response, int] = {
     Response.CR: 0,
     Response.PR: 1,
@@ -55,30 +87,58 @@ RANK: dict[Response, int] = {
 }
 
 
+def target_response(
+    baseline_mm: Decimal, nadir_mm: Decimal, current: TargetSum, reappeared: bool = False
+) -> tuple[Response, str]:
+    """Target response of one timepoint and the id of the rule that gave it (see `classify_target`)."""
+    if meets_progression(current.sum_mm, nadir_mm):
+        return _PD, "recist1.1/target/pd" if current.complete else "recist1.1/target/pd-partial"
+    if reappeared:
+        return _PD, "recist1.1/target/pd-reappearance-after-cr"
+    if not current.complete:
+        return _NE, "recist1.1/target/ne-not-all-measured"
+    if current.all_targets_cr:
+        return _CR, "recist1.1/target/cr"
+    if meets_response(current.sum_mm, baseline_mm):
+        return _PR, "recist1.1/target/pr"
+    return _SD, "recist1.1/target/sd"
+
+
 def classify_target(
     baseline_mm: Decimal, nadir_mm: Decimal, current: TargetSum, *, reappeared: bool = False
 ) -> tuple[Response, RuleTrace]:
     """Target response of one timepoint (PD versus nadir first, then CR, PR versus baseline, SD)."""
-    facts = {
-        "baseline_mm": baseline_mm,
-        "nadir_mm": nadir_mm,
-        "current_mm": current.sum_mm,
-        "complete": current.complete,
-    }
-    if meets_progression(current.sum_mm, nadir_mm):
-        rule = "recist1.1/target/pd" if current.complete else "recist1.1/target/pd-partial"
-        return Response.PD, RuleTrace.of(rule, **facts)
-    if reappeared:
-        return Response.PD, RuleTrace.of("recist1.1/target/pd-reappearance-after-cr", **facts)
-    if not current.complete:
-        return Response.NE, RuleTrace.of(
-            "recist1.1/target/ne-not-all-measured", missing=",".join(current.missing), **facts
+    response, rule = target_response(baseline_mm, nadir_mm, current, reappeared)
+    if response is _NE:
+        return response, RuleTrace.of(
+            rule,
+            missing=",".join(current.missing),
+            baseline_mm=baseline_mm,
+            nadir_mm=nadir_mm,
+            current_mm=current.sum_mm,
+            complete=current.complete,
         )
-    if current.all_targets_cr:
-        return Response.CR, RuleTrace.of("recist1.1/target/cr", **facts)
-    if meets_response(current.sum_mm, baseline_mm):
-        return Response.PR, RuleTrace.of("recist1.1/target/pr", **facts)
-    return Response.SD, RuleTrace.of("recist1.1/target/sd", **facts)
+    return response, RuleTrace.of(
+        rule, baseline_mm=baseline_mm, nadir_mm=nadir_mm, current_mm=current.sum_mm, complete=current.complete
+    )
+
+
+def _non_target_verdict(
+    progressing: Sequence[str], unequivocal: bool, missing: Sequence[str], present: int
+) -> tuple[Response, RuleTrace]:
+    """`progressing`: non-targets read `unequivocal-progression` or `increased` (`unequivocal`: any of
+    the former), in lesion-id order."""
+    if progressing:
+        rule = "recist1.1/non-target/pd" if unequivocal else "recist1.1/non-target/pd-further-increase"
+        return _PD, RuleTrace.of(rule, lesions=",".join(progressing))
+    if missing:
+        return _NE, RuleTrace.of("recist1.1/non-target/ne", missing=",".join(missing))
+    if present == 0:
+        return _CR, RuleTrace.of("recist1.1/non-target/cr")
+    return _NON_CR_NON_PD, RuleTrace.of("recist1.1/non-target/non-cr-non-pd", present=present)
+
+
+_NO_NON_TARGET = RuleTrace("recist1.1/non-target/none")
 
 
 def classify_non_target(
@@ -86,53 +146,188 @@ def classify_non_target(
 ) -> tuple[Response | None, RuleTrace]:
     """Non-target response of one timepoint (RECIST 1.1 section 4.3.2)."""
     if not non_targets:
-        return None, RuleTrace.of("recist1.1/non-target/none")
+        return None, _NO_NON_TARGET
     progressing: list[str] = []
+    unequivocal = False
     missing: list[str] = []
     present = 0
     for t in non_targets:
         reading = tp.reading(t.lesion_id)
-        if reading.state is NonTargetState.UNEQUIVOCAL_PROGRESSION:
+        state = reading.state
+        if state is _UNEQUIVOCAL or state is _INCREASED:  # decision: a further increase is still PD
             progressing.append(t.lesion_id)
+            unequivocal = unequivocal or state is _UNEQUIVOCAL
             continue
         is_present = reading.present(t.is_node)
         if is_present is None:
             missing.append(t.lesion_id)
         elif is_present:
             present += 1
-    if progressing:
-        return Response.PD, RuleTrace.of("recist1.1/non-target/pd", lesions=",".join(progressing))
-    if missing:
-        return Response.NE, RuleTrace.of("recist1.1/non-target/ne", missing=",".join(missing))
-    if present == 0:
-        return Response.CR, RuleTrace.of("recist1.1/non-target/cr")
-    return Response.NON_CR_NON_PD, RuleTrace.of("recist1.1/non-target/non-cr-non-pd", present=present)
+    return _non_target_verdict(progressing, unequivocal, missing, present)
+
+
+def overall_decision(
+    target: Response | None, non_target: Response | None, new_lesion: bool
+) -> tuple[Response, str]:
+    """Overall response and the id of the rule that gave it (see `overall_response`)."""
+    if target is _PD or non_target is _PD or new_lesion:
+        return _PD, "recist1.1/overall/pd"
+    if target is None:  # Table 2
+        if non_target is None:
+            return _NE, "recist1.1/overall/ne-no-baseline-disease"
+        if non_target is _CR:
+            return _CR, "recist1.1/overall/table2/cr"
+        if non_target is _NON_CR_NON_PD:
+            return _NON_CR_NON_PD, "recist1.1/overall/table2/non-cr-non-pd"
+        return _NE, "recist1.1/overall/table2/ne"
+    if target is _NE:
+        return _NE, "recist1.1/overall/table1/ne"
+    if target is _CR:
+        if non_target is None or non_target is _CR:
+            return _CR, "recist1.1/overall/table1/cr"
+        return _PR, "recist1.1/overall/table1/cr-with-non-target"
+    if target is _PR:
+        return _PR, "recist1.1/overall/table1/pr"
+    return _SD, "recist1.1/overall/table1/sd"
 
 
 def overall_response(
     target: Response | None, non_target: Response | None, new_lesion: bool
 ) -> tuple[Response, RuleTrace]:
     """RECIST 1.1 Table 1 (target disease) and Table 2 (non-target disease only)."""
-    facts = {"target": target, "non_target": non_target, "new_lesion": new_lesion}
-    if target is Response.PD or non_target is Response.PD or new_lesion:
-        return Response.PD, RuleTrace.of("recist1.1/overall/pd", **facts)
-    if target is None:  # Table 2
-        if non_target is None:
-            return Response.NE, RuleTrace.of("recist1.1/overall/ne-no-baseline-disease", **facts)
-        if non_target is Response.CR:
-            return Response.CR, RuleTrace.of("recist1.1/overall/table2/cr", **facts)
-        if non_target is Response.NON_CR_NON_PD:
-            return Response.NON_CR_NON_PD, RuleTrace.of("recist1.1/overall/table2/non-cr-non-pd", **facts)
-        return Response.NE, RuleTrace.of("recist1.1/overall/table2/ne", **facts)
-    if target is Response.NE:
-        return Response.NE, RuleTrace.of("recist1.1/overall/table1/ne", **facts)
-    if target is Response.CR:
-        if non_target in (None, Response.CR):
-            return Response.CR, RuleTrace.of("recist1.1/overall/table1/cr", **facts)
-        return Response.PR, RuleTrace.of("recist1.1/overall/table1/cr-with-non-target", **facts)
-    if target is Response.PR:
-        return Response.PR, RuleTrace.of("recist1.1/overall/table1/pr", **facts)
-    return Response.SD, RuleTrace.of("recist1.1/overall/table1/sd", **facts)
+    response, rule = overall_decision(target, non_target, new_lesion)
+    return response, RuleTrace.of(rule, target=target, non_target=non_target, new_lesion=new_lesion)
+
+
+class TimepointCategories(NamedTuple):
+    """What one follow-up timepoint shows per lesion category, whatever the course before it.
+
+    Read once per timepoint (`read_categories`, from the lesion values of `lesions.lesion_changes`)
+    and shared by RECIST 1.1 and iRECIST, which differ only in what they compare it with (nadirs,
+    an earlier iUPD). `new_present` are the new lesions that count (see `timeline`: equivocal
+    nodes) and are present; the `nlt_`/`nlnt_`/`new_not_evaluable` facts split them into iRECIST
+    new-lesion targets and non-targets (Seymour 2017).
+    """
+
+    tp: Timepoint
+    targets: TargetSum | None  # None without target disease
+    change_from_baseline_pct: Decimal | None  # of a complete target sum
+    non_target: Response | None
+    non_target_trace: RuleTrace
+    non_target_increase: bool  # any non-target reads `increased`
+    new_present: tuple[str, ...]
+    nlt_sum_mm: Decimal | None  # None without new-lesion targets or when one is not measured
+    nlnt_unequivocal: bool
+    nlnt_increase: bool  # `increased` or `unequivocal-progression`
+    new_not_evaluable: bool
+
+
+class CategoryReadings(NamedTuple):
+    """The baseline target sum and every follow-up timepoint's categories (element k-1 = timepoint k)."""
+
+    baseline_sum_mm: Decimal | None  # None without target disease
+    timepoints: tuple[TimepointCategories, ...]
+
+
+def read_categories(
+    view: TimelineView, changes: Sequence[Sequence[LesionChange]] | None = None
+) -> CategoryReadings:
+    """One pass over every lesion of every follow-up timepoint, for both criteria.
+
+    `changes` are `lesion_changes(view)` (computed here when not given): each lesion's value, status
+    and presence are read there once.
+    """
+    if changes is None:
+        changes = lesion_changes(view)
+    has_targets = bool(view.targets)
+    has_non_targets = bool(view.non_targets)
+    baseline_sum = target_sum(view.targets, view.baseline).sum_mm if has_targets else None
+    out: list[TimepointCategories] = []
+    for tp, row in zip(view.follow_ups, changes, strict=True):
+        index = tp.index
+        total = _ZERO
+        missing: list[str] = []
+        all_cr = True
+        progressing: list[str] = []
+        nt_missing: list[str] = []
+        nt_present = 0
+        nt_increase = False
+        nt_unequivocal = False
+        present: list[str] = []
+        nlt_total = _ZERO
+        has_nlt = False
+        nlt_complete = True
+        unequivocal = increase = not_evaluable = False
+        for c in row:  # lesion-id order, as view.targets / non_targets / new_lesions
+            tracked = c.lesion
+            category = tracked.category
+            value = c.current_mm
+            state = c.state
+            if category is _TARGET:  # sum of diameters (section 4.3.2), as `target_sum`
+                if value is None:
+                    missing.append(tracked.lesion.lesion_id)
+                    all_cr = False
+                    continue
+                total += value
+                if (value >= PATHOLOGICAL_NODE_MM) if tracked.lesion.is_lymph_node else (value > _ZERO):
+                    all_cr = False
+            elif category is _NON_TARGET:  # as `classify_non_target`
+                if state is _UNEQUIVOCAL:
+                    progressing.append(tracked.lesion.lesion_id)
+                    nt_unequivocal = True
+                    continue
+                if state is _INCREASED:
+                    progressing.append(tracked.lesion.lesion_id)
+                    nt_increase = True
+                    continue
+                if c.present is None:
+                    nt_missing.append(tracked.lesion.lesion_id)
+                elif c.present:
+                    nt_present += 1
+            elif tracked.counted_from is not None and tracked.counted_from <= index:
+                if c.present:
+                    present.append(tracked.lesion.lesion_id)
+                if category is _NEW_TARGET:
+                    has_nlt = True
+                    if value is None:
+                        nlt_complete = False
+                        not_evaluable = True
+                    else:
+                        nlt_total += value
+                else:
+                    if value is None and state is None:
+                        not_evaluable = True
+                    if state is _UNEQUIVOCAL:
+                        unequivocal = increase = True
+                    elif state is _INCREASED:
+                        increase = True
+        targets: TargetSum | None = None
+        pct: Decimal | None = None
+        if has_targets:
+            complete = not missing
+            targets = TargetSum(total, complete, all_cr and complete, tuple(missing))
+            if complete:
+                pct = percent_change(total, baseline_sum)
+        non_target: Response | None = None
+        nt_trace = _NO_NON_TARGET
+        if has_non_targets:
+            non_target, nt_trace = _non_target_verdict(progressing, nt_unequivocal, nt_missing, nt_present)
+        out.append(
+            TimepointCategories(
+                tp,
+                targets,
+                pct,
+                non_target,
+                nt_trace,
+                nt_increase,
+                tuple(present),
+                nlt_total if has_nlt and nlt_complete else None,
+                unequivocal,
+                increase,
+                not_evaluable,
+            )
+        )
+    return CategoryReadings(baseline_sum, tuple(out))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +365,25 @@ def reappeared_targets(view: TimelineView, previous: Timepoint | None, tp: Timep
     return False
 
 
-def assess_timepoints(view: TimelineView) -> RecistCourse:
-    """Strict (Tables 1/2) and reported ("continued PR") responses of every follow-up timepoint."""
-    has_targets = bool(view.targets)
-    baseline_sum = target_sum(view.targets, view.baseline).sum_mm if has_targets else None
+def change_from_nadir(
+    cat: TimepointCategories, current: TargetSum | None, baseline_mm: Decimal | None, nadir_mm: Decimal | None
+) -> Decimal | None:
+    """Change of a complete sum from the nadir (the change from baseline while the nadir is baseline)."""
+    if current is None or not current.complete:
+        return None
+    if nadir_mm == baseline_mm:
+        return cat.change_from_baseline_pct
+    return percent_change(current.sum_mm, nadir_mm)
+
+
+def assess_timepoints(view: TimelineView, readings: CategoryReadings | None = None) -> RecistCourse:
+    """Strict (Tables 1/2) and reported ("continued PR") responses of every follow-up timepoint.
+
+    `readings` (from `read_categories(view)`) may be passed in to share them with iRECIST.
+    """
+    if readings is None:
+        readings = read_categories(view)
+    baseline_sum = readings.baseline_sum_mm
     nadir = baseline_sum
     results: list[TimepointResult] = []
     sums: list[TargetSum | None] = []
@@ -181,26 +391,28 @@ def assess_timepoints(view: TimelineView) -> RecistCourse:
     had_response = False
     had_pd = False
     previous: Timepoint | None = None
-    for tp in view.follow_ups:
+    for cat in readings.timepoints:
+        tp = cat.tp
         traces: list[RuleTrace] = []
         current: TargetSum | None = None
         target: Response | None = None
-        if baseline_sum is not None and nadir is not None:
-            current = target_sum(view.targets, tp)
+        if baseline_sum is not None and nadir is not None and cat.targets is not None:
+            current = cat.targets
             reappeared = had_overall_cr and reappeared_targets(view, previous, tp)
             target, trace = classify_target(baseline_sum, nadir, current, reappeared=reappeared)
             traces.append(trace)
-        non_target, nt_trace = classify_non_target(view.non_targets, tp)
-        traces.append(nt_trace)
-        new_ids = new_lesion_present(view, tp)
+        non_target = cat.non_target
+        traces.append(cat.non_target_trace)
+        new_ids = cat.new_present
         if new_ids:
             traces.append(RuleTrace.of("recist1.1/new-lesion/present", lesions=",".join(new_ids)))
         overall, overall_trace = overall_response(target, non_target, bool(new_ids))
         traces.append(overall_trace)
         reported = overall
-        if overall is Response.SD and had_response and not had_pd:
-            reported = Response.PR
+        if overall is _SD and had_response and not had_pd:
+            reported = _PR
             traces.append(RuleTrace.of("recist1.1/faq/continued-pr", strict=overall))
+        complete = current is not None and current.complete
         results.append(
             TimepointResult(
                 index=tp.index,
@@ -210,25 +422,21 @@ def assess_timepoints(view: TimelineView) -> RecistCourse:
                 new_lesion=bool(new_ids),
                 overall=overall,
                 reported=reported,
-                sum_mm=current.sum_mm if current is not None and current.complete else None,
+                sum_mm=current.sum_mm if current is not None and complete else None,
                 baseline_sum_mm=baseline_sum,
                 nadir_sum_mm=nadir,
-                change_from_baseline_pct=(
-                    percent_change(current.sum_mm, baseline_sum) if current and current.complete else None
-                ),
-                change_from_nadir_pct=(
-                    percent_change(current.sum_mm, nadir) if current and current.complete else None
-                ),
+                change_from_baseline_pct=cat.change_from_baseline_pct,
+                change_from_nadir_pct=change_from_nadir(cat, current, baseline_sum, nadir),
                 traces=tuple(traces),
                 source_refs=tp.refs,
             )
         )
         sums.append(current)
-        if current is not None and current.complete and nadir is not None and current.sum_mm < nadir:
+        if current is not None and complete and nadir is not None and current.sum_mm < nadir:
             nadir = current.sum_mm  # NE (incomplete) timepoints never enter the nadir
-        had_overall_cr = had_overall_cr or overall is Response.CR
-        had_response = had_response or overall in (Response.CR, Response.PR)
-        had_pd = had_pd or overall is Response.PD
+        had_overall_cr = had_overall_cr or overall is _CR
+        had_response = had_response or overall in (_CR, _PR)
+        had_pd = had_pd or overall is _PD
         previous = tp
     return RecistCourse(tuple(results), tuple(sums))
 
@@ -244,7 +452,7 @@ def _until_first_pd(assessments: Sequence[Assessment]) -> list[Assessment]:
     out: list[Assessment] = []
     for a in sorted(assessments, key=lambda x: x[0]):
         out.append(a)
-        if a[1] is Response.PD:
+        if a[1] is _PD:
             break
     return out
 
@@ -278,10 +486,8 @@ def best_overall_response(
         return None
     candidates: list[tuple[Response, date]] = []
     for day, response in used:
-        if response in (Response.SD, Response.NON_CR_NON_PD) and not _sd_window_open(
-            day, start, params.min_sd_days
-        ):
-            candidates.append((Response.NE, day))
+        if response in (_SD, _NON_CR_NON_PD) and not _sd_window_open(day, start, params.min_sd_days):
+            candidates.append((_NE, day))
         else:
             candidates.append((response, day))
     return _pick(
@@ -293,10 +499,8 @@ def _confirms_cr(later: Sequence[Assessment], day: date, params: AssessmentParam
     window: list[Response] = []
     for d, r in later:
         window.append(r)
-        if r is Response.CR and (d - day).days >= params.confirmation_min_days:
-            return all(x in (Response.CR, Response.NE) for x in window) and (
-                window.count(Response.NE) <= params.max_ne_between
-            )
+        if r is _CR and (d - day).days >= params.confirmation_min_days:
+            return all(x in (_CR, _NE) for x in window) and (window.count(_NE) <= params.max_ne_between)
     return False
 
 
@@ -304,17 +508,17 @@ def _confirms_pr(later: Sequence[Assessment], day: date, params: AssessmentParam
     window: list[Assessment] = []
     for d, r in later:
         window.append((d, r))
-        if r in (Response.CR, Response.PR) and (d - day).days >= params.confirmation_min_days:
+        if r in (_CR, _PR) and (d - day).days >= params.confirmation_min_days:
             values = [x[1] for x in window]
-            allowed = (Response.CR, Response.PR, Response.SD, Response.NE)
+            allowed = (_CR, _PR, _SD, _NE)
             if not all(v in allowed for v in values):
                 return False
-            if values.count(Response.NE) > params.max_ne_between:
+            if values.count(_NE) > params.max_ne_between:
                 return False
-            if values.count(Response.SD) > (1 if params.accept_sd else 0):
+            if values.count(_SD) > (1 if params.accept_sd else 0):
                 return False
-            cr_days = [x[0] for x in window if x[1] is Response.CR]
-            pr_days = [x[0] for x in window if x[1] is Response.PR]
+            cr_days = [x[0] for x in window if x[1] is _CR]
+            pr_days = [x[0] for x in window if x[1] is _PR]
             return not cr_days or not pr_days or min(cr_days) > max(pr_days)
     return False
 
@@ -330,14 +534,14 @@ def confirmed_best_overall_response(
     for pos, (day, response) in enumerate(used):
         later = used[pos + 1 :]
         in_window = _sd_window_open(day, start, params.min_sd_days)
-        if response is Response.CR and _confirms_cr(later, day, params):
-            candidates.append((Response.CR, day))
-        elif response is Response.PR and _confirms_pr(later, day, params):
-            candidates.append((Response.PR, day))
-        elif response in (Response.CR, Response.PR, Response.SD):
-            candidates.append((Response.SD if in_window else Response.NE, day))
-        elif response is Response.NON_CR_NON_PD:
-            candidates.append((Response.NON_CR_NON_PD if in_window else Response.NE, day))
+        if response is _CR and _confirms_cr(later, day, params):
+            candidates.append((_CR, day))
+        elif response is _PR and _confirms_pr(later, day, params):
+            candidates.append((_PR, day))
+        elif response in (_CR, _PR, _SD):
+            candidates.append((_SD if in_window else _NE, day))
+        elif response is _NON_CR_NON_PD:
+            candidates.append((_NON_CR_NON_PD if in_window else _NE, day))
         else:
             candidates.append((response, day))
     return _pick(

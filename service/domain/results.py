@@ -105,9 +105,9 @@ class RuleTrace:
 
     @classmethod
     def of(cls, rule: str, **facts: object) -> RuleTrace:
-        trace = object.__new__(cls)
-        _set_slot(trace, "rule", rule)
-        _set_slot(trace, "_raw", facts)  # a fresh dict per call (keyword arguments), never shared
+        trace = _new_object(cls)
+        _set_rule(trace, rule)
+        _set_raw(trace, facts)  # a fresh dict per call (keyword arguments), never shared
         return trace
 
     def __getattr__(self, name: str) -> tuple[tuple[str, str], ...]:
@@ -125,6 +125,11 @@ class RuleTrace:
 
 
 _set_slot = object.__setattr__
+# The slots' own setters: `of` runs for every result, and these skip the attribute-name lookup that
+# `object.__setattr__` does (a frozen dataclass's own `__setattr__` refuses every write).
+_new_object = object.__new__
+_set_rule = RuleTrace.__dict__["rule"].__set__
+_set_raw = RuleTrace.__dict__["_raw"].__set__
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +199,11 @@ class ImmuneTimepointResult:
     new_lesion: bool
     traces: tuple[RuleTrace, ...]
     source_refs: tuple[str, ...] = ()
+    # iRECIST categories at this timepoint (iRECIST Table 2 columns; see `irecist`): target iCR/iPR/
+    # iSD/iUPD/iCPD/NE (None without target disease), non-target iCR/iNonCR-NonUPD/iUPD/iCPD/NE
+    # (None without non-target disease).
+    target: ImmuneResponse | None = None
+    non_target: ImmuneResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +284,11 @@ class PatientAssessment:
     # treatment start (start day included), as for NLR in `endpoints`. For the baseline comparisons.
     lymphocytes_pre: Decimal | None = None
     ldh_pre: Decimal | None = None
+    # Subgroup of the seed study (Guan 2024, "treatment beyond progression", Fig. 2g): an ICI
+    # administration dated strictly AFTER the first RECIST 1.1 PD timepoint date (up to `as_of`). A
+    # dose on the PD scan day itself is not "beyond" it [P]: the decision to continue needs the scan
+    # read first. None when there is no RECIST 1.1 PD timepoint.
+    treated_beyond_progression: bool | None = None
 
     @property
     def is_atypical(self) -> bool:

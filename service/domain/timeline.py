@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from service.domain.model import (
     Lesion,
@@ -55,6 +56,12 @@ _STATE_RANK: Mapping[NonTargetState, int] = {
     NonTargetState.INCREASED: 2,
     NonTargetState.UNEQUIVOCAL_PROGRESSION: 3,
 }
+_ZERO_MM = Decimal(0)
+# Enum members read per lesion and timepoint, as module constants (see `engine`, "Performance").
+_ABSENT = NonTargetState.ABSENT
+_DISAPPEARED = MeasurementFlag.DISAPPEARED
+_TOO_SMALL = MeasurementFlag.TOO_SMALL
+_tuple_new = tuple.__new__
 
 
 class Category(StrEnum):
@@ -66,12 +73,12 @@ class Category(StrEnum):
     NEW_NON_TARGET = "new-non-target"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """What was recorded for one lesion at one timepoint.
 
     `value_mm` is the RECIST diameter (long axis, or short axis for a node), fragments added; None
     when no usable diameter was recorded. `state` is the qualitative non-target status, if any.
+    A NamedTuple (immutable, and cheap to build: there is one per lesion and timepoint).
     """
 
     value_mm: Decimal | None
@@ -87,12 +94,14 @@ class Reading:
 
         A node is present (pathological) at a short axis >= 10 mm (RECIST 1.1 section 4.3.1).
         """
-        if self.value_mm is not None:
+        value = self.value_mm
+        if value is not None:
             if is_node:
-                return self.value_mm >= PATHOLOGICAL_NODE_MM
-            return self.value_mm > 0
-        if self.state is not None:
-            return self.state is not NonTargetState.ABSENT
+                return value >= PATHOLOGICAL_NODE_MM
+            return value > _ZERO_MM
+        state = self.state
+        if state is not None:
+            return state is not _ABSENT
         return None
 
 
@@ -199,9 +208,12 @@ def group_timepoints(scans: Iterable[Scan], window_days: int, as_of: date) -> li
 
 
 def _measurement_value(m: LesionMeasurement, is_node: bool, too_small_mm: Decimal) -> Decimal | None:
-    if m.flag is MeasurementFlag.DISAPPEARED:
-        return Decimal(0)
-    if m.flag is MeasurementFlag.TOO_SMALL:
+    flag = m.flag
+    if flag is None:
+        return m.short_axis_mm if is_node else m.long_axis_mm
+    if flag is _DISAPPEARED:
+        return _ZERO_MM
+    if flag is _TOO_SMALL:
         return too_small_mm
     return m.short_axis_mm if is_node else m.long_axis_mm
 
@@ -215,10 +227,11 @@ def _read_group(
 ) -> Timepoint:
     values: dict[str, Decimal | None] = {}
     states: dict[str, NonTargetState] = {}
-    refs: dict[str, set[str]] = {}
+    refs: dict[str, list[str]] = {}
     for scan in scans:
         for m in scan.measurements:
-            lesion = lesions.get(m.lesion_id)
+            lid = m.lesion_id
+            lesion = lesions.get(lid)
             if lesion is None:
                 issues.append(
                     DataIssue("warning", "unknown-lesion", "measurement of an undeclared lesion", m.ref)
@@ -228,29 +241,41 @@ def _read_group(
             if value is None:
                 axis = "short axis" if lesion.is_lymph_node else "long axis"
                 issues.append(DataIssue("warning", "missing-axis", f"measurement without {axis}", m.ref))
-            if m.lesion_id in values:
+            if lid in values:
                 # Fragments add up; one unusable fragment makes the lesion not measured.
-                previous = values[m.lesion_id]
-                values[m.lesion_id] = None if previous is None or value is None else previous + value
+                previous = values[lid]
+                values[lid] = None if previous is None or value is None else previous + value
             else:
-                values[m.lesion_id] = value
+                values[lid] = value
             if m.ref:
-                refs.setdefault(m.lesion_id, set()).add(m.ref)
+                refs.setdefault(lid, []).append(m.ref)
         for a in scan.non_target:
-            if a.lesion_id not in lesions:
+            lid = a.lesion_id
+            if lid not in lesions:
                 issues.append(DataIssue("warning", "unknown-lesion", "status of an undeclared lesion", a.ref))
                 continue
-            current = states.get(a.lesion_id)
+            current = states.get(lid)
             if current is None or _STATE_RANK[a.state] > _STATE_RANK[current]:
-                states[a.lesion_id] = a.state
+                states[lid] = a.state
             if a.ref:
-                refs.setdefault(a.lesion_id, set()).add(a.ref)
-    readings = {
-        lid: Reading(values.get(lid), states.get(lid), tuple(sorted(refs.get(lid, ()))))
-        for lid in values.keys() | states.keys()
-    }
+                refs.setdefault(lid, []).append(a.ref)
+    readings: dict[str, Reading] = {}
+    for lid, value in values.items():  # `_tuple_new`: Reading(...) without its Python-level __new__
+        readings[lid] = _tuple_new(Reading, (value, states.get(lid), _sorted_refs(refs.get(lid))))
+    for lid, state in states.items():
+        if lid not in readings:
+            readings[lid] = _tuple_new(Reading, (None, state, _sorted_refs(refs.get(lid))))
     scan_refs = tuple(sorted({s.ref for s in scans if s.ref}))
     return Timepoint(index, scans[0].study_date, readings, scan_refs)
+
+
+def _sorted_refs(refs: list[str] | None) -> tuple[str, ...]:
+    """Distinct references in sorted order (usually there is just one)."""
+    if not refs:
+        return ()
+    if len(refs) == 1:
+        return (refs[0],)
+    return tuple(sorted(set(refs)))
 
 
 def build_view(
@@ -436,12 +461,13 @@ def _new_lesion_categories(
 ) -> tuple[TrackedLesion, ...]:
     """Lesions first seen after baseline are new (contract section 1); NLT vs NLNT per iRECIST."""
     sightings: dict[str, list[tuple[int, Reading]]] = {}
+    at_baseline = {lid for lid, reading in baseline.readings.items() if _seen(reading)}
     for tp in follow_ups:
         for lid, reading in tp.readings.items():
-            lesion = lesions.get(lid)
-            if lesion is None or _seen(baseline.reading(lid)):
+            if lid in at_baseline:
                 continue
-            if reading.present(lesion.is_lymph_node):
+            lesion = lesions.get(lid)
+            if lesion is not None and reading.present(lesion.is_lymph_node):
                 sightings.setdefault(lid, []).append((tp.index, reading))
     found: list[tuple[int, Decimal, str]] = []
     for lid, seen in sightings.items():
@@ -496,5 +522,5 @@ _NEW_ROLES = (LesionRole.NEW_TARGET, LesionRole.NEW_NON_TARGET)
 def _seen(reading: Reading) -> bool:
     """Recorded at baseline as existing disease (any diameter > 0 or a non-absent status)."""
     if reading.value_mm is not None:
-        return reading.value_mm > 0
-    return reading.state is not None and reading.state is not NonTargetState.ABSENT
+        return reading.value_mm > _ZERO_MM
+    return reading.state is not None and reading.state is not _ABSENT

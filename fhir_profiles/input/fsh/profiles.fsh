@@ -187,7 +187,7 @@ Profile: IrecistTimepointResponse
 Parent: Observation
 Id: IrecistTimepointResponse
 Title: "iRECIST timepoint response"
-Description: "iRECIST overall response at one follow-up timepoint (Seymour 2017) with the sums it was judged on and the sum of new-lesion target diameters (NLT). Decision: target-response and non-target-response are optional here (0..1, iRECIST categories): the engine derives the iRECIST overall response without separate iRECIST target/non-target categories; the RECIST 1.1 categories of the same date are on the Recist11TimepointResponse."
+Description: "iRECIST overall response at one follow-up timepoint (Seymour 2017) with the sums it was judged on and the sum of new-lesion target diameters (NLT). target-response and non-target-response are the iRECIST categories (Table 2); a category that does not apply or could not be judged is given as the component's dataAbsentReason."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -227,8 +227,8 @@ Description: "iRECIST overall response at one follow-up timepoint (Seymour 2017)
 * component ^slicing.rules = #open
 * component ^slicing.ordered = false
 * component contains
-    targetResponse 0..1 and
-    nonTargetResponse 0..1 and
+    targetResponse 1..1 and
+    nonTargetResponse 1..1 and
     newLesionPresent 1..1 and
     sumOfDiametersMm 1..1 and
     baselineSumMm 1..1 and

@@ -372,7 +372,12 @@ class _Builder:
         )
 
     def immune_timepoint(self, tp: ImmuneTimepointResult) -> None:
+        # Contract section 2: the components of the RECIST one "as above", in iRECIST terms (the
+        # iRECIST Table 2 categories, `irecist-response` codes), plus the new-lesion target sum.
+        system = codes.CS_IRECIST_RESPONSE
         components = [
+            _coded(codes.COMP_TARGET_RESPONSE, system, tp.target.value if tp.target else None),
+            _coded(codes.COMP_NON_TARGET_RESPONSE, system, tp.non_target.value if tp.non_target else None),
             *self._sums(tp),
             _mm(codes.COMP_NEW_LESION_TARGET_SUM_MM, tp.new_lesion_target_sum_mm),
         ]

@@ -233,3 +233,77 @@ def test_irecist_table3_ibor(sequence: list[ImmuneResponse], expected: ImmuneRes
     bor = immune_best_overall_response(seq, START, AssessmentParameters())
     assert bor is not None
     assert bor.response is expected
+
+
+# --- non-target `increased` (RECIST 1.1 non-target decision) keeps the iRECIST confirmation ------------
+
+
+def test_increased_non_target_confirms_a_target_iupd_as_pd_newly_met() -> None:
+    # iRECIST Table 2 / FAQ "If iUPD is driven by ...": RECIST PD newly met in another category at the
+    # next assessment confirms iCPD. Target iUPD (50 -> 62) then the non-target reads `increased`
+    # (RECIST 1.1 non-target PD) with the target unchanged: iCPD on the non-target evidence.
+    b = TimelineBuilder().target("T", "liver").non_target("P", "pleura")
+    b.scan(-7, {"T": 50}, nt={"P": "present"}).scan(56, {"T": 62}, nt={"P": "present"})
+    b.scan(98, {"T": 62}, nt={"P": "increased"})
+    result = assess(b.build(), as_of=AS_OF)
+    assert [t.overall for t in result.immune_timepoints] == [IUPD, ICPD]
+    assert dict(result.immune_timepoints[1].traces[0].facts)["reasons"] == "non-target-newly-pd"
+
+
+# --- iRECIST categories (Seymour 2017, PMC5648544, Table 2 columns) ----------------------------------------
+
+INC_NUPD = ImmuneResponse.INON_CR_NON_UPD
+
+
+def categories(
+    b: TimelineBuilder,
+) -> list[tuple[ImmuneResponse | None, ImmuneResponse | None, ImmuneResponse]]:
+    return [(t.target, t.non_target, t.overall) for t in assess(b.build(), as_of=AS_OF).immune_timepoints]
+
+
+def test_table2_target_icr_with_non_target_icr_or_persisting() -> None:
+    # Table 2 rows 1-2: target iCR + non-target iCR => iCR; target iCR + non-iCR/non-iUPD => iPR.
+    b = TimelineBuilder().target("T", "liver").non_target("P", "pleura")
+    b.scan(-7, {"T": 30}, nt={"P": "present"}).scan(56, {"T": 0}, nt={"P": "present"})
+    b.scan(112, {"T": 0}, nt={"P": "absent"})
+    assert categories(b) == [(ICR, INC_NUPD, IPR), (ICR, ICR, ICR)]
+
+
+def test_table2_target_ipr_and_isd_with_persisting_non_target() -> None:
+    # Table 2 rows 3-4: target iPR / iSD + non-target non-iCR/non-iUPD => iPR / iSD.
+    b = TimelineBuilder().target("T", "liver").non_target("P", "pleura")
+    b.scan(-7, {"T": 50}, nt={"P": "present"}).scan(56, {"T": 45}, nt={"P": "present"})
+    b.scan(112, {"T": 35}, nt={"P": "present"})
+    assert categories(b) == [(ISD, INC_NUPD, ISD), (IPR, INC_NUPD, IPR)]
+
+
+def test_table2_non_target_iupd_confirmed_by_further_increase() -> None:
+    # Table 2 row 6: target iSD + non-target iUPD => iUPD; "remains iUPD unless iCPD is confirmed on
+    # the basis of a further increase in the size of non-target disease" => non-target iCPD.
+    b = TimelineBuilder().target("T", "liver").non_target("P", "pleura")
+    b.scan(-7, {"T": 50}, nt={"P": "present"}).scan(56, {"T": 48}, nt={"P": "unequivocal-progression"})
+    b.scan(98, {"T": 48}, nt={"P": "increased"})
+    assert categories(b) == [(ISD, IUPD, IUPD), (ISD, ICPD, ICPD)]
+
+
+def test_table2_target_iupd_remains_iupd_without_further_5_mm_then_confirms() -> None:
+    # Table 2 row 7: target iUPD + non-target non-iCR/non-iUPD => iUPD; remains iUPD unless the sum
+    # grows by >= 5 mm more: 50 -> 62 (iUPD), 64 (+2: iUPD), 67 (+5 from the iUPD: iCPD). The
+    # confirmed target category stays iCPD afterwards, as the overall response does.
+    b = TimelineBuilder().target("T", "liver").non_target("P", "pleura")
+    b.scan(-7, {"T": 50}, nt={"P": "present"}).scan(56, {"T": 62}, nt={"P": "present"})
+    b.scan(98, {"T": 64}, nt={"P": "present"}).scan(140, {"T": 67}, nt={"P": "present"})
+    b.scan(182, {"T": 40}, nt={"P": "present"})
+    assert categories(b) == [
+        (IUPD, INC_NUPD, IUPD),
+        (IUPD, INC_NUPD, IUPD),
+        (ICPD, INC_NUPD, ICPD),
+        (ICPD, INC_NUPD, ICPD),
+    ]
+
+
+def test_table2_categories_not_applicable_or_not_evaluable() -> None:
+    # No non-target disease at baseline => no non-target category; a target not measured => NE.
+    b = TimelineBuilder().target("A").target("B", "liver").scan(-7, {"A": 20, "B": 30})
+    b.scan(56, {"A": 20})
+    assert categories(b) == [(NE, None, NE)]

@@ -9,7 +9,7 @@ import pytest
 from service.domain.engine import assess
 from service.domain.lesions import TargetSum
 from service.domain.recist import classify_target, overall_response
-from service.domain.results import Response
+from service.domain.results import LesionStatus, Response
 
 from .builders import AS_OF, TimelineBuilder, single_target
 
@@ -172,11 +172,28 @@ def test_non_target_unequivocal_progression_is_pd_and_missing_is_ne() -> None:
     assert (tps[1].non_target, tps[1].overall) == (PD, PD)
 
 
-def test_increased_non_target_is_not_recist_progression() -> None:
-    # Contract: `increased` is for iRECIST confirmation; only unequivocal progression is RECIST PD.
+def test_further_increase_after_unequivocal_progression_stays_non_target_pd() -> None:
+    # RECIST 1.1 section 4.3.2: unequivocal progression of existing non-target lesions is PD; the
+    # contract's `increased` is "any further increase" of such a lesion, so it is still PD (not the
+    # NonCR-NonPD / overall SD it used to give after the PD).
     b = TimelineBuilder().target("A").non_target("P", "pleura")
-    b.scan(-7, {"A": 30}, nt={"P": "present"}).scan(56, {"A": 30}, nt={"P": "increased"})
-    assert assess(b.build(), as_of=AS_OF).timepoints[0].non_target is NN
+    b.scan(-7, {"A": 30}, nt={"P": "present"}).scan(56, {"A": 30}, nt={"P": "unequivocal-progression"})
+    b.scan(112, {"A": 30}, nt={"P": "increased"})
+    result = assess(b.build(), as_of=AS_OF)
+    assert [(t.non_target, t.overall) for t in result.timepoints] == [(PD, PD), (PD, PD)]
+    assert result.timepoints[1].traces[1].rule == "recist1.1/non-target/pd-further-increase"
+    assert [lr.status for lr in result.lesions if lr.lesion_id == "P"] == [
+        LesionStatus.PROGRESSING,
+        LesionStatus.PROGRESSING,
+    ]
+
+
+def test_increased_non_target_alone_is_pd_in_table_2() -> None:
+    # RECIST 1.1 Table 2 (non-target disease only): unequivocal progression => PD; `increased` too.
+    b = TimelineBuilder().non_target("P", "pleura").non_target("Q", "bone")
+    b.scan(-7, nt={"P": "present", "Q": "present"}).scan(56, nt={"P": "present", "Q": "increased"})
+    tp = assess(b.build(), as_of=AS_OF).timepoints[0]
+    assert (tp.target, tp.non_target, tp.overall) == (None, PD, PD)
 
 
 def test_continued_pr_reported_while_strict_is_sd() -> None:

@@ -103,6 +103,8 @@ def assessment(tp_date: date = TP1, *, response: Response = Response.SD) -> Pati
         new_lesion=False,
         traces=(RuleTrace.of("irecist/target/isd"),),
         source_refs=("ImagingStudy/is2",),
+        target=ImmuneResponse.ISD,
+        non_target=None,
     )
     best = BestResponse(
         Criterion.RECIST11, response, False, BASELINE, tp_date, tp_date, RuleTrace.of("bor/sd")
@@ -283,6 +285,31 @@ def test_irecist_timepoint_adds_new_lesion_target_sum() -> None:
     assert itpr["valueCodeableConcept"]["coding"][0] == {"system": codes.CS_IRECIST_RESPONSE, "code": "iSD"}
     assert "dataAbsentReason" in component(itpr, codes.COMP_NEW_LESION_TARGET_SUM_MM)
     assert component(itpr, codes.COMP_BASELINE_SUM_MM)["valueQuantity"]["value"] == 50
+
+
+def test_irecist_timepoint_carries_the_recist_components_in_irecist_terms() -> None:
+    # Contract section 2: IrecistTimepointResponse has the components of the RECIST one "as above"
+    # (target-response, non-target-response from `irecist-response`) plus new-lesion-target-sum-mm.
+    itpr = of_code(observations_for(assessment(), patient_input()), codes.CODE_IRECIST_TPR)[0]
+    present = {c["code"]["coding"][0]["code"] for c in itpr["component"]}
+    assert present == {
+        codes.COMP_TARGET_RESPONSE,
+        codes.COMP_NON_TARGET_RESPONSE,
+        codes.COMP_NEW_LESION_PRESENT,
+        codes.COMP_SUM_OF_DIAMETERS_MM,
+        codes.COMP_BASELINE_SUM_MM,
+        codes.COMP_NADIR_SUM_MM,
+        codes.COMP_CHANGE_FROM_BASELINE_PCT,
+        codes.COMP_CHANGE_FROM_NADIR_PCT,
+        codes.COMP_TIMEPOINT_INDEX,
+        codes.COMP_NEW_LESION_TARGET_SUM_MM,
+    }
+    assert component(itpr, codes.COMP_TARGET_RESPONSE)["valueCodeableConcept"]["coding"][0] == {
+        "system": codes.CS_IRECIST_RESPONSE,
+        "code": "iSD",
+    }
+    # No non-target disease: absent, as on the RECIST 1.1 timepoint response.
+    assert "dataAbsentReason" in component(itpr, codes.COMP_NON_TARGET_RESPONSE)
 
 
 def test_best_overall_response_has_a_period_and_confirmation_flag() -> None:

@@ -191,7 +191,21 @@ class Reference:
                 (codes.CODE_IRECIST_TPR, "irecist", "", itp.timepoint_date),
                 ref_concept(codes.CS_IRECIST_RESPONSE, itp.overall.value),
                 {"effectiveDateTime": itp.timepoint_date.isoformat()},
-                [*self.sums(itp), ref_mm(codes.COMP_NEW_LESION_TARGET_SUM_MM, itp.new_lesion_target_sum_mm)],
+                [
+                    # Contract section 2: the RECIST components "as above", in iRECIST codes.
+                    ref_coded(
+                        codes.COMP_TARGET_RESPONSE,
+                        codes.CS_IRECIST_RESPONSE,
+                        itp.target.value if itp.target else None,
+                    ),
+                    ref_coded(
+                        codes.COMP_NON_TARGET_RESPONSE,
+                        codes.CS_IRECIST_RESPONSE,
+                        itp.non_target.value if itp.non_target else None,
+                    ),
+                    *self.sums(itp),
+                    ref_mm(codes.COMP_NEW_LESION_TARGET_SUM_MM, itp.new_lesion_target_sum_mm),
+                ],
                 itp.source_refs,
                 itp.traces,
             )
