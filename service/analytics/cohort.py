@@ -18,7 +18,8 @@ Columns (categories follow Guan et al., Sci Rep 2024, Table 1):
   `tumour_group` (NSCLC, SCLC, GC, HCC, Others), `line` and `line_band` (first, later), `ici_class`,
   `strategy` (monotherapy, combination), `pdl1_band` (NA, <1, 1-49, >=50), `nlr_pre`, `dnlr_pre`,
   `nlr_band` (<5, >=5), `lymphocytes_pre`, `ldh_pre`, `radiotherapy` (yes, no), `institution`,
-  `local_treatment_after_dr`, `local_treatment_after_pd`.
+  `local_treatment_after_dr`, `local_treatment_after_pd`, `treated_beyond_progression` (an ICI dose
+  after the first RECIST 1.1 PD, Fig. 2g; None without a PD).
 
 Decisions where the sources are silent:
 - A missing covariate is `None` (a category of its own is never invented), except PD-L1 ("Not
@@ -100,6 +101,7 @@ COLUMNS = (
     "institution",
     "local_treatment_after_dr",
     "local_treatment_after_pd",
+    "treated_beyond_progression",
 )
 
 #: Categorical columns a cohort can be split by (KM `by`, Table 1 rows, filters).
@@ -122,6 +124,7 @@ CATEGORICAL = (
     "institution",
     "local_treatment_after_dr",
     "local_treatment_after_pd",
+    "treated_beyond_progression",
 )
 
 
@@ -232,6 +235,7 @@ def patient_row(result: Mapping[str, Any]) -> dict[str, Any]:
         "institution": profile.get("institution"),
         "local_treatment_after_dr": result.get("local_treatment_after_dr"),
         "local_treatment_after_pd": result.get("local_treatment_after_pd"),
+        "treated_beyond_progression": result.get("treated_beyond_progression"),
     }
 
 

@@ -16,7 +16,10 @@ DR in 4/29 PR, 7/117 SD, 1/30 PD. Allocation used [P]:
 DR timepoints TP1 2, TP2 1, TP3 5, TP4 3, TP5 1; triggers 9 new lesion, 3 target lesion (75 % / 25 %);
 progressing-lesion organs liver 3, lymph node 3, lung 2, bone 2, brain 1, adrenal 1 (all from the
 paper's text). Local treatment after the finding: 4 DR (2 radiotherapy, 2 thermal ablation) and 6 PD
-(4 radiotherapy, 2 ablation).
+(4 radiotherapy, 2 ablation). Treatment beyond progression (Fig. 2g; the paper gives no count) [P]:
+`TREATED_BEYOND_PROGRESSION_FRACTION` (40 %, rounded) of group PD, taken from the plain true-PD
+patients without local treatment (not HPD, not the early PR): 12 of 30 pan-tumour, 10 of 24 NSCLC; so
+both pan-tumour arms (12 / 18) reach the default privacy threshold of 11. The rest stop at the PD scan.
 
 NSCLC cohort (Table 2, "Independent validation"): 80 patients, DR 10, CR/PR 19, SD 27, PD 24;
 first evaluation PR 23, SD 33, PD 24 with DR 3/23, 6/33, 1/24: CR/PR 19 PR; PD 23 PD + 1 early
@@ -73,6 +76,7 @@ NSCLC_DR: tuple[DrSpec, ...] = (
     (T.DR_NEW_LESION, 4, "SD", "bone", None),
 )
 PAN_TUMOUR_PD_LOCAL = ("radiotherapy",) * 4 + ("thermal-ablation",) * 2
+TREATED_BEYOND_PROGRESSION_FRACTION = 0.4
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class _Spec:
     trajectory: Trajectory
     options: TrajectoryOptions
     local_treatment: str | None = None
+    beyond_progression: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +102,20 @@ def _pd_specs(n_pd: int, *, hpd: int, early_pr: int, local: Sequence[str]) -> li
     specs = [_Spec("PD", T.PD, TrajectoryOptions(first_evaluation="PR")) for _ in range(early_pr)]
     specs += [_Spec("PD", T.HPD, TrajectoryOptions()) for _ in range(hpd)]
     plain = n_pd - early_pr - hpd
+    beyond = round(n_pd * TREATED_BEYOND_PROGRESSION_FRACTION)
+    if beyond > plain - len(local):
+        raise ValueError("too few plain true-PD patients for treatment beyond progression")
     modes = ["target", "new-lesion", "non-target"]
     for i in range(plain):
         treatment = local[i] if i < len(local) else None
         specs.append(
-            _Spec("PD", T.PD, TrajectoryOptions(pd_mode=modes[i % 3] if i % 5 else "target"), treatment)
+            _Spec(
+                "PD",
+                T.PD,
+                TrajectoryOptions(pd_mode=modes[i % 3] if i % 5 else "target"),
+                treatment,
+                beyond_progression=len(local) <= i < len(local) + beyond,
+            )
         )
     return specs
 
@@ -150,6 +164,7 @@ def _build(
                 local_treatment=spec.local_treatment,
                 medians=medians,
                 cohort=name,
+                beyond_progression=spec.beyond_progression,
             )
         )
     return Cohort(name, seed, tuple(patients))

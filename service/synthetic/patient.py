@@ -6,7 +6,9 @@ Encoding decisions the FHIR reader must match (contract section 1; [P] where the
   code from `codes.ICI_BY_ATC` (system `codes.ATC`) or, for drugs without one (camrelizumab,
   sintilimab, toripalimab), only `medicationCodeableConcept.text` = the drug name of
   `codes.ICI_CLASS_BY_NAME`. Doses every 21 days until progression is confirmed (true PD: until the PD
-  scan), at most 35.
+  scan), at most 35. A true-PD patient treated beyond progression (`beyond_progression`, Guan 2024
+  Fig. 2g) keeps the 21-day schedule for `BEYOND_PROGRESSION_DAYS` (63) days after the PD scan [P], so
+  at least one dose falls strictly after it (the patient is kept alive long enough for that dose).
 - Combination therapy = at least one other ATC L01 (not L01FF) administration on day 0 or 1 (inside
   `codes.COMBINATION_WINDOW_DAYS`); monotherapy patients have no other L01 administration at all.
 - Line of therapy = extension `codes.EXT_LINE_OF_THERAPY` (valuePositiveInt) on the ICI
@@ -78,6 +80,8 @@ from service.synthetic.truth import (
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 LOCAL_TREATMENTS = ("radiotherapy", "thermal-ablation")
+ICI_CYCLE_DAYS = 21
+BEYOND_PROGRESSION_DAYS = 63  # [P] three more cycles after the PD scan (Guan 2024 Fig. 2g gives none)
 
 ICD10_BY_TYPE: Mapping[str, tuple[tuple[str, str], ...]] = {
     "NSCLC": (
@@ -175,11 +179,13 @@ def group_of(trajectory: Trajectory) -> str:
     }[trajectory]
 
 
-def _median_key(trajectory: Trajectory, local: str | None) -> str:
+def _median_key(trajectory: Trajectory, local: str | None, beyond: bool = False) -> str:
     if trajectory in DR_TRAJECTORIES:
         return "DR+local" if local else "DR-local"
     if trajectory is Trajectory.PD:
-        return "PD+local" if local else "PD-local"
+        if local:
+            return "PD+local"
+        return "PD+beyond" if beyond else "PD-beyond"  # survival.py: Fig. 2f/2g
     if trajectory is Trajectory.HPD:
         return "HPD"
     if trajectory is Trajectory.DELAYED_RESPONSE:
@@ -271,11 +277,13 @@ def generate_patient(
     local_treatment: str | None = None,
     medians: Mapping[str, Medians] = PAN_TUMOUR_MEDIANS,
     cohort: str | None = None,
+    beyond_progression: bool = False,
 ) -> GeneratedPatient:
     """One patient showing `trajectory`; same arguments give the same output, byte for byte.
 
     `local_treatment` ("radiotherapy" / "thermal-ablation") adds a local treatment of the progressing
-    lesion after a DR (DR trajectories) or after the PD (PD, HPD).
+    lesion after a DR (DR trajectories) or after the PD (PD, HPD). `beyond_progression` (PD, HPD)
+    continues the ICI after the PD scan (treatment beyond progression); otherwise true PD stops there.
     """
     if not FHIR_ID.match(patient_id) or len(patient_id) > 30:
         raise ValueError("patient_id must be a FHIR id of at most 30 characters")
@@ -283,11 +291,13 @@ def generate_patient(
         raise ValueError(f"local_treatment must be one of {LOCAL_TREATMENTS}")
     if local_treatment and trajectory not in (*DR_TRAJECTORIES, Trajectory.PD, Trajectory.HPD):
         raise ValueError("local treatment follows a DR or PD finding")
+    if beyond_progression and trajectory not in (Trajectory.PD, Trajectory.HPD):
+        raise ValueError("beyond_progression is for true PD (PD, HPD) only")
     rng = random.Random(f"oncoresponse-synthetic/{seed}/{patient_id}/{trajectory.value}")
     cov = covariates or random_covariates(rng)
     start = treatment_start or date(2019, 12, 1) + timedelta(days=rng.randint(0, 880))
     opts = complete_options(trajectory, options or TrajectoryOptions(), rng)
-    median = medians[_median_key(trajectory, local_treatment)]
+    median = medians[_median_key(trajectory, local_treatment, beyond_progression)]
 
     # --- schedule and survival -----------------------------------------------------------------
     early = trajectory is Trajectory.PD and opts.first_evaluation == "PR"
@@ -318,6 +328,8 @@ def generate_patient(
     finding = (opts.dr_timepoint or 1) if trajectory in DR_TRAJECTORIES else (2 if early else 1)
     local_day = days[finding - 1] + rng.randint(10, 24) if local_treatment else None
     min_alive = days[required - 1] + 7 if local_day is None else max(days[required - 1] + 7, local_day + 21)
+    if beyond_progression:  # alive (and in contact) 3 weeks past the first dose after the PD scan
+        min_alive = max(min_alive, (days[finding - 1] // ICI_CYCLE_DAYS + 1) * ICI_CYCLE_DAYS + 21)
     death = death_day(rng, median.os_months, after_day=min_alive)
     if drawn is not None:  # deaths come after the (drawn) progression, so PFS keeps its median
         death = max(death, drawn + rng.randint(21, 120))
@@ -339,7 +351,9 @@ def generate_patient(
     last_contact = end if not dead else max(scan_days[-1] + 1, end - rng.randint(1, 14))
     builder = _PatientBuilder(rng, patient_id, start, cov, course)
     builder.people_and_condition(dead_on=start + timedelta(days=death) if dead else None)
-    last_treated = min(_last_treatment_day(trajectory, course, scan_days, end), last_contact - 1)
+    last_treated = min(
+        _last_treatment_day(trajectory, course, scan_days, end, beyond=beyond_progression), last_contact - 1
+    )
     builder.therapy(last_treated, active=not dead and last_treated >= end - 1)
     all_days = ([pre_day] if pre_day is not None else []) + [baseline_day, *scan_days]
     builder.imaging(all_days)
@@ -362,16 +376,20 @@ def generate_patient(
         median=median,
         covariates=builder.covariates,
         local=local,
+        ici_days=builder.ici_days,
     )
     return GeneratedPatient(patient_id, builder.resources, truth)
 
 
-def _last_treatment_day(trajectory: Trajectory, course: Course, scan_days: list[int], end: int) -> int:
-    """ICI given until the confirmed progression; true PD / HPD stop at the PD scan [P]."""
+def _last_treatment_day(
+    trajectory: Trajectory, course: Course, scan_days: list[int], end: int, *, beyond: bool = False
+) -> int:
+    """ICI given until the confirmed progression; true PD / HPD stop at the PD scan [P], or go on
+    for `BEYOND_PROGRESSION_DAYS` after it when treated beyond progression."""
     follow = course.follow_ups
     if trajectory in (Trajectory.PD, Trajectory.HPD):
         first_pd = next(i for i, tp in enumerate(follow) if tp.recist == "PD")
-        return scan_days[first_pd]
+        return scan_days[first_pd] + (BEYOND_PROGRESSION_DAYS if beyond else 0)
     if follow[-1].irecist == "iCPD":
         return scan_days[-1]
     return end - 1
@@ -392,6 +410,7 @@ class _PatientBuilder:
         self.gp_id = f"{pid}-practitioner-2"
         self.care_team_id = f"{pid}-careteam-1"
         self.lab_n = 0
+        self.ici_days: list[int] = []  # days of the ICI administrations (for the truth)
 
     def day(self, offset: int) -> date:
         return self.start + timedelta(days=offset)
@@ -502,10 +521,11 @@ class _PatientBuilder:
         n = 0
         partner_day = rng.randint(0, 1)
         for cycle in range(35):
-            day = 21 * cycle
+            day = ICI_CYCLE_DAYS * cycle
             if day > last_day:
                 break
             n += 1
+            self.ici_days.append(day)
             self.add(
                 fb.medication_administration(
                     f"{pid}-medicationadministration-{n}",
@@ -740,6 +760,7 @@ def _truth(
     median: Medians,
     covariates: Covariates,
     local: LocalTreatmentTruth | None,
+    ici_days: list[int],
 ) -> GroundTruth:
     def iso(offset: int) -> str:
         return (start + timedelta(days=offset)).isoformat()
@@ -783,6 +804,7 @@ def _truth(
     if course.delayed_response and not derived_delayed:
         raise CourseError(f"{trajectory}: delayed response intended but not shown by the schedule")
     os_days, os_event = (death, True) if death is not None else (last_contact, False)
+    beyond = None if first_pd is None else any(d > scan_days[first_pd - 1] for d in ici_days)
     return GroundTruth(
         patient_id=patient_id,
         cohort=cohort,
@@ -835,6 +857,7 @@ def _truth(
             }
             for lesion in course.lesions
         ),
+        treated_beyond_progression=beyond,
     )
 
 

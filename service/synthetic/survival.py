@@ -10,11 +10,19 @@ the paper does not give is marked [P]:
 | PsPD | 10.0 | 24.5 | [P] between AR (10.9 / 24.1) and DR |
 | CR-PR | 35.4 | not reached: 60 [P] | text |
 | SD | 8.5 | 16.8 | text |
-| PD | 1.6 | 4.8 with local treatment, 6.1 without (5.6 overall) | text, Fig. 2f |
+| PD | 1.6 | 4.8 with local treatment, 6.1 without (5.6 overall); 7.9 treated beyond progression, 4.8 not | text, Fig. 2f/2g |
 | HPD | 1.4 [P] | 3.5 [P] | (faster than true PD) |
 | delayed response | 20.0 [P] | 36.0 [P] | |
 
 NSCLC cohort (Fig. 3): DR 6.7 / 14.9, CR-PR 23.0 / NR (60 [P]), SD 7.8 / 14.1, PD 3.1 / 3.2.
+
+True PD, local treatment and treatment beyond progression (Fig. 2f/2g) [P]: the paper's four OS
+medians (local 4.8 / none 6.1; beyond progression 7.9 / not 4.8) cannot all be generating medians of
+one partition. A true-PD patient with local treatment draws from "PD+local" (4.8); without, from
+"PD+beyond" (7.9) when treated beyond progression, else "PD-beyond" (4.8). So Fig. 2g holds as
+generated, and the no-local-treatment group (a mix of 7.9 and 4.8, about half each in the pan-tumour
+cohort) comes out near the paper's 6.1. "PD-local" is kept as the paper's value but no longer drawn
+from. NSCLC: no subgroup data, 3.2 throughout.
 
 The PFS median drives the *drawn* progression time of trajectories whose progression is not fixed
 by the pattern (SD, PR, delayed response, PsPD after recovery, DR after detection); it is shown at
@@ -55,6 +63,8 @@ PAN_TUMOUR_MEDIANS: Mapping[str, Medians] = {
     "PD": Medians(1.6, 5.6),
     "PD+local": Medians(1.6, 4.8),
     "PD-local": Medians(1.6, 6.1),
+    "PD+beyond": Medians(1.6, 7.9),
+    "PD-beyond": Medians(1.6, 4.8),
     "HPD": Medians(1.4, 3.5),
     "DeR": Medians(20.0, 36.0),
 }
@@ -67,6 +77,8 @@ NSCLC_MEDIANS: Mapping[str, Medians] = {
     "PD": Medians(3.1, 3.2),
     "PD+local": Medians(3.1, 3.2),
     "PD-local": Medians(3.1, 3.2),
+    "PD+beyond": Medians(3.1, 3.2),
+    "PD-beyond": Medians(3.1, 3.2),
     "PsPD": Medians(10.0, 24.5),
     "HPD": Medians(1.4, 3.5),
     "DeR": Medians(20.0, 36.0),

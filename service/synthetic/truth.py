@@ -179,6 +179,9 @@ class GroundTruth:
     endpoints: EndpointTruth
     covariates: Covariates
     lesions: tuple[dict[str, Any], ...]  # identifier, organ, role, lymph_node, first_seen_index
+    # An ICI dose given strictly after the first RECIST 1.1 PD timepoint date (Guan 2024, Fig. 2g:
+    # treatment beyond progression); None without a RECIST 1.1 PD timepoint.
+    treated_beyond_progression: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -234,4 +237,5 @@ class GroundTruth:
             },
             "covariates": self.covariates.to_json(),
             "lesions": [dict(lesion) for lesion in self.lesions],
+            "treated_beyond_progression": self.treated_beyond_progression,
         }

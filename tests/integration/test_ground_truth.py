@@ -293,6 +293,21 @@ def test_pfs_ipfs_and_os(assessed: list[Assessed]) -> None:
     assert mismatches(assessed, got, want) == []
 
 
+def test_treated_beyond_progression(assessed: list[Assessed], pan: list[Assessed]) -> None:
+    # Guan 2024 Fig. 2g: an ICI dose after the first RECIST 1.1 PD; None without a PD. The mixed cohort
+    # has no such true-PD patient (they stop at the PD scan) but SD / DR courses with a RECIST PD go on.
+    def got(r: Assessed) -> object:
+        return r.assessment.treated_beyond_progression
+
+    def want(r: Assessed) -> object:
+        return r.patient.truth.treated_beyond_progression
+
+    assert mismatches(assessed, got, want) == []
+    assert mismatches(pan, got, want) == []
+    true_pd = [r.assessment for r in pan if r.patient.truth.response_group == "PD"]
+    assert Counter(a.treated_beyond_progression for a in true_pd) == {True: 12, False: 18}
+
+
 # --- the command itself ---------------------------------------------------------------------------------
 def _observations(bundle: dict[str, Any], code: str) -> Iterator[dict[str, Any]]:
     for entry in bundle["entry"]:

@@ -24,6 +24,9 @@ Decisions where the contract is silent (all [P]):
   different ICI) administered or requested within `combination_window_days` of the start,
   either side. Line of therapy from the line-of-therapy extension of the earliest ICI record
   that carries one.
+- `ici_administration_dates`: the dates of every ICI MedicationAdministration (recognised as for
+  the start, any ICI drug) with status `completed`/`in-progress` (a `stopped` one may not have
+  been given), sorted and unique; MedicationRequests are plans, not doses, and never count.
 - Measurements attach to the ImagingStudy in `derivedFrom`; without one (or when it is not
   among the patient's studies) to the study of the same date; without such a study to a scan
   of that date with no study reference (warning `measurement-without-study`).
@@ -84,6 +87,7 @@ JsonDict = dict[str, Any]
 
 OBSERVATION_STATUSES: Final = frozenset({"final", "amended", "corrected"})
 ADMINISTRATION_STATUSES: Final = frozenset({"completed", "in-progress", "stopped"})
+DOSE_STATUSES: Final = frozenset({"completed", "in-progress"})  # `ici_administration_dates`
 REQUEST_STATUSES: Final = frozenset({"active", "completed", "stopped"})
 PROCEDURE_STATUSES: Final = frozenset({"completed", "in-progress", "stopped"})
 STUDY_STATUSES_SKIPPED: Final = frozenset({"cancelled", "entered-in-error"})
@@ -419,6 +423,7 @@ class _DrugRecord:
     administered: bool
     line_of_therapy: int | None
     ref: str
+    dose: bool = False  # an administration given (completed / in-progress), not a plan or a stop
 
 
 @dataclass(slots=True)
@@ -685,7 +690,9 @@ class _PatientMapper:
                 return code, None, False
         return None
 
-    def _drug_record(self, res: JsonDict, ref: str, on: date | None, administered: bool) -> None:
+    def _drug_record(
+        self, res: JsonDict, ref: str, on: date | None, administered: bool, dose: bool = False
+    ) -> None:
         concept = self._medication_concept(res, ref)
         if concept is None:
             return
@@ -698,13 +705,14 @@ class _PatientMapper:
         if line is not None and (isinstance(line, bool) or not isinstance(line, int) or line < 1):
             raise MalformedResource(ref, "line-of-therapy is not a positive integer")
         name, cls, is_ici = drug
-        self.drugs.append(_DrugRecord(on, name, cls, is_ici, administered, line, ref))
+        self.drugs.append(_DrugRecord(on, name, cls, is_ici, administered, line, ref, dose))
 
     def _read_administration(self, res: JsonDict, ref: str) -> None:
         if _status(res) not in ADMINISTRATION_STATUSES:
             self._status_skipped(res, ref)
             return
-        self._drug_record(res, ref, _effective_date(res, ref), administered=True)
+        dose = _status(res) in DOSE_STATUSES
+        self._drug_record(res, ref, _effective_date(res, ref), administered=True, dose=dose)
 
     def _read_request(self, res: JsonDict, ref: str) -> None:
         if _status(res) not in REQUEST_STATUSES:
@@ -1121,6 +1129,7 @@ class _PatientMapper:
             local_treatments=tuple(sorted(self.treatments, key=lambda t: (t.performed_on, t.ref or ""))),
             profile=profile,
             source_refs=tuple(dict.fromkeys(self.used_refs)),
+            ici_administration_dates=tuple(sorted({d.on for d in self.drugs if d.is_ici and d.dose})),
         )
         return PatientInput(ref, timeline, tuple(self.issues))
 

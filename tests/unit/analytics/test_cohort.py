@@ -117,3 +117,12 @@ def test_survival_frame_is_whole_days_with_0_1_events_and_skips_missing() -> Non
     assert tidy["duration_days"].tolist() == [30, 45]
     assert tidy["event"].tolist() == [1, 0]
     assert set(tidy.columns) == {"duration_days", "event", "group"}
+
+
+@pytest.mark.parametrize("flag", [True, False, None])
+def test_treated_beyond_progression_is_read_and_splits_survival(flag: bool | None) -> None:
+    # Guan 2024 Fig. 2g splits true PD by treatment beyond progression; None (no RECIST PD) is no arm.
+    document = {**result(group="PD", first="PD"), "treated_beyond_progression": flag}
+    assert patient_row(document)["treated_beyond_progression"] is flag
+    tidy = survival_frame(table([document]), "os", by="treated_beyond_progression")
+    assert list(tidy["group"]) == ([] if flag is None else [str(flag)])

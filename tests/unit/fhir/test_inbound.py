@@ -327,6 +327,38 @@ def test_medication_request_only_when_no_administration(resources: Resources) ->
     assert timeline_of([*resources, request]).treatment_start == date(2024, 3, 1)
 
 
+def test_ici_administration_dates_are_the_given_ici_doses_sorted_and_unique(resources: Resources) -> None:
+    # For treatment beyond progression (Guan 2024, Fig. 2g). Fixture: pembrolizumab ma1 2024-03-04,
+    # ma2 2024-03-25; carboplatin ma3 (not an ICI, ATC L01XA02) is no ICI dose.
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "mr-later",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": codes.ATC, "code": "L01FF02"}]},
+        "authoredOn": "2024-07-01",
+    }
+    resources = [
+        *reversed(resources),
+        medication("late", "L01FF02", "2024-06-10T08:00:00+02:00"),
+        medication("same-day", "L01FF02", "2024-03-25T16:00:00Z"),  # second record of 03-25
+        medication("by-name", None, "2024-05-20", text="Pembrolizumab 25 MG/ML"),  # ICI by name
+        medication("ongoing", "L01FF02", "2024-07-02", status="in-progress"),
+        medication("stopped", "L01FF02", "2024-04-15", status="stopped"),  # maybe not given
+        medication("not-done", "L01FF02", "2024-04-16", status="not-done"),
+        medication("chemo-later", "L01XA02", "2024-04-17"),
+        request,  # a plan, not a dose
+    ]
+    assert timeline_of(resources).ici_administration_dates == (
+        date(2024, 3, 4),
+        date(2024, 3, 25),
+        date(2024, 5, 20),
+        date(2024, 6, 10),
+        date(2024, 7, 2),
+    )
+
+
 def test_medication_reference_to_a_medication_resource(resources: Resources) -> None:
     ma1 = by_id(resources, "ma1")
     del ma1["medicationCodeableConcept"]

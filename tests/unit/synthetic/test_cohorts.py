@@ -9,12 +9,20 @@ resources, not from the generator's covariates.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 
 import pytest
 
 from service.adapters.fhir import codes
-from service.synthetic import Cohort
-from tests.unit.synthetic.fhir_reading import covariate_categories, first_dr, read, recist_overall
+from service.synthetic import Cohort, GeneratedPatient
+from tests.unit.synthetic.fhir_reading import (
+    covariate_categories,
+    day_of,
+    first_dr,
+    is_ici,
+    read,
+    recist_overall,
+)
 
 # Table 1 rows: (characteristic, category): (DR, PsPD, CR/PR, SD, PD)
 TABLE_1 = {
@@ -176,6 +184,43 @@ def _local_treatments(cohort: Cohort, group: str) -> Counter[str]:
     return kinds
 
 
+def _ici_days(patient: GeneratedPatient) -> list[date]:
+    return [
+        day_of(str(r["effectiveDateTime"]))
+        for r in patient.resources
+        if r["resourceType"] == "MedicationAdministration" and is_ici(r)
+    ]
+
+
+def _pd_scan(patient: GeneratedPatient) -> date:
+    first_pd = patient.truth.first_pd_index
+    assert first_pd is not None
+    return date.fromisoformat(patient.truth.timepoint_dates[first_pd - 1])
+
+
+def _beyond(patient: GeneratedPatient) -> bool:
+    """An ICI dose in the FHIR data strictly after the first RECIST 1.1 PD scan."""
+    return any(day > _pd_scan(patient) for day in _ici_days(patient))
+
+
+@pytest.mark.parametrize(("cohort", "treated", "total"), [("pan", 12, 30), ("nsclc", 10, 24)])
+def test_a_documented_share_of_true_pd_is_treated_beyond_progression(
+    request: pytest.FixtureRequest, cohort: str, treated: int, total: int
+) -> None:
+    # Guan 2024 Fig. 2g compares real PD treated beyond progression or not; "all DR but not true PD
+    # patients were administered with continuous ICI therapy". Share chosen [P]: 40 % of group PD.
+    patients = request.getfixturevalue(cohort).by_group("PD")
+    assert len(patients) == total
+    assert sum(_beyond(p) for p in patients) == treated
+    assert [p.truth.treated_beyond_progression for p in patients] == [_beyond(p) for p in patients]
+    for patient in patients:  # the others stop at the PD scan (a dose on that day is not beyond it)
+        if not _beyond(patient):
+            assert max(_ici_days(patient)) <= _pd_scan(patient)
+        else:  # never together with a local treatment, never HPD [P]
+            assert not patient.truth.local_treatments
+            assert not patient.truth.hpd
+
+
 def test_local_treatment_after_finding_matches_text(pan: Cohort) -> None:
     # "Four patients in the DR group and 6 in the real PD group received local treatments ... local
     # radiotherapy (2 DR and 4 PD patients) and image-guided thermal ablation (2 DR and 2 PD patients)."
@@ -199,5 +244,7 @@ def test_generating_medians_are_recorded_from_the_paper(
     assert {p.truth.endpoints.generating_pfs_median_months for p in patients} == {pfs_months}
     if group == "SD":
         assert {p.truth.endpoints.generating_os_median_months for p in patients} == {os_months}
-    else:  # split by local treatment: 4.8 with, 6.1 without (Fig. 2f)
-        assert {p.truth.endpoints.generating_os_median_months for p in patients} == {4.8, 6.1}
+    else:  # local treatment 4.8 (Fig. 2f); else 7.9 treated beyond progression, 4.8 not (Fig. 2g)
+        assert {p.truth.endpoints.generating_os_median_months for p in patients} == {4.8, 7.9}
+        beyond = {p.truth.endpoints.generating_os_median_months for p in patients if _beyond(p)}
+        assert beyond == {7.9}
