@@ -71,6 +71,7 @@ from service.adapters.fhir.outbound import assessment_bundle
 from service.adapters.fhir.source import PATIENT_SEARCHES, FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter
 from service.application.ports import PatientRef
+from service.demo.sekmet import free_port
 from service.domain.engine import assess
 from service.domain.parameters import AssessmentParameters
 from service.synthetic import cohort_bundle, mixed_cohort
@@ -335,13 +336,6 @@ def _serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, d
     asyncio.run(main())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_for(port: int, process: multiprocessing.process.BaseProcess) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and process.exitcode is None:
@@ -413,7 +407,7 @@ def run_sync(patients: int = 100, seed: int = 3) -> SyncReport:
     # Per patient: read Patient, the `patient=` searches, the `_id` fetches, the writer's search and
     # POST (about 10; CapabilityStatement once per round); the stub stops after this many requests.
     budget = rounds * (patients * (len(PATIENT_SEARCHES) + 8) + 1)
-    port = _free_port()
+    port = free_port()
     # fork: the child needs nothing imported by name (this script may be loaded from a path)
     ctx = multiprocessing.get_context("fork")
     server = ctx.Process(target=_serve, args=(port, resources, budget, 600.0), daemon=True)

@@ -64,6 +64,7 @@ from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter, transaction_bundle
 from service.application.assess import AssessPatients, SyncPatients
 from service.application.ports import PatientRef
+from service.demo.sekmet import free_port
 from service.domain.engine import assess
 from service.domain.parameters import AssessmentParameters
 from service.synthetic import Trajectory, generate_patient
@@ -311,13 +312,6 @@ def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, de
         await runner.cleanup()
 
     asyncio.run(main())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(port: int) -> None:
