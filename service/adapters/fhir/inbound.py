@@ -6,6 +6,15 @@ path of every sync and the models are about 65 times slower. Every field is read
 it (`Type/id`) and is skipped, never an exception and never a failed patient, except that a
 patient without an ICI start has no timeline (issue `no-ici-start`).
 
+Speed (issue 4, `benchmarks/ingest.py`): the usual shapes (a tumour-size, non-target or
+laboratory Observation with one coding, an `effectiveDateTime`, one `focus` and one
+`derivedFrom`) take fast paths (`_quick_observation`, `_quick_read`), and a patient's repeated
+drug concepts are classified once (`_classify_cached`). A fast path changes nothing unless it can
+finish, and otherwise hands the resource to the general path, which reports what is wrong;
+tests/unit/fhir/test_inbound_fast_paths.py checks that both give the same result and the same
+issues in the same order on odd inputs. The mapper holds no reference cycle, so a patient's parsed
+resources are freed as soon as the mapping returns (no wait for the cyclic collector).
+
 Decisions where the contract is silent (all [P]):
 
 - Dates: `date`, `datetime` and FHIR strings (`2024`, `2024-03`, `2024-03-15`,
@@ -183,6 +192,10 @@ _DATE_RE: Final = re.compile(
     r"(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
     r"(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?)?)?"
 )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _status(res: JsonDict) -> str | None:
@@ -460,6 +473,65 @@ _CONTACT_DATE_KEYS: Final = (
 )
 _CONTACT_PERIOD_KEYS: Final = ("effectivePeriod", "performedPeriod", "period")
 _CONTACT_KEYS: Final = frozenset(_CONTACT_DATE_KEYS + _CONTACT_PERIOD_KEYS)
+_EFFECTIVE_ONLY: Final = frozenset({"effectiveDateTime"})
+_NON_TARGET_BY_CODE: Final[Mapping[str, NonTargetState]] = MappingProxyType(
+    {s.value: s for s in NonTargetState}
+)
+
+
+class _Quick:
+    """An Observation of the usual shape, seen by `_quick_observation` (see there)."""
+
+    __slots__ = ("kind", "on", "own")
+
+    def __init__(self, on: date, own: str | None, kind: str | LabKind | None) -> None:
+        self.on = on
+        self.own = own  # what `_note_contact` returns for it: its own-system code, if any
+        self.kind = kind  # "measurement", "non-target", a LabKind, or None (read in general)
+
+
+def _quick_observation(res: JsonDict) -> _Quick | None:
+    """`_note_contact` of the common Observation shape, without side effects, or None.
+
+    The shape: a usable string status, no verificationStatus, one coding in `code`, and an
+    `effectiveDateTime` that is the resource's only contact element. For it, `_note_contact`
+    would note exactly that date and return the own-system code (if the coding is ours), and
+    `_observation_kind` would give the kind computed here. Anything else returns None and takes
+    the general path, which also reports whatever is wrong; so both paths note the same dates,
+    read the same values and report the same issues in the same order.
+    """
+    get = res.get
+    status = get("status")
+    if type(status) is not str or status == "entered-in-error" or get("verificationStatus") is not None:
+        return None
+    code = get("code")
+    if type(code) is not dict:
+        return None
+    codings = code.get("coding")
+    if type(codings) is not list or len(codings) != 1:
+        return None
+    coding = codings[0]
+    if type(coding) is not dict:
+        return None
+    system, value = coding.get("system"), coding.get("code")
+    if type(value) is not str or not value:
+        return None
+    own = value if system == codes.CS_ONCORESPONSE else None
+    if own in _OWN_OUTPUT_CODES:
+        return None
+    effective = get("effectiveDateTime")
+    if type(effective) is not str or res.keys() & _CONTACT_KEYS != _EFFECTIVE_ONLY:
+        return None
+    try:
+        on = _date_text(effective)
+    except ValueError:
+        return None
+    kind: str | LabKind | None = None
+    if own == codes.CODE_NON_TARGET_STATUS:
+        kind = "non-target"
+    elif own is None and system == codes.LOINC:
+        kind = "measurement" if value == codes.LOINC_TUMOR_SIZE else _LAB_BY_LOINC.get(value)
+    return _Quick(on, own, kind)
 
 
 class _PatientMapper:
@@ -481,41 +553,19 @@ class _PatientMapper:
         self.labs: list[LabResult] = []
         self.covariates: dict[str, list[_Dated]] = {"ecog": [], "bmi": [], "smoking": [], "pdl1": []}
         self.treatments: list[LocalTreatment] = []
-        self.pending_reads: list[tuple[JsonDict, str, str | _NotRead | None]] = []
+        self.pending_reads: list[tuple[JsonDict, str, str | _NotRead | _Quick | None]] = []
+        self.drug_classes: dict[tuple[object, ...], tuple[str, IciClass | None, bool] | None] = {}
         self.death_date: date | None = None
         self.lesion_by_id: dict[str, Lesion] = {}
-        self.handlers: dict[str, Callable[[JsonDict, str], None]] = {
-            "Patient": self._read_patient,
-            "Condition": self._read_condition,
-            "MedicationAdministration": self._read_administration,
-            "MedicationRequest": self._read_request,
-            "ImagingStudy": self._read_study,
-            "BodyStructure": self._read_body_structure,
-            "Procedure": self._read_procedure,
-        }
 
     def issue(self, severity: str, code: str, message: str, ref: str | None) -> None:
         self.issues.append(DataIssue(severity, code, message, ref))
 
     # -- entry point --------------------------------------------------------------------------
     def run(self, resources: Iterable[object]) -> PatientInput:
-        indexed: list[tuple[JsonDict, str]] = []
-        for position, resource in enumerate(resources):
-            label = f"resource[{position}]"
-            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                self.issue("error", "malformed-resource", "not a FHIR resource", label)
-                continue
-            rtype = resource["resourceType"]
-            rid = resource.get("id")
-            if not isinstance(rid, str) or not rid:
-                self.issue("error", "malformed-resource", f"{rtype} without id", label)
-                continue
-            ref = f"{rtype}/{rid}"
-            for key in _keys_of(rtype, rid):
-                self.by_key.setdefault(key, resource)
-            indexed.append((resource, ref))
         # BodyStructures and ImagingStudies first: measurements refer to them (a stable sort by
-        # rank, done as buckets).
+        # rank, done as buckets). Only Medications are indexed by key: they are the only resources
+        # looked up by reference among the inputs (`medicationReference`).
         first: list[tuple[JsonDict, str]] = []
         lesions: list[tuple[JsonDict, str]] = []
         studies: list[tuple[JsonDict, str]] = []
@@ -527,12 +577,26 @@ class _PatientMapper:
             "ImagingStudy": studies,
             "Medication": medications,
         }
-        for item in indexed:
-            bucket.get(item[0]["resourceType"], rest).append(item)
+        for position, resource in enumerate(resources):
+            if not isinstance(resource, dict) or not isinstance(rtype := resource.get("resourceType"), str):
+                self.issue("error", "malformed-resource", "not a FHIR resource", f"resource[{position}]")
+                continue
+            rid = resource.get("id")
+            if not isinstance(rid, str) or not rid:
+                self.issue("error", "malformed-resource", f"{rtype} without id", f"resource[{position}]")
+                continue
+            if rtype == "Medication":
+                for key in _keys_of(rtype, rid):
+                    self.by_key.setdefault(key, resource)
+            bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
         for group in (first, lesions, studies, medications, rest):
             for resource, ref in group:
                 self._one(resource, ref)
         for resource, ref, own in self.pending_reads:
+            if isinstance(own, _Quick):
+                if self._quick_read(resource, ref, own):
+                    continue
+                own = own.own
             try:
                 self._read_observation(resource, ref, own)
             except MalformedResource as exc:
@@ -541,9 +605,9 @@ class _PatientMapper:
                 self.issue(exc.severity, exc.code, exc.message, ref)
         return self._assemble()
 
-    def _guarded(self, handler: Callable[[JsonDict, str], None], resource: JsonDict, ref: str) -> None:
+    def _guarded(self, handler: _Handler, resource: JsonDict, ref: str) -> None:
         try:
-            handler(resource, ref)
+            handler(self, resource, ref)
         except MalformedResource as exc:
             self.issue("error", "malformed-resource", exc.reason, ref)
         except _Unusable as exc:
@@ -551,6 +615,12 @@ class _PatientMapper:
 
     def _one(self, resource: JsonDict, ref: str) -> None:
         rtype = resource["resourceType"]
+        if rtype == "Observation":
+            quick = _quick_observation(resource)
+            if quick is not None:  # its only contact date is the effectiveDateTime, already parsed
+                self.contact_dates.append(quick.on)
+                self.pending_reads.append((resource, ref, quick))
+                return
         try:
             own = self._note_contact(resource, ref, rtype)
         except MalformedResource as exc:
@@ -559,7 +629,7 @@ class _PatientMapper:
         if rtype == "Observation":
             self.pending_reads.append((resource, ref, own))
             return
-        handler = self.handlers.get(rtype)
+        handler = _HANDLERS.get(rtype)
         if handler is not None:
             self._guarded(handler, resource, ref)
 
@@ -663,6 +733,27 @@ class _PatientMapper:
             return None
         return _opt_dict(medication, "code", keys[0])
 
+    def _classify_cached(self, concept: JsonDict, ref: str) -> tuple[str, IciClass | None, bool] | None:
+        """`_classify_drug`, remembered per patient: a patient's doses repeat one concept.
+
+        The key keeps exactly what the classification reads (text, and system/code/display of each
+        coding, anything not a string as None, which the classification ignores alike); a concept
+        whose `coding` is malformed is classified (and reported) without the cache.
+        """
+        codings = concept.get("coding")
+        if codings is None:
+            items: tuple[tuple[str | None, ...], ...] = ()
+        elif type(codings) is list and all(type(c) is dict for c in codings):
+            items = tuple(
+                (_text(c.get("system")), _text(c.get("code")), _text(c.get("display"))) for c in codings
+            )
+        else:
+            return self._classify_drug(concept, ref)
+        key = (_text(concept.get("text")), items)
+        if key not in self.drug_classes:
+            self.drug_classes[key] = self._classify_drug(concept, ref)
+        return self.drug_classes[key]
+
     def _classify_drug(self, concept: JsonDict, ref: str) -> tuple[str, IciClass | None, bool] | None:
         """(drug, class, is_ici) for an ICI or another L01 antineoplastic; None otherwise."""
         codings = _codings(concept, ref)
@@ -696,7 +787,7 @@ class _PatientMapper:
         concept = self._medication_concept(res, ref)
         if concept is None:
             return
-        drug = self._classify_drug(concept, ref)
+        drug = self._classify_cached(concept, ref)
         if drug is None:
             return
         if on is None:
@@ -863,6 +954,70 @@ class _PatientMapper:
             self.studies[key] = _ScanParts(on, None)
         self.issue("warning", "measurement-without-study", "no ImagingStudy for this reading", ref)
         return self.studies[key]
+
+    def _quick_read(self, res: JsonDict, ref: str, quick: _Quick) -> bool:
+        """Read an Observation `_quick_observation` accepted; False (nothing changed) to read it
+        in general instead. Same checks, same results as `_read_observation`, fewer calls."""
+        kind = quick.kind
+        if kind is None or res["status"] not in OBSERVATION_STATUSES:
+            return False
+        if kind == "measurement":
+            return self._plain_measurement(res, ref)
+        if kind == "non-target":
+            return self._plain_non_target(res, ref, quick.on)
+        if not isinstance(kind, LabKind):
+            return False
+        quantity = res.get("valueQuantity")
+        if type(quantity) is not dict:
+            return False
+        try:
+            value = _quantity(quantity, _LAB_UNITS[kind], ref, kind.value)
+        except (MalformedResource, _Unusable):
+            return False
+        self.labs.append(LabResult(kind, quick.on, value, ref))
+        self.used_refs.append(ref)
+        return True
+
+    def _plain_non_target(self, res: JsonDict, ref: str, on: date) -> bool:
+        """Fast path of `_read_non_target` for one `focus` on a known lesion and one `derivedFrom`
+        study of the patient (the contract's shape); False, with nothing changed, otherwise."""
+        get = res.get
+        focus, derived, concept = get("focus"), get("derivedFrom"), get("valueCodeableConcept")
+        if (
+            type(focus) is not list
+            or len(focus) != 1
+            or type(derived) is not list
+            or len(derived) != 1
+            or type(concept) is not dict
+        ):
+            return False
+        focus_ref, derived_ref = focus[0], derived[0]
+        if type(focus_ref) is not dict or type(derived_ref) is not dict:
+            return False
+        focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
+        if type(focus_text) is not str or type(derived_text) is not str or not focus_text or not derived_text:
+            return False
+        lesion = self.lesion_by_key.get(_reference_key(focus_text) or "")
+        scan = self.studies.get(_reference_key(derived_text) or "")
+        codings = concept.get("coding")
+        if lesion is None or scan is None or type(codings) is not list:
+            return False
+        state: NonTargetState | None = None
+        for coding in codings:  # the first non-empty code of the system, as `_code_in`
+            if type(coding) is not dict:
+                return False
+            if coding.get("system") == codes.CS_NON_TARGET_STATUS:
+                code = coding.get("code")
+                if code is not None and type(code) is not str:
+                    return False
+                if code:
+                    state = _NON_TARGET_BY_CODE.get(code)
+                    break
+        if state is None:
+            return False
+        scan.non_target.append(NonTargetAssessment(lesion.lesion_id, state, ref))
+        self.used_refs.append(ref)
+        return True
 
     def _plain_measurement(self, res: JsonDict, ref: str) -> bool:
         """Fast path of `_effective_date` + `_read_measurement` for the usual well-formed reading.
@@ -1132,6 +1287,23 @@ class _PatientMapper:
             ici_administration_dates=tuple(sorted({d.on for d in self.drugs if d.is_ici and d.dose})),
         )
         return PatientInput(ref, timeline, tuple(self.issues))
+
+
+_Handler = Callable[[_PatientMapper, JsonDict, str], None]
+# Module level, not per mapper: bound methods stored on the mapper would make every mapper a
+# reference cycle (mapper -> dict -> bound method -> mapper) that only the cyclic GC frees, keeping
+# each patient's parsed resources alive after the call and making the collector walk them.
+_HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
+    {
+        "Patient": _PatientMapper._read_patient,
+        "Condition": _PatientMapper._read_condition,
+        "MedicationAdministration": _PatientMapper._read_administration,
+        "MedicationRequest": _PatientMapper._read_request,
+        "ImagingStudy": _PatientMapper._read_study,
+        "BodyStructure": _PatientMapper._read_body_structure,
+        "Procedure": _PatientMapper._read_procedure,
+    }
+)
 
 
 def patient_input(
