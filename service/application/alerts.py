@@ -26,6 +26,9 @@ Decisions (sources silent; other engineers must match them):
 - A crash between a channel's write and its bookkeeping is harmless: the outbox row stays due
   (its claim lease runs out), and re-delivery is idempotent (FHIR conditional creates on the
   alert identifier; webhooks carry a stable delivery id for receivers to de-duplicate).
+  The crashed try still counts as an attempt (the claim that finds its expired lease counts it),
+  so an alert that kills its worker every time ends `failed` after `max_attempts` instead of
+  being claimed again every lease for ever.
 
 Logs name patients only by `patient_key`.
 """
@@ -322,6 +325,18 @@ class DeliverAlerts:
         return report
 
     async def _one(self, alert: PendingAlert, report: DeliveryReport) -> None:
+        if alert.attempts >= self._schedule.max_attempts:
+            # Its attempts ran out while workers died delivering it (the claim counts those):
+            # stop, visibly, instead of killing a worker every lease.
+            await self._outbox.give_up(
+                alert.id, f"gave up after {alert.attempts} attempts; the last ones never finished"
+            )
+            report.failed += 1
+            report.errors.append(f"alert {alert.id}: attempts used up")
+            log.error(
+                "alert.failed", alert_id=alert.id, patient_key=alert.patient_key, attempts=alert.attempts
+            )
+            return
         errors: list[str] = []
         hold_reason: str | None = None
         for channel in self._channels:

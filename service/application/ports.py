@@ -121,6 +121,8 @@ class AlertOutbox(Protocol):
 
     async def hold(self, alert_id: int, reason: str) -> None: ...
 
+    async def give_up(self, alert_id: int, error: str) -> None: ...
+
 
 class AlertChannel(Protocol):
     """One way of telling the clinician (FHIR Communication + Flag, a signed webhook).

@@ -48,7 +48,7 @@ from service.adapters.alerts.fault_injection import (
 )
 from service.adapters.fhir import codes
 from service.adapters.persistence.database import migrate
-from service.adapters.persistence.outbox import AlertOutboxRepository
+from service.adapters.persistence.outbox import ABANDONED_ERROR, AlertOutboxRepository
 from service.adapters.persistence.tables import AlertOutboxRow, AlertStatus
 from service.application.ports import PatientRef
 from service.bootstrap import Container
@@ -300,7 +300,10 @@ async def test_dr_alert_is_written_once_when_worker_is_sigkilled_after_claim_and
     assert total == 1
     assert alert.status is AlertStatus.DELIVERED
     assert alert.delivered_at is not None
-    assert alert.last_error is None
+    # Both killed workers' tries count as attempts (found when their claims had expired), so an
+    # alert that killed every worker would end `failed` instead of being claimed for ever.
+    assert alert.attempts == 3
+    assert alert.last_error == ABANDONED_ERROR
     fhir = (alert.channels or {})["fhir"]
     assert fhir["state"] == "delivered"
     assert fhir["recipient"] == oncologist

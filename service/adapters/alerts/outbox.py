@@ -44,3 +44,6 @@ class SqlDeliveryOutbox:
 
     async def hold(self, alert_id: int, reason: str) -> None:
         await self.outbox.hold(alert_id, reason)
+
+    async def give_up(self, alert_id: int, error: str) -> None:
+        await self.outbox.give_up(alert_id, error)

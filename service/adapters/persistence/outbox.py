@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.adapters.persistence.database import dialect_insert, utc_now
@@ -67,6 +67,9 @@ class OutboxAlert:
     channels: dict[str, Any] | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
+
+
+ABANDONED_ERROR = "the delivery worker stopped during this attempt (its claim expired)"
 
 
 def insert_alert(
@@ -216,13 +219,19 @@ class AlertOutboxRepository:
         """Due pending alerts, each claimed for `lease_s` seconds by this caller (see module doc).
 
         A row another worker claimed a moment earlier is skipped (its conditional UPDATE
-        matches no row). The lease is released by `mark_delivered`, `mark_failed` or `hold`; if
-        the worker dies first, the row is due again when the lease runs out.
+        matches no row). The lease is released by `mark_delivered`, `mark_failed`, `hold` or
+        `give_up`; if the worker dies first, the row is due again when the lease runs out, and
+        the claim that finds the stale lease counts the dead worker's try as a failed attempt
+        (`ABANDONED_ERROR`), so an alert that kills its worker every time is not retried forever:
+        the delivery worker gives it up after the schedule's last attempt (`give_up`).
         """
         now = self._clock()
         claimed: list[OutboxAlert] = []
         for alert in self.due_alerts(limit=limit):
             token = uuid.uuid4().hex
+            # SET expressions read the row as it was before the UPDATE (SQL standard; SQLite and
+            # PostgreSQL alike), so `abandoned` sees the dead worker's token, not the new one.
+            abandoned = AlertOutboxRow.lease_token.is_not(None)
             with self._sessions.begin() as session:
                 result = session.execute(
                     update(AlertOutboxRow)
@@ -231,12 +240,31 @@ class AlertOutboxRepository:
                         AlertOutboxRow.status == AlertStatus.PENDING.value,
                         AlertOutboxRow.next_attempt_at == alert.next_attempt_at,
                     )
-                    .values(lease_token=token, next_attempt_at=now + timedelta(seconds=lease_s))
+                    .values(
+                        lease_token=token,
+                        next_attempt_at=now + timedelta(seconds=lease_s),
+                        attempts=case(
+                            (abandoned, AlertOutboxRow.attempts + 1), else_=AlertOutboxRow.attempts
+                        ),
+                        last_error=case((abandoned, ABANDONED_ERROR), else_=AlertOutboxRow.last_error),
+                    )
                     .execution_options(synchronize_session=False)
                 )
                 if getattr(result, "rowcount", 0) == 1:
-                    claimed.append(alert)
+                    row = session.get(AlertOutboxRow, alert.id, populate_existing=True)
+                    if row is not None:
+                        claimed.append(_alert(row))
         return claimed
+
+    def give_up(self, alert_id: int, error: str) -> None:
+        """Stop trying an alert whose attempts are used up (status `failed`, final; attempts kept)."""
+        with self._sessions.begin() as session:
+            row = session.get(AlertOutboxRow, alert_id)
+            if row is None:
+                raise UnknownAlertError(alert_id)
+            row.status = AlertStatus.FAILED.value
+            row.last_error = error[:LAST_ERROR_MAX_CHARS]
+            row.lease_token = None
 
     def record_channel(self, alert_id: int, channel: str, state: Mapping[str, Any]) -> None:
         """Remember what one delivery channel did for an alert (replaces that channel's entry)."""
@@ -351,6 +379,9 @@ class SqlAlertOutbox:
 
     async def record_channel(self, alert_id: int, channel: str, state: Mapping[str, Any]) -> None:
         await anyio.to_thread.run_sync(self.repository.record_channel, alert_id, channel, state)
+
+    async def give_up(self, alert_id: int, error: str) -> None:
+        await anyio.to_thread.run_sync(self.repository.give_up, alert_id, error)
 
     async def hold(self, alert_id: int, reason: str) -> None:
         await anyio.to_thread.run_sync(self.repository.hold, alert_id, reason)

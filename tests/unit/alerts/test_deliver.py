@@ -157,3 +157,53 @@ async def test_two_workers_never_claim_the_same_alert(outbox: SqlAlertOutbox) ->
     second = await outbox.claim_due(lease_s=60)
     assert len(first) == 1
     assert second == []
+
+
+async def test_an_alert_that_kills_its_worker_every_time_is_given_up_after_the_last_attempt(
+    outbox: SqlAlertOutbox, clock: Clock
+) -> None:
+    # A poison alert: every worker that claims it dies before recording anything. Each expired
+    # claim counts as a failed attempt, so after `max_attempts` claims it is `failed` and visible
+    # (GET /alerts), not re-claimed every lease for ever.
+    await record(outbox)
+    fhir = RecordingChannel("fhir")
+
+    class Crash(Exception):
+        pass
+
+    async def die(claimed: object) -> None:
+        raise Crash
+
+    for attempt in range(3):
+        with pytest.raises(Crash):
+            await deliverer(outbox, clock, fhir, max_attempts=3, lease_s=60, after_claim=die)()
+        (alert,), _ = await outbox.list_alerts()
+        assert alert.status is AlertStatus.PENDING
+        assert alert.attempts == attempt  # the claim that finds a stale lease counts the dead try
+        clock.now += timedelta(seconds=61)
+    report = await deliverer(outbox, clock, fhir, max_attempts=3, lease_s=60)()
+    assert report.failed == 1
+    assert fhir.calls == []  # never delivered by a worker that lived: given up, not tried again
+    (alert,), _ = await outbox.list_alerts(status=AlertStatus.FAILED)
+    assert alert.attempts == 3
+    assert alert.last_error is not None
+    assert "gave up after 3 attempts" in alert.last_error
+    clock.now += timedelta(days=1)
+    assert (await deliverer(outbox, clock, fhir, max_attempts=3)()).attempted == 0
+
+
+async def test_an_alert_whose_worker_died_once_is_delivered_with_that_attempt_counted(
+    outbox: SqlAlertOutbox, clock: Clock
+) -> None:
+    await record(outbox)
+    fhir = RecordingChannel("fhir")
+
+    async def die(claimed: object) -> None:
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        await deliverer(outbox, clock, fhir, lease_s=60, after_claim=die)()
+    clock.now += timedelta(seconds=61)
+    assert (await deliverer(outbox, clock, fhir, lease_s=60)()).delivered == 1
+    (alert,), _ = await outbox.list_alerts(status=AlertStatus.DELIVERED)
+    assert alert.attempts == 2  # the dead worker's try and the successful one
