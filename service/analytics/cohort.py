@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from service.domain.age import completed_years
+
 GROUPS = ("DR", "PsPD", "CR-PR", "SD", "PD")
 RESPONSE_CLASSES = ("atypical", "true-response", "nonresponse")
 FIRST_EVALUATION = ("CR", "PR", "SD", "PD", "NE")
@@ -141,10 +143,13 @@ def _date(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) and value else None
 
 
-def _age_years(birth: date | None, on: date) -> int | None:
-    if birth is None:
-        return None
-    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+def _age_years(profile: Mapping[str, Any], on: date) -> int | None:
+    """Age at ICI start: stored as such since result format 2; format 1 kept the birth date."""
+    age = profile.get("age_at_treatment_start")
+    if isinstance(age, int) and not isinstance(age, bool):
+        return age
+    birth = _date(profile.get("birth_date"))
+    return completed_years(birth, on) if birth is not None else None
 
 
 def _band(value: float | None, cut: float, low: str, high: str) -> str | None:
@@ -185,7 +190,7 @@ def patient_row(result: Mapping[str, Any]) -> dict[str, Any]:
     dr = _first_dr(atypical)
     best = result.get("best_response") or {}
     confirmed = result.get("best_response_confirmed") or {}
-    age = _age_years(_date(profile.get("birth_date")), start)
+    age = _age_years(profile, start)
     ecog = profile.get("ecog")
     bmi = _decimal(profile.get("bmi"))
     line = profile.get("line_of_therapy")

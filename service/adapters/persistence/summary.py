@@ -22,11 +22,12 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from service.domain.age import completed_years
 from service.domain.model import PatientTimeline
 from service.domain.parameters import AssessmentParameters
 from service.domain.results import AtypicalFinding, AtypicalKind, PatientAssessment
 
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2  # 2: profile.age_at_treatment_start replaces profile.birth_date
 
 
 def to_json_value(value: object) -> Any:
@@ -61,9 +62,21 @@ def input_fingerprint(timeline: PatientTimeline, params: AssessmentParameters) -
 
 
 def assessment_document(assessment: PatientAssessment) -> dict[str, Any]:
-    """The `result_json` of a stored assessment."""
+    """The `result_json` of a stored assessment.
+
+    Data minimisation (format 2): the clinical profile keeps the age at ICI start in completed
+    years (`age_at_treatment_start`), which is all the analyses use, instead of the birth date,
+    an identifier the database does not need. Readers accept format 1 documents too.
+    """
     document: dict[str, Any] = {"format": RESULT_FORMAT}
     document.update(to_json_value(assessment))
+    profile = document.get("profile")
+    if isinstance(profile, dict):
+        birth = assessment.profile.birth_date if assessment.profile is not None else None
+        profile.pop("birth_date", None)
+        profile["age_at_treatment_start"] = (
+            completed_years(birth, assessment.treatment_start) if birth is not None else None
+        )
     return document
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,8 +25,9 @@ from service.adapters.persistence.store import (
 )
 from service.adapters.persistence.summary import input_fingerprint
 from service.adapters.persistence.tables import AssessmentRunRow, PatientAssessmentRow, RunStatus, RunTrigger
+from service.analytics.cohort import patient_row
 from service.application.ports import AssessmentStore
-from service.domain.model import Lesion, LesionMeasurement, PatientTimeline, Scan
+from service.domain.model import ClinicalProfile, Lesion, LesionMeasurement, PatientTimeline, Scan
 from service.domain.parameters import AssessmentParameters
 from service.domain.results import (
     AtypicalFinding,
@@ -279,3 +282,23 @@ def test_ping_is_false_when_postgresql_refuses_connections() -> None:
         assert AssessmentRepository(dead, patient_key_salt=SALT).ping() is False
     finally:
         dead.dispose()
+
+
+def test_stored_result_keeps_the_age_at_ici_start_not_the_birth_date(repo: AssessmentRepository) -> None:
+    # Data minimisation: the analyses need the age at ICI start (Guan 2024 Table 1, "Age <60 /
+    # >=60"), not the birth date, which identifies the patient. Born 1961-03-02 and starting on
+    # the day before the 60th birthday: 59 completed years.
+    born = START.replace(year=START.year - 60) + timedelta(days=1)
+    with_profile = dataclasses.replace(
+        stable("p-age"), profile=ClinicalProfile(sex="female", birth_date=born)
+    )
+    repo.record([with_profile], run_id=repo.start_run(RunTrigger.CLI))
+    stored = repo.latest("p-age")
+    assert stored is not None
+    assert born.isoformat() not in json.dumps(stored.result)
+    assert "birth_date" not in stored.result["profile"]
+    assert stored.result["profile"]["age_at_treatment_start"] == 59
+    assert patient_row(stored.result)["age_years"] == 59
+    # A format-1 document (stored before) still gives the same age from its birth date.
+    old = {**stored.result, "format": 1, "profile": {"sex": "female", "birth_date": born.isoformat()}}
+    assert patient_row(old)["age_years"] == 59
