@@ -40,6 +40,17 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/oncoresponse.db"
     patient_key_salt: SecretStr = SecretStr("dev-salt")
 
+    # --- clinical API authentication (service/api/security.py) ---------------------------------
+    # `jwt`: /sync, /$assess, /alerts and /patients/* need an OAuth2 bearer JWT of the hospital's
+    # authorisation server; `off` (development and tests only, refused in production) opens them.
+    api_auth: Literal["jwt", "off"] = "jwt"
+    api_jwt_public_key: SecretStr | None = None  # PEM (RSA -> RS256, EC P-256 -> ES256)
+    api_jwt_issuer: str | None = None
+    api_jwt_audience: str = "oncoresponse"
+    api_jwt_leeway_s: int = Field(default=30, ge=0, le=600)
+    api_read_scope: str = "oncoresponse.read"  # GET /alerts, /patients/{id}/lesion-table
+    api_write_scope: str = "oncoresponse.write"  # POST /sync, /$assess, /alerts/...
+
     # --- HTTP server and logging ---------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -121,6 +132,14 @@ class Settings(BaseSettings):
                 "ONCORESPONSE_PATIENT_KEY_SALT must be set to a real secret in production "
                 "(set ONCORESPONSE_ENVIRONMENT=development for local use)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _clinical_api_is_protected_in_production(self) -> Settings:
+        if self.environment == "production" and self.api_auth == "off":
+            raise ValueError("ONCORESPONSE_API_AUTH=off is for development and tests; production needs jwt")
+        if self.api_jwt_public_key is not None and not self.api_jwt_issuer:
+            raise ValueError("ONCORESPONSE_API_JWT_ISSUER is required with ONCORESPONSE_API_JWT_PUBLIC_KEY")
         return self
 
     @model_validator(mode="after")

@@ -36,4 +36,7 @@ def sekmet_server() -> Iterator[sekmet.SekmetServer]:
 
 @pytest.fixture
 def app_settings(tmp_path: Path) -> Settings:
-    return Settings(environment="test", database_url=f"sqlite:///{tmp_path / 'app.db'}", log_json=False)
+    # The clinical API without tokens; tests/unit/api/test_clinical_auth.py checks them.
+    return Settings(
+        environment="test", api_auth="off", database_url=f"sqlite:///{tmp_path / 'app.db'}", log_json=False
+    )

@@ -13,6 +13,7 @@ from service.api import problems
 from service.api.auth import stats_config_from
 from service.api.middleware import RequestContextMiddleware
 from service.api.routers import alerts, assess, cds_hooks, health, stats, subscriptions, sync
+from service.api.security import ApiAuthConfig
 from service.bootstrap import Container
 from service.config import Settings
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     )
     app.state.container = box
     app.state.stats_config = stats_config_from(settings)
+    app.state.api_auth = ApiAuthConfig.from_settings(settings)
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
     for module in (assess, sync, health, alerts, cds_hooks, stats, subscriptions):

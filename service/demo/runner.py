@@ -161,6 +161,7 @@ def _demo_path(
 
     settings = Settings(
         environment="development",
+        api_auth="off",  # a local demo on 127.0.0.1; deployments take tokens (service/api/security.py)
         fhir_base_url=server.base_url,
         database_url=f"sqlite:///{db_path}",
         log_level="warning",

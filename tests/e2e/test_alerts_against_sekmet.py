@@ -125,6 +125,7 @@ async def test_dr_patient_gets_exactly_one_communication_and_flag_despite_resync
     await load_patients(sekmet_server.base_url, [transaction_bundle(p.resources) for p in (dr, pr)])
     settings = Settings(
         environment="test",
+        api_auth="off",  # the clinical API without tokens (tests/unit/api/test_clinical_auth.py covers them)
         fhir_base_url=sekmet_server.base_url,
         database_url=f"sqlite:///{tmp_path / 'alerts-e2e.db'}",
         patient_key_salt="e2e-salt",

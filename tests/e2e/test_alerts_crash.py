@@ -227,6 +227,7 @@ async def test_dr_alert_is_written_once_when_worker_is_sigkilled_after_claim_and
     oncologist = oncologist_of(dr.resources)
     settings = Settings(
         environment="test",
+        api_auth="off",  # the clinical API without tokens (tests/unit/api/test_clinical_auth.py covers them)
         fhir_base_url=base,
         database_url=str(engine.url),
         patient_key_salt=SALT,

@@ -46,6 +46,7 @@ LONGEST_DIAMETER = "33728-7"
 def settings_for(server: SekmetServer, tmp_path: Path, **extra: Any) -> Settings:
     settings = Settings(
         environment="test",
+        api_auth="off",  # the clinical API without tokens (tests/unit/api/test_clinical_auth.py covers them)
         fhir_base_url=server.base_url,
         database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
         log_json=False,

@@ -73,6 +73,7 @@ async def test_sync_writes_every_patient_once_and_a_second_sync_duplicates_nothi
     await load_patients(sekmet_server.base_url, [transaction_bundle(p.resources) for p in patients])
     settings = Settings(
         environment="test",
+        api_auth="off",  # the clinical API without tokens (tests/unit/api/test_clinical_auth.py covers them)
         fhir_base_url=sekmet_server.base_url,  # type: ignore[arg-type]
         database_url=f"sqlite:///{tmp_path / 'e2e.db'}",
         log_json=True,

@@ -18,8 +18,9 @@ from service.api.schemas.alerts import (
     LesionRowOut,
     LesionTableOut,
 )
+from service.api.security import ANONYMOUS, ReaderDep, WriterDep
 from service.application.alerts import AlertNotFound
-from service.application.errors import UpstreamNotFound
+from service.application.errors import InvalidInput, UpstreamNotFound
 
 router = APIRouter(tags=["alerts"])
 
@@ -33,6 +34,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 @router.get("/alerts", operation_id="alerts-list", responses={422: PROBLEM_RESPONSES[422]})
 async def list_alerts(
     container: ContainerDep,
+    _caller: ReaderDep,
     status: Annotated[AlertStatus | None, Query(description="Only alerts in this delivery state")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -47,7 +49,7 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", operation_id="alerts-get", responses=NOT_FOUND)
-async def get_alert(alert_id: AlertId, container: ContainerDep) -> AlertOut:
+async def get_alert(alert_id: AlertId, container: ContainerDep, _caller: ReaderDep) -> AlertOut:
     """One alert: payload, per-channel delivery state, last error, acknowledgement."""
     alert = await container.require_alert_outbox().get(alert_id)
     if alert is None:
@@ -56,17 +58,26 @@ async def get_alert(alert_id: AlertId, container: ContainerDep) -> AlertOut:
 
 
 @router.post("/alerts/{alert_id}/acknowledge", operation_id="alerts-acknowledge", responses=NOT_FOUND)
-async def acknowledge_alert(alert_id: AlertId, body: AcknowledgeIn, container: ContainerDep) -> AlertOut:
-    """Record that a clinician has seen the alert (the first acknowledgement is kept)."""
+async def acknowledge_alert(
+    alert_id: AlertId, body: AcknowledgeIn, container: ContainerDep, caller: WriterDep
+) -> AlertOut:
+    """Record that a clinician has seen the alert (the first acknowledgement is kept).
+
+    Who: the bearer token's subject; only when the API runs without tokens (development) the
+    body's `by`.
+    """
+    by = body.by if caller is ANONYMOUS else caller.subject
+    if by is None:
+        raise InvalidInput("Say who acknowledges the alert (`by`)")
     try:
-        alert = await container.require_alert_outbox().acknowledge(alert_id, body.by)
+        alert = await container.require_alert_outbox().acknowledge(alert_id, by)
     except UnknownAlertError:
         raise AlertNotFound(f"There is no alert {alert_id}") from None
     return AlertOut.from_alert(alert)
 
 
 @router.post("/alerts/{alert_id}/retry", operation_id="alerts-retry", responses=NOT_FOUND)
-async def retry_alert(alert_id: AlertId, container: ContainerDep) -> AlertOut:
+async def retry_alert(alert_id: AlertId, container: ContainerDep, _caller: WriterDep) -> AlertOut:
     """Make a failed or held alert due again (e.g. after the CareTeam was corrected)."""
     try:
         alert = await container.require_alert_outbox().release(alert_id)
@@ -76,7 +87,7 @@ async def retry_alert(alert_id: AlertId, container: ContainerDep) -> AlertOut:
 
 
 @router.post("/alerts/deliver", operation_id="alerts-deliver", responses={503: PROBLEM_RESPONSES[503]})
-async def deliver_alerts(container: ContainerDep) -> DeliveryReportOut:
+async def deliver_alerts(container: ContainerDep, _caller: WriterDep) -> DeliveryReportOut:
     """Run one delivery pass now (the background worker does the same on its interval)."""
     report = await container.require_alert_delivery()()
     return DeliveryReportOut(
@@ -86,7 +97,9 @@ async def deliver_alerts(container: ContainerDep) -> DeliveryReportOut:
 
 @router.get("/patients/{patient_id}/lesion-table", operation_id="alerts-lesion-table", responses=NOT_FOUND)
 async def lesion_table(
-    patient_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")], container: ContainerDep
+    patient_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")],
+    container: ContainerDep,
+    _caller: ReaderDep,
 ) -> LesionTableOut:
     """Every lesion's response at every timepoint of the patient's latest assessment (linked from CDS cards)."""
     if container.store is None:

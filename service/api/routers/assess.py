@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.api.deps import ContainerDep
 from service.api.problems import PROBLEM_RESPONSES
+from service.api.security import WriterDep
 from service.application.clock import today
 from service.application.errors import InvalidInput
 
@@ -65,6 +66,7 @@ _BUNDLE_SCHEMA = {
 async def assess_bundle(
     request: Request,
     container: ContainerDep,
+    _caller: WriterDep,
     as_of: Annotated[date | None, Query(description="Ignore data after this date (default: today)")] = None,
 ) -> FhirJsonResponse:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -73,7 +73,12 @@ class AlertListOut(BaseModel):
 
 
 class AcknowledgeIn(BaseModel):
-    by: str = Field(min_length=1, max_length=200, description="Who acknowledges (user name or id)")
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who acknowledges; ignored when the API checks tokens (the token's subject is recorded)",
+    )
 
 
 class DeliveryReportOut(BaseModel):

@@ -57,6 +57,7 @@ def hook(patient_id: str, prefetch: dict[str, Any] | None = None) -> dict[str, A
 async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
     settings = Settings(
         environment="test",
+        api_auth="off",  # the clinical API without tokens (tests/unit/api/test_clinical_auth.py covers them)
         database_url=f"sqlite:///{tmp_path / 'api.db'}",
         cds_hooks_trusted_issuers={ISSUER: ehr_jwks()},
     )

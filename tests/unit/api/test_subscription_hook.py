@@ -22,6 +22,7 @@ AUTH = {"Authorization": "Bearer s3cret", "Content-Type": "application/fhir+json
 async def hook(app_settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
     settings = Settings(
         environment="test",
+        api_auth="off",  # the clinical API without tokens (tests/unit/api/test_clinical_auth.py covers them)
         database_url=app_settings.database_url,
         log_json=False,
         fhir_base_url="http://127.0.0.1:9/fhir",
