@@ -18,6 +18,12 @@ and in `benchmarks/stats.py`.
   1e-9 of floating-point error: 10 deaths among 20 patients put the median at that death (lifelines'
   own median moves to the next event because 0.5 comes out as 0.5000000000000002).
 - Log-rank: Mantel's statistic with the hypergeometric covariance, overall (k - 1 df) and pairwise.
+- Decision (`km_analysis`): deaths and removals are counted ONCE per distinct day and group (one
+  bincount over whole days, no sort; `np.unique` for other durations), and every curve, survival
+  table and log-rank test (overall and pairwise) is read from that table; groups come from one hash
+  factorisation of the labels. The arithmetic per curve and per test is the same as computing each
+  from its own rows, so the results are identical to the last bit (checked against the previous
+  per-group implementation); 100 000 patients in 3 groups take ~4-6 ms.
 - Cox regression: Newton-Raphson on the Efron partial likelihood (ties are the rule with whole
   days), vectorised over risk sets: one pass of cumulative sums per iteration and an n x p design,
   never an n x p x p array, so 100 000 patients x 12 covariates fit in about half a second and a
@@ -93,27 +99,55 @@ class KmAnalysis:
     warnings: tuple[str, ...]
 
 
-def _first_at_or_below_half(times: tuple[int, ...], values: tuple[float, ...]) -> float | None:
+def _first_at_or_below_half(times: np.ndarray, values: np.ndarray) -> float | None:
     """The first time a step function is <= 0.5 (1e-9 tolerance: products of fractions such as
     10/20 come out as 0.5000000000000002 in floating point), None if never."""
-    for time, value in zip(times, values, strict=True):
-        if value <= 0.5 + 1e-9:
-            return float(time)
-    return None
+    hits = np.flatnonzero(values <= 0.5 + 1e-9)
+    return float(times[hits[0]]) if hits.size else None
 
 
-def kaplan_meier(durations: np.ndarray, events: np.ndarray, group: str = "all") -> KmCurve:
-    """Product-limit estimate on the distinct observed days (day 0 first), with the exponential
-    Greenwood ("log-log") 95 % band -- the formulas of lifelines' `KaplanMeierFitter`, which the
-    tests use as the reference. Median and median CI: first days the estimate and the band's
-    lower and upper limits reach 0.5."""
-    t = np.asarray(durations, dtype=np.float64)
-    e = np.asarray(events, dtype=np.float64)
-    times, inverse = np.unique(np.concatenate(([0.0], t)), return_inverse=True)
-    index = inverse[1:]
-    deaths = np.bincount(index, weights=e, minlength=len(times))
-    removed = np.bincount(index, minlength=len(times)).astype(np.float64)
-    at_risk = len(t) - np.concatenate(([0.0], np.cumsum(removed)[:-1]))
+# Largest day (beyond 4 per patient) counted on a dense day axis instead of sorting the days.
+_DENSE_DAYS = 1 << 16
+
+
+def _counts(
+    t: np.ndarray, e: np.ndarray, codes: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deaths and removals (deaths + censorings) per distinct day and group, counted once.
+
+    Returns `times` (the distinct days of `t` plus day 0, ascending) and `deaths`, `removed`
+    (len(times) x k, C order; exact integers as floats). Whole non-negative days within a few
+    per patient are counted with one bincount over the day axis (no sort); other durations go
+    through `np.unique`. Every row must have a code in 0..k-1."""
+    days = t.astype(np.int64) if len(t) else np.zeros(0, dtype=np.int64)
+    span = int(days.max()) + 1 if len(t) else 1
+    dense = (
+        len(t) > 0
+        and span <= 4 * len(t) + _DENSE_DAYS
+        and int(days.min()) >= 0
+        and (t.dtype.kind in "iu" or bool(np.array_equal(days, t)))
+    )
+    if dense:
+        used = np.bincount(days, minlength=span) > 0
+        used[0] = True
+        times = np.flatnonzero(used).astype(np.float64)
+        index = (np.cumsum(used) - 1)[days]
+    else:
+        values = np.asarray(t, dtype=np.float64)
+        times, inverse = np.unique(np.concatenate(([0.0], values)), return_inverse=True)
+        index = inverse[1:]
+    m = len(times)
+    cell = index * k + codes
+    removed = np.bincount(cell, minlength=m * k).astype(np.float64).reshape(m, k)
+    deaths = np.bincount(cell, weights=e, minlength=m * k).reshape(m, k)
+    return times, deaths, removed
+
+
+def _km_arrays(
+    deaths: np.ndarray, removed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Product-limit estimate, log-log band and numbers at risk on one group's distinct days."""
+    at_risk = removed.sum() - np.concatenate(([0.0], np.cumsum(removed)[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
         survival = np.exp(np.cumsum(np.log(at_risk - deaths) - np.log(at_risk)))
         increments = deaths / (at_risk * (at_risk - deaths))
@@ -122,43 +156,63 @@ def kaplan_meier(durations: np.ndarray, events: np.ndarray, group: str = "all") 
         spread = Z95 * np.sqrt(variance) / v
         low = np.nan_to_num(np.exp(-np.exp(np.log(-v) - spread)), nan=1.0)
         high = np.nan_to_num(np.exp(-np.exp(np.log(-v) + spread)), nan=1.0)
-    day_tuple = tuple(int(d) for d in times)
-    surv_tuple = tuple(float(x) for x in survival)
-    low_tuple = tuple(float(x) for x in low)
-    high_tuple = tuple(float(x) for x in high)
+    return survival, low, high, at_risk
+
+
+def _curve(group: str, days: np.ndarray, deaths: np.ndarray, removed: np.ndarray) -> KmCurve:
+    survival, low, high, at_risk = _km_arrays(deaths, removed)
     return KmCurve(
         group=group,
-        n=len(t),
-        events=int(e.sum()),
-        median_days=_first_at_or_below_half(day_tuple, surv_tuple),
-        median_ci_low=_first_at_or_below_half(day_tuple, low_tuple),
-        median_ci_high=_first_at_or_below_half(day_tuple, high_tuple),
-        times=day_tuple,
-        survival=surv_tuple,
-        ci_low=low_tuple,
-        ci_high=high_tuple,
-        at_risk=tuple(int(a) for a in at_risk),
+        n=int(removed.sum()),
+        events=int(deaths.sum()),
+        median_days=_first_at_or_below_half(days, survival),
+        median_ci_low=_first_at_or_below_half(days, low),
+        median_ci_high=_first_at_or_below_half(days, high),
+        times=tuple(days.tolist()),
+        survival=tuple(survival.tolist()),
+        ci_low=tuple(low.tolist()),
+        ci_high=tuple(high.tolist()),
+        at_risk=tuple(at_risk.astype(np.int64).tolist()),
     )
 
 
-def risk_table(curve: KmCurve, durations: np.ndarray, grid: Sequence[int]) -> tuple[RiskRow, ...]:
-    """The estimate at each grid day (step function, right-continuous) and the number at risk."""
-    days = np.asarray(grid)
-    steps = np.searchsorted(np.asarray(curve.times), days, side="right") - 1
-    ordered = np.sort(np.asarray(durations))
-    at_risk = len(ordered) - np.searchsorted(ordered, days, side="left")
+def kaplan_meier(durations: np.ndarray, events: np.ndarray, group: str = "all") -> KmCurve:
+    """Product-limit estimate on the distinct observed days (day 0 first), with the exponential
+    Greenwood ("log-log") 95 % band -- the formulas of lifelines' `KaplanMeierFitter`, which the
+    tests use as the reference. Median and median CI: first days the estimate and the band's
+    lower and upper limits reach 0.5."""
+    t = np.asarray(durations)
+    e = np.asarray(events, dtype=np.float64)
+    times, deaths, removed = _counts(t, e, np.zeros(len(t), dtype=np.int64), 1)
+    keep = np.flatnonzero((removed[:, 0] > 0) | (times == 0))
+    return _curve(group, times[keep].astype(np.int64), deaths[keep, 0], removed[keep, 0])
+
+
+def _table(days: np.ndarray, at_risk: np.ndarray, curve: KmCurve, grid: Sequence[int]) -> tuple[RiskRow, ...]:
+    """`risk_table` on a curve's day and at-risk arrays."""
+    wanted = np.asarray(grid, dtype=np.int64)
+    steps = np.searchsorted(days, wanted, side="right") - 1
+    # Every duration is one of the curve's days, so those >= a grid day are those >= the first
+    # curve day at or after it: the number at risk there (none beyond the last day).
+    following = np.append(at_risk, 0)[np.searchsorted(days, wanted, side="left")]
     return tuple(
-        RiskRow(int(day), int(n), curve.survival[i], curve.ci_low[i], curve.ci_high[i])
-        for day, n, i in zip(days, at_risk, steps, strict=True)
+        RiskRow(day, n, curve.survival[i], curve.ci_low[i], curve.ci_high[i])
+        for day, n, i in zip(wanted.tolist(), following.tolist(), steps.tolist(), strict=True)
     )
 
 
-def _logrank_arrays(t: np.ndarray, e: np.ndarray, codes: np.ndarray, k: int) -> tuple[float, float]:
-    times, index = np.unique(t, return_inverse=True)
-    deaths = np.zeros((len(times), k))
-    seen = np.zeros((len(times), k))
-    np.add.at(deaths, (index, codes), e)
-    np.add.at(seen, (index, codes), 1.0)
+def risk_table(curve: KmCurve, grid: Sequence[int]) -> tuple[RiskRow, ...]:
+    """The estimate at each grid day (step function, right-continuous) and the number at risk
+    (patients with duration >= the day)."""
+    return _table(
+        np.asarray(curve.times, dtype=np.int64), np.asarray(curve.at_risk, dtype=np.int64), curve, grid
+    )
+
+
+def _logrank_counts(deaths: np.ndarray, seen: np.ndarray) -> tuple[float, float]:
+    """Statistic and p-value from deaths and removals per distinct day (rows, ascending) and
+    group (columns); rows where none of these groups is observed must be left out."""
+    k = deaths.shape[1]
     at_risk = np.flip(np.cumsum(np.flip(seen, axis=0), axis=0), axis=0)
     d = deaths.sum(axis=1)
     n = at_risk.sum(axis=1)
@@ -171,53 +225,74 @@ def _logrank_arrays(t: np.ndarray, e: np.ndarray, codes: np.ndarray, k: int) -> 
     return statistic, float(chi2.sf(statistic, k - 1))
 
 
+def _logrank_of(
+    names: Sequence[str], columns: Sequence[int], deaths: np.ndarray, removed: np.ndarray
+) -> LogRank:
+    """The log-rank test of some groups (`columns` of the shared count table)."""
+    chosen = np.asarray(columns, dtype=np.intp)
+    seen = removed[:, chosen]
+    rows = np.flatnonzero(seen.sum(axis=1) > 0)
+    statistic, p = _logrank_counts(deaths[np.ix_(rows, chosen)], seen[rows])
+    return LogRank(tuple(names), statistic, len(names) - 1, p)
+
+
 def logrank(frame: pd.DataFrame, groups: Sequence[str]) -> LogRank:
     """Log-rank test across `groups`: chi-square with len(groups) - 1 df on the observed minus
     expected events and their hypergeometric covariance at every distinct event day (Mantel 1966;
     the statistic of R `survdiff` and lifelines `multivariate_logrank_test`)."""
-    part = frame[frame["group"].isin(list(groups))]
-    codes = pd.Categorical(part["group"], categories=list(groups)).codes
-    statistic, p = _logrank_arrays(
-        part["duration_days"].to_numpy(dtype=np.float64),
-        part["event"].to_numpy(dtype=np.float64),
-        np.asarray(codes),
+    codes = np.asarray(pd.Categorical(frame["group"], categories=list(groups)).codes, dtype=np.int64)
+    keep = codes >= 0
+    _, deaths, removed = _counts(
+        frame["duration_days"].to_numpy()[keep],
+        frame["event"].to_numpy(dtype=np.float64)[keep],
+        codes[keep],
         len(groups),
     )
-    return LogRank(tuple(groups), statistic, len(groups) - 1, p)
+    return _logrank_of(groups, range(len(groups)), deaths, removed)
 
 
 def km_analysis(
     frame: pd.DataFrame, *, groups: Sequence[str] | None = None, grid_step_days: int = 90
 ) -> KmAnalysis:
-    """Kaplan-Meier curves by `group` (or one curve), survival tables, overall and pairwise log-rank."""
-    labels = frame["group"].astype(str).to_numpy() if "group" in frame else np.full(len(frame), "all")
-    names = list(groups) if groups is not None else sorted(set(labels.tolist()))
-    t = frame["duration_days"].to_numpy(dtype=np.float64)
+    """Kaplan-Meier curves by `group` (or one curve), survival tables, overall and pairwise log-rank.
+
+    The deaths and removals per day and group are counted once (`_counts`); every curve, table
+    and test is read from that table."""
+    t = frame["duration_days"].to_numpy()
     e = frame["event"].to_numpy(dtype=np.float64)
-    curves, tables, warnings = [], {}, []
+    if "group" in frame:
+        row_label, labels = pd.factorize(frame["group"].astype(str))
+        found = {str(label): i for i, label in enumerate(labels)}
+    else:
+        row_label, found = np.zeros(len(t), dtype=np.intp), ({"all": 0} if len(t) else {})
+    names = list(dict.fromkeys(groups)) if groups is not None else sorted(found)
+    present = [name for name in names if name in found]
+    code_of_label = np.full(len(found) + 1, -1, dtype=np.int64)
+    for code, name in enumerate(present):
+        code_of_label[found[name]] = code
+    codes = code_of_label[row_label]
+    keep = codes >= 0
+    every = bool(keep.all())
+    times, deaths, removed = _counts(
+        t if every else t[keep], e if every else e[keep], codes if every else codes[keep], len(present)
+    )
+    days = times.astype(np.int64)
     grid = list(range(0, (int(t.max()) if len(t) else 0) + 1, grid_step_days))
-    present: list[str] = []
-    masks: dict[str, np.ndarray] = {}
+    curves, tables, warnings = [], {}, []
     for name in names:
-        mask = labels == name
-        if not mask.any():
+        if name not in found:
             warnings.append(f"group {name!r} has no patients")
             continue
-        curve = kaplan_meier(t[mask], e[mask], name)
+        code = present.index(name)
+        rows = np.flatnonzero((removed[:, code] > 0) | (times == 0))
+        curve = _curve(name, days[rows], deaths[rows, code], removed[rows, code])
         if curve.events == 0:
             warnings.append(f"group {name!r} has no events")
         curves.append(curve)
-        tables[name] = risk_table(curve, t[mask], grid)
-        present.append(name)
-        masks[name] = mask
+        tables[name] = _table(days[rows], np.asarray(curve.at_risk, dtype=np.int64), curve, grid)
 
     def test(chosen: Sequence[str]) -> LogRank:
-        codes = np.full(len(t), -1)
-        for code, name in enumerate(chosen):
-            codes[masks[name]] = code
-        keep = codes >= 0
-        statistic, p = _logrank_arrays(t[keep], e[keep], codes[keep], len(chosen))
-        return LogRank(tuple(chosen), statistic, len(chosen) - 1, p)
+        return _logrank_of(chosen, [present.index(name) for name in chosen], deaths, removed)
 
     overall = test(present) if len(present) >= 2 else None
     pairwise = tuple(test(pair) for pair in combinations(present, 2)) if len(present) > 2 else ()

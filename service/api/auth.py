@@ -11,6 +11,10 @@
 - Failures are problem+json: 401 `/problems/not-authenticated` (with a `WWW-Authenticate:
   Bearer` challenge in `headers`), 403 `/problems/insufficient-scope`, 503 when no key is set.
   The principal recorded in the audit log is the token's `sub` (a researcher, never a patient).
+- A verified token is remembered (bounded LRU keyed by the token text and the configuration)
+  until its `exp` plus the leeway: neither its signature nor its claims can change, so the portal's
+  every query re-checking the RSA/EC signature was waste. Only `exp` is checked again; failures
+  are never remembered.
 
 `StatsConfig` holds the portal's settings until `service.config.Settings` carries them (the lead
 wires them; see the field comments for the environment variable names and defaults). The app
@@ -20,6 +24,7 @@ reads it from `app.state.stats_config`, else uses the defaults (no key: the port
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -129,6 +134,16 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
 
 def verify_token(token: str, config: StatsConfig) -> Principal:
     """Verify a bearer token and return the caller (module docstring); raises problem errors."""
+    principal, valid_until = _verified(token, config)
+    if time.time() >= valid_until:
+        raise NotAuthenticated("The bearer token has expired")
+    return principal
+
+
+@functools.lru_cache(maxsize=1024)
+def _verified(token: str, config: StatsConfig) -> tuple[Principal, float]:
+    """The caller and the time (epoch seconds) from which the token is expired; cached (module
+    docstring): `lru_cache` keeps only results, so a refused token is checked in full every time."""
     if not config.jwt_public_key_pem or not config.jwt_issuer:
         raise NotConfigured("The statistics portal has no token issuer configured")
     key, algorithm = _public_key(config.jwt_public_key_pem)
@@ -155,7 +170,8 @@ def verify_token(token: str, config: StatsConfig) -> Principal:
     scopes = scopes_of(claims)
     if config.read_scope not in scopes:
         raise InsufficientScope(f"Statistics need the scope {config.read_scope!r}", config.read_scope)
-    return Principal(str(claims["sub"]), scopes, config.thresholds().for_roles(sorted(scopes)))
+    principal = Principal(str(claims["sub"]), scopes, config.thresholds().for_roles(sorted(scopes)))
+    return principal, float(claims["exp"]) + config.jwt_leeway_s
 
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="PortalBearer", description="OAuth2 access token (JWT)")
@@ -166,7 +182,7 @@ def stats_config(request: Request) -> StatsConfig:
     return config if isinstance(config, StatsConfig) else StatsConfig()
 
 
-def require_researcher(
+async def require_researcher(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:

@@ -4,10 +4,16 @@ Every endpoint: bearer JWT with the researcher scope (`api/auth.py`); the cohort
 latest assessment of every patient, filtered by the query (`CohortFilter`); what is shown follows
 the caller's minimum cell size (`analytics/privacy.py`); every query is written to the audit log
 (principal = token subject; the endpoint, its parameters and the cohort filter; never a patient
-identifier). Fits run in worker threads (`anyio.to_thread.run_sync`). Results are cached per
-endpoint + parameters + cohort filter + minimum cell size + data version, where the data version
-is a hash of the number of stored assessments and their latest `assessed_at` (any new or
-re-assessed patient changes it). A refused analysis is 422 `/problems/analysis-refused`.
+identifier). Results are cached per endpoint + parameters + cohort filter + minimum cell size +
+data version, where the data version is a hash of the number of stored assessments and their
+latest `assessed_at` (any new or re-assessed patient changes it). A refused analysis is 422
+`/problems/analysis-refused`.
+
+Decision (issue 6, API overhead <= 1.2x the analysis itself): a query costs ONE worker-thread hop
+(`anyio.to_thread.run_sync`): table check, cache, filter and fit, rendering and the audit write
+run there in sequence; the dependencies (token check, cohort filter, runtime) are `async def`, as
+they do no I/O, so FastAPI does not send each to the thread pool. Every hop is two cross-thread
+wake-ups, which on a loaded machine cost more than the work they carry.
 """
 
 from __future__ import annotations
@@ -16,19 +22,19 @@ import csv
 import hashlib
 import io
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import date
-from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
+import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import TypeAdapter
 from sqlalchemy import func, select
 
 from service.adapters.persistence.audit import SqlAuditLog
@@ -36,7 +42,6 @@ from service.adapters.persistence.tables import PatientAssessmentRow
 from service.analytics import reports
 from service.analytics.cohort import CATEGORICAL, GROUPS, CohortFilter, analysis_table, apply_filter
 from service.api.auth import Principal, ResearcherDep, StatsConfig, stats_config
-from service.api.deps import ContainerDep
 from service.api.problems import PROBLEM_RESPONSES, _doc
 from service.api.schemas.stats import (
     BaselineOut,
@@ -78,7 +83,7 @@ class StatsRuntime:
 
     The data version is looked up at most every `version_ttl_s` seconds (the lookup scans
     `patient_assessments` for max(assessed_at), which has no index): a sync becomes visible to
-    the portal within that delay."""
+    the portal within that delay. Used from worker threads: the table and the LRU have locks."""
 
     def __init__(self, container: Container, config: StatsConfig) -> None:
         if container.store is None:
@@ -90,6 +95,8 @@ class StatsRuntime:
         self.results: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self.table: tuple[str, pd.DataFrame] | None = None
         self._checked_at = -math.inf
+        self._table_lock = threading.Lock()
+        self._results_lock = threading.Lock()
 
     def _version(self) -> str:
         with self.store.repository.engine.connect() as connection:
@@ -98,39 +105,41 @@ class StatsRuntime:
             ).one()
         return hashlib.sha256(f"{count}|{latest}".encode()).hexdigest()[:16]
 
-    def _load(self) -> tuple[str, pd.DataFrame]:
-        now = time.monotonic()
-        if self.table is not None and now - self._checked_at < self.version_ttl_s:
+    def load(self) -> tuple[str, pd.DataFrame]:
+        """The analysis table and its data version (blocking: call from a worker thread)."""
+        table = self.table
+        if table is not None and time.monotonic() - self._checked_at < self.version_ttl_s:
+            return table
+        with self._table_lock:
+            now = time.monotonic()
+            if self.table is not None and now - self._checked_at < self.version_ttl_s:
+                return self.table  # another thread checked while this one waited
+            version = self._version()
+            if self.table is None or self.table[0] != version:
+                frame = analysis_table(stored.result for stored in self.store.repository.all_latest())
+                self.table = (version, frame)
+            self._checked_at = now
             return self.table
-        version = self._version()
-        if self.table is None or self.table[0] != version:
-            frame = analysis_table(stored.result for stored in self.store.repository.all_latest())
-            self.table = (version, frame)
-        self._checked_at = now
-        return self.table
-
-    async def table_for(self) -> tuple[str, pd.DataFrame]:
-        if self.table is not None and time.monotonic() - self._checked_at < self.version_ttl_s:
-            return self.table
-        return await anyio.to_thread.run_sync(self._load)
 
     def get(self, key: tuple[str, ...]) -> Any:
-        if key in self.results:
-            self.results.move_to_end(key)
-            return self.results[key]
-        return None
+        with self._results_lock:
+            if key in self.results:
+                self.results.move_to_end(key)
+                return self.results[key]
+            return None
 
     def put(self, key: tuple[str, ...], value: Any) -> None:
-        self.results[key] = value
-        self.results.move_to_end(key)
-        while len(self.results) > self.entries:
-            self.results.popitem(last=False)
+        with self._results_lock:
+            self.results[key] = value
+            self.results.move_to_end(key)
+            while len(self.results) > self.entries:
+                self.results.popitem(last=False)
 
 
-def get_runtime(request: Request, container: ContainerDep) -> StatsRuntime:
+async def get_runtime(request: Request) -> StatsRuntime:
     runtime = getattr(request.app.state, "stats_runtime", None)
     if not isinstance(runtime, StatsRuntime):
-        runtime = StatsRuntime(container, stats_config(request))
+        runtime = StatsRuntime(request.app.state.container, stats_config(request))
         request.app.state.stats_runtime = runtime
     return runtime
 
@@ -145,7 +154,7 @@ def _values(values: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(sorted(set(values or ())))
 
 
-def cohort_filter(
+async def cohort_filter(
     tumour_group: Annotated[list[str] | None, Query(description="NSCLC, SCLC, GC, HCC, Others")] = None,
     line: Annotated[list[Literal["first", "later"]] | None, Query()] = None,
     ici_class: Annotated[list[Literal["PD-1", "PD-L1"]] | None, Query()] = None,
@@ -190,59 +199,59 @@ async def _answer(
     compute: Callable[[pd.DataFrame, int], T],
     render: Callable[[T, CohortOut], Response],
 ) -> Response:
-    """Load, filter and compute (one worker thread; cached), then render and audit. The audit
-    entry is written whatever the outcome (refused and invalid queries too); for answered ones it
-    is written while the answer is rendered, and the answer leaves only once it is recorded."""
-    version, table = await runtime.table_for()
+    """Load, filter and compute (cached), render and audit, in one worker thread (module
+    docstring). The audit entry is written whatever the outcome (refused and invalid queries too);
+    an answer leaves only once it is recorded."""
     threshold = principal.threshold
-    key = (name, repr(sorted(params.items())), cohort.key(), str(threshold), version)
-    action = f"stats.{name}"
-    detail: dict[str, Any] = {
-        "endpoint": name,
-        "params": {
-            k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in params.items()
-        },
-        "cohort": cohort.key(),
-        "threshold": threshold,
-        "data_version": version,
+    cohort_key = cohort.key()
+    shown_filter = {
+        f.name: (list(v) if isinstance(v := getattr(cohort, f.name), tuple) else v) for f in fields(cohort)
     }
-    cached = runtime.get(key)
-    try:
+    action = f"stats.{name}"
+    record = runtime.audit.repository.record
+
+    def work() -> Response:
+        version, table = runtime.load()
+        key = (name, repr(sorted(params.items())), cohort_key, str(threshold), version)
+        detail: dict[str, Any] = {
+            "endpoint": name,
+            "params": {
+                k: v if isinstance(v, str | int | float | bool | None) else str(v) for k, v in params.items()
+            },
+            "cohort": cohort_key,
+            "threshold": threshold,
+            "data_version": version,
+        }
+        cached: T | None = runtime.get(key)
+        try:
+            result = compute(apply_filter(table, cohort), threshold) if cached is None else cached
+        except reports.RefusedAnalysis as exc:
+            record(principal.subject, action, {**detail, "outcome": "refused"})
+            raise AnalysisRefused(str(exc)) from exc
+        except ValueError as exc:
+            record(principal.subject, action, {**detail, "outcome": "invalid"})
+            raise InvalidInput(str(exc)) from exc
         if cached is None:
-            result = await anyio.to_thread.run_sync(lambda: compute(apply_filter(table, cohort), threshold))
             runtime.put(key, result)
-        else:
-            result = cached
-    except reports.RefusedAnalysis as exc:
-        await runtime.audit.record(principal.subject, action, {**detail, "outcome": "refused"})
-        raise AnalysisRefused(str(exc)) from exc
-    except ValueError as exc:
-        await runtime.audit.record(principal.subject, action, {**detail, "outcome": "invalid"})
-        raise InvalidInput(str(exc)) from exc
-    meta = CohortOut(
-        filter={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cohort).items()},
-        data_version=version,
-        threshold=threshold,
-        cached=cached is not None,
-    )
-    ok = {**detail, "outcome": "ok", "cached": cached is not None}
-    async with anyio.create_task_group() as group:
-        group.start_soon(partial(runtime.audit.record, principal.subject, action, ok))
+        meta = CohortOut(
+            filter=shown_filter, data_version=version, threshold=threshold, cached=cached is not None
+        )
         response = render(result, meta)
-    return response
+        record(principal.subject, action, {**detail, "outcome": "ok", "cached": cached is not None})
+        return response
 
-
-_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+    return await anyio.to_thread.run_sync(work)
 
 
 def _json(meta: CohortOut, report: Any) -> Response:
-    """`{"cohort": ..., "report": ...}` written by pydantic-core straight from the analytics
-    dataclass (no second validation: the documented models in `schemas/stats.py` have the same
-    fields, which the API tests check). Non-finite floats become null."""
-    adapter = _ADAPTERS.get(type(report))
-    if adapter is None:
-        adapter = _ADAPTERS[type(report)] = TypeAdapter(type(report))
-    body = b'{"cohort":' + meta.model_dump_json().encode() + b',"report":' + adapter.dump_json(report) + b"}"
+    """`{"cohort": ..., "report": ...}` written by orjson straight from the analytics dataclass
+    (no second validation: the documented models in `schemas/stats.py` have the same fields,
+    which the API tests check, and the body equals pydantic's rendering, also tested). Non-finite
+    floats become null. orjson, not pydantic-core: it writes a survival report (thousands of curve
+    points, which are plain dataclasses for this reason) in about half the time."""
+    body = orjson.dumps(
+        {"cohort": meta.model_dump(mode="json"), "report": report}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
     return Response(body, media_type="application/json")
 
 

@@ -107,7 +107,7 @@ def test_km_median_not_reached_is_none_and_risk_table_counts_patients_still_foll
     events = np.array([1, 0, 0, 0, 0, 0])
     curve = kaplan_meier(durations, events)
     assert curve.median_days is None
-    rows = risk_table(curve, durations, [0, 25, 55])
+    rows = risk_table(curve, [0, 25, 55])
     assert [r.at_risk for r in rows] == [6, 4, 1]
     assert rows[1].survival == pytest.approx(5 / 6)
 
@@ -157,3 +157,24 @@ def test_km_estimate_band_and_median_ci_match_lifelines() -> None:
     median_ci = median_survival_times(band)
     assert curve.median_days == reference.median_survival_time_
     assert (curve.median_ci_low, curve.median_ci_high) == (median_ci.iloc[0, 0], median_ci.iloc[0, 1])
+
+
+def test_km_analysis_on_fractional_durations_matches_lifelines_and_survdiff() -> None:
+    # Durations that are not whole days (here months) take the sorting path of the shared count
+    # table instead of the dense day axis; curves and tests must not depend on the path.
+    from lifelines import KaplanMeierFitter
+
+    durations, events, x = _tied_cohort(seed=29, n=240)
+    months = durations / 30.4375
+    groups = np.array(["A", "B", "C"])[x[:, 2].astype(int)]
+    frame = pd.DataFrame({"duration_days": months, "event": events.astype(int), "group": groups})
+    analysis = km_analysis(frame)
+    for curve in analysis.curves:
+        mask = groups == curve.group
+        reference = KaplanMeierFitter().fit(months[mask], events[mask])
+        np.testing.assert_allclose(curve.survival, reference.survival_function_.iloc[:, 0], atol=1e-12)
+        assert curve.at_risk == tuple(int(a) for a in reference.event_table["at_risk"])
+    statistic, p = survdiff(months, events, groups)
+    assert analysis.overall is not None
+    assert analysis.overall.statistic == pytest.approx(statistic, rel=1e-8)
+    assert analysis.overall.p == pytest.approx(p, rel=1e-6)

@@ -10,17 +10,21 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import jwt
 import pytest
+import time_machine
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, TypeAdapter
 
 from service.adapters.persistence.audit import AuditLogRepository
 from service.adapters.persistence.database import migrate
+from service.analytics import reports
+from service.analytics.cohort import CohortFilter, apply_filter
 from service.api.app import create_app
 from service.api.auth import StatsConfig
 from service.api.schemas.stats import (
@@ -255,6 +259,32 @@ async def test_es256_key_is_accepted_when_configured(portal: Portal) -> None:
     assert rs.status_code == 401
 
 
+async def test_a_verified_token_is_remembered_until_it_expires(
+    portal: Portal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 7519 section 4.1.4: a token MUST NOT be accepted on or after its "exp" (plus a small leeway).
+    value = token(expires_in=timedelta(minutes=2))
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(args[0])
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    for _ in range(3):
+        assert (await portal.http.get("/stats/response", headers=bearer(value))).status_code == 200
+    assert decoded == [value]  # the signature was checked once
+    expires = real_decode(value, options={"verify_signature": False})["exp"]
+    leeway = portal.app.state.stats_config.jwt_leeway_s
+    with time_machine.travel(
+        datetime.fromtimestamp(expires + leeway, tz=ZoneInfo("Europe/Paris")), tick=False
+    ):
+        late = await portal.http.get("/stats/response", headers=bearer(value))
+    assert late.status_code == 401
+    assert late.json()["detail"] == "The bearer token has expired"
+
+
 async def test_portal_without_a_configured_key_is_closed(portal: Portal) -> None:
     portal.app.state.stats_config = StatsConfig()
     r = await portal.http.get("/stats/response", headers=bearer(token()))
@@ -408,6 +438,18 @@ async def test_every_answer_matches_its_documented_schema(
     r = await portal.http.get(url, headers=bearer(token("stats.read stats.approved-study")))
     assert r.status_code == 200, r.text
     model.model_validate(r.json())
+
+
+async def test_survival_body_equals_the_pydantic_rendering_of_the_report(portal: Portal) -> None:
+    """The router writes JSON with orjson; pydantic-core's rendering of the same report is the
+    reference (same keys, numbers, nulls and order of items)."""
+    r = await portal.http.get("/stats/survival?sex=female&sex=male", headers=bearer(token()))
+    assert r.status_code == 200, r.text
+    _, table = portal.app.state.stats_runtime.table
+    cohort = CohortFilter(sex=("female", "male"))
+    report = reports.survival_report(apply_filter(table, cohort), "os", r.json()["cohort"]["threshold"])
+    assert report.curves
+    assert r.json()["report"] == json.loads(TypeAdapter(reports.SurvivalReport).dump_json(report))
 
 
 async def test_predictors_without_any_dr_patient_are_refused(portal: Portal) -> None:
