@@ -27,16 +27,15 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.analytics.privacy import DEFAULT_THRESHOLD, Thresholds
-from service.application.errors import ApplicationError, NotConfigured
+from service.api.security import ClinicalInsufficientScope as InsufficientScope
+from service.api.security import ClinicalNotAuthenticated, decode_claims, scopes_of
+from service.application.errors import NotConfigured
 from service.config import Settings
 
 
@@ -85,21 +84,8 @@ def stats_config_from(settings: Settings) -> StatsConfig:
     )
 
 
-class NotAuthenticated(ApplicationError):
-    problem_type = "/problems/not-authenticated"
-    title = "Not authenticated"
-    status = 401
+class NotAuthenticated(ClinicalNotAuthenticated):
     headers: Mapping[str, str] = {"WWW-Authenticate": 'Bearer realm="oncoresponse-stats"'}
-
-
-class InsufficientScope(ApplicationError):
-    problem_type = "/problems/insufficient-scope"
-    title = "Insufficient scope"
-    status = 403
-
-    def __init__(self, detail: str, scope: str) -> None:
-        super().__init__(detail)
-        self.headers = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,29 +93,6 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     threshold: int
-
-
-_ALGORITHM_OF_KEY = {rsa.RSAPublicKey: "RS256", ec.EllipticCurvePublicKey: "ES256"}
-
-
-@functools.lru_cache(maxsize=8)
-def _public_key(pem: str) -> tuple[Any, str]:
-    key = load_pem_public_key(pem.encode())
-    for kind, algorithm in _ALGORITHM_OF_KEY.items():
-        if isinstance(key, kind):
-            return key, algorithm
-    raise NotConfigured("the portal's JWT public key is neither RSA nor EC")
-
-
-def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
-    found: set[str] = set()
-    for name in ("scope", "scp"):
-        value = claims.get(name)
-        if isinstance(value, str):
-            found.update(value.split())
-        elif isinstance(value, list):
-            found.update(v for v in value if isinstance(v, str))
-    return frozenset(found)
 
 
 def verify_token(token: str, config: StatsConfig) -> Principal:
@@ -146,27 +109,14 @@ def _verified(token: str, config: StatsConfig) -> tuple[Principal, float]:
     docstring): `lru_cache` keeps only results, so a refused token is checked in full every time."""
     if not config.jwt_public_key_pem or not config.jwt_issuer:
         raise NotConfigured("The statistics portal has no token issuer configured")
-    key, algorithm = _public_key(config.jwt_public_key_pem)
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise NotAuthenticated("The bearer token is malformed") from exc
-    if header.get("alg") != algorithm:
-        raise NotAuthenticated(f"Tokens must be signed with {algorithm}")
-    try:
-        claims = jwt.decode(
-            token,
-            key=key,
-            algorithms=[algorithm],
-            audience=config.jwt_audience,
-            issuer=config.jwt_issuer,
-            leeway=config.jwt_leeway_s,
-            options={"require": ["exp", "iss", "aud", "sub"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise NotAuthenticated("The bearer token has expired") from exc
-    except jwt.PyJWTError as exc:
-        raise NotAuthenticated(f"The bearer token was rejected: {type(exc).__name__}") from exc
+    claims = decode_claims(
+        token,
+        public_key_pem=config.jwt_public_key_pem,
+        issuer=config.jwt_issuer,
+        audience=config.jwt_audience,
+        leeway_s=config.jwt_leeway_s,
+        refused=NotAuthenticated,
+    )
     scopes = scopes_of(claims)
     if config.read_scope not in scopes:
         raise InsufficientScope(f"Statistics need the scope {config.read_scope!r}", config.read_scope)

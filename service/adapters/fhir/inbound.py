@@ -978,29 +978,34 @@ class _PatientMapper:
         self.used_refs.append(ref)
         return True
 
+    def _plain_lesion_and_scan(self, res: JsonDict) -> tuple[Lesion, _ScanParts] | None:
+        """The known lesion of a single `focus` and the patient's study of a single `derivedFrom`
+        (the contract's shape), or None for anything else (the general path then decides)."""
+        focus, derived = res.get("focus"), res.get("derivedFrom")
+        if type(focus) is not list or len(focus) != 1 or type(derived) is not list or len(derived) != 1:
+            return None
+        focus_ref, derived_ref = focus[0], derived[0]
+        if type(focus_ref) is not dict or type(derived_ref) is not dict:
+            return None
+        focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
+        if type(focus_text) is not str or type(derived_text) is not str or not focus_text or not derived_text:
+            return None
+        lesion = self.lesion_by_key.get(_reference_key(focus_text) or "")
+        scan = self.studies.get(_reference_key(derived_text) or "")
+        if lesion is None or scan is None:
+            return None
+        return lesion, scan
+
     def _plain_non_target(self, res: JsonDict, ref: str, on: date) -> bool:
         """Fast path of `_read_non_target` for one `focus` on a known lesion and one `derivedFrom`
         study of the patient (the contract's shape); False, with nothing changed, otherwise."""
-        get = res.get
-        focus, derived, concept = get("focus"), get("derivedFrom"), get("valueCodeableConcept")
-        if (
-            type(focus) is not list
-            or len(focus) != 1
-            or type(derived) is not list
-            or len(derived) != 1
-            or type(concept) is not dict
-        ):
+        found = self._plain_lesion_and_scan(res)
+        concept = res.get("valueCodeableConcept")
+        if found is None or type(concept) is not dict:
             return False
-        focus_ref, derived_ref = focus[0], derived[0]
-        if type(focus_ref) is not dict or type(derived_ref) is not dict:
-            return False
-        focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
-        if type(focus_text) is not str or type(derived_text) is not str or not focus_text or not derived_text:
-            return False
-        lesion = self.lesion_by_key.get(_reference_key(focus_text) or "")
-        scan = self.studies.get(_reference_key(derived_text) or "")
+        lesion, scan = found
         codings = concept.get("coding")
-        if lesion is None or scan is None or type(codings) is not list:
+        if type(codings) is not list:
             return False
         state: NonTargetState | None = None
         for coding in codings:  # the first non-empty code of the system, as `_code_in`
@@ -1031,29 +1036,13 @@ class _PatientMapper:
         """
         get = res.get
         effective = get("effectiveDateTime")
-        focus = get("focus")
-        derived = get("derivedFrom")
         components = get("component")
-        if (
-            type(effective) is not str
-            or type(focus) is not list
-            or len(focus) != 1
-            or type(derived) is not list
-            or len(derived) != 1
-            or type(components) is not list
-            or get("interpretation") is not None
-        ):
+        if type(effective) is not str or type(components) is not list or get("interpretation") is not None:
             return False
-        focus_ref, derived_ref = focus[0], derived[0]
-        if type(focus_ref) is not dict or type(derived_ref) is not dict:
+        found = self._plain_lesion_and_scan(res)
+        if found is None:
             return False
-        focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
-        if type(focus_text) is not str or type(derived_text) is not str or not focus_text or not derived_text:
-            return False
-        lesion = self.lesion_by_key.get(_reference_key(focus_text) or "")
-        scan = self.studies.get(_reference_key(derived_text) or "")
-        if lesion is None or scan is None:
-            return False
+        lesion, scan = found
         long_mm: Decimal | None = None
         short_mm: Decimal | None = None
         try:

@@ -53,6 +53,18 @@ def hook(patient_id: str, prefetch: dict[str, Any] | None = None) -> dict[str, A
     return body
 
 
+async def record_dr_alert(box: Container) -> None:
+    """Assess the generated DR patient `p-dr` and record its assessment with its one DR alert."""
+    assert box.store is not None
+    assessment = (
+        AssessPatients(AssessmentParameters(), key_salt="x")
+        .one(dr_patient("p-dr"), as_of=date(2030, 1, 1))
+        .assessment
+    )
+    assert assessment is not None
+    await box.store.record_with_alerts([assessment], run_id="run-1", alerts=plan_alerts(assessment))
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Container]]:
     settings = Settings(
@@ -63,14 +75,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Containe
     )
     migrate(settings.database_url)
     async with Container(settings) as box:
-        assert box.store is not None
-        assessment = (
-            AssessPatients(AssessmentParameters(), key_salt="x")
-            .one(dr_patient("p-dr"), as_of=date(2030, 1, 1))
-            .assessment
-        )
-        assert assessment is not None
-        await box.store.record_with_alerts([assessment], run_id="run-1", alerts=plan_alerts(assessment))
+        await record_dr_alert(box)
         transport = httpx.ASGITransport(app=create_app(settings, container=box), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http, box

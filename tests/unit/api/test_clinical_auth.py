@@ -9,7 +9,7 @@ token lacking the scope 403 (RFC 6750 section 3.1 `insufficient_scope`), and wit
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,9 @@ from pydantic import SecretStr, ValidationError
 
 from service.adapters.persistence.database import migrate
 from service.api.app import create_app
-from service.application.alerts import plan_alerts
-from service.application.assess import AssessPatients
 from service.bootstrap import Container
 from service.config import Settings
-from service.domain.parameters import AssessmentParameters
-from tests.unit.alerts.test_outbox_transaction import dr_patient
+from tests.unit.alerts.test_api import record_dr_alert
 
 ISSUER = "https://auth.hospital.example"
 KEY = ec.generate_private_key(ec.SECP256R1())
@@ -78,14 +75,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
 async def _client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, int]]:
     migrate(settings.database_url)
     async with Container(settings) as box:
-        assert box.store is not None
-        assessment = (
-            AssessPatients(AssessmentParameters(), key_salt="x")
-            .one(dr_patient("p-dr"), as_of=date(2030, 1, 1))
-            .assessment
-        )
-        assert assessment is not None
-        await box.store.record_with_alerts([assessment], run_id="run-1", alerts=plan_alerts(assessment))
+        await record_dr_alert(box)
         assert box.outbox is not None
         (alert,), _ = await box.outbox.list_alerts()
         transport = httpx.ASGITransport(app=create_app(settings, container=box), raise_app_exceptions=False)
