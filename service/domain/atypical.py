@@ -40,6 +40,7 @@ from service.domain.results import (
     Response,
     RuleTrace,
     TimepointResult,
+    new_atypical_finding,
 )
 from service.domain.timeline import TimelineView
 
@@ -50,6 +51,11 @@ PSPD_VERSION = "1.0"
 HPD_VERSION = "1.0"
 DER_DEFINITION = "project-delayed-response"
 DER_VERSION = "1.0"
+# Enum members as module constants (see `engine`, "Performance").
+_ICPD = ImmuneResponse.ICPD
+_ISD = ImmuneResponse.ISD
+_IPR = ImmuneResponse.IPR
+_ICR = ImmuneResponse.ICR
 
 
 def _ids(row: Sequence[LesionChange], statuses: tuple[LesionStatus, ...]) -> tuple[str, ...]:
@@ -65,7 +71,7 @@ def detect_pseudoprogression(
         if ep.outcome != "reset" or ep.outcome_response not in RESET_RESPONSES or ep.outcome_index is None:
             continue
         tp = timepoints[ep.first_index - 1]
-        return AtypicalFinding(
+        return new_atypical_finding(
             kind=AtypicalKind.PSPD,
             definition="irecist",
             definition_version=PSPD_VERSION,
@@ -170,7 +176,7 @@ def detect_hyperprogression(
     )
     growing = _ids(changes[0], (LesionStatus.PROGRESSING, LesionStatus.NEW))
     return tuple(
-        AtypicalFinding(
+        new_atypical_finding(
             kind=AtypicalKind.HPD,
             definition=definition,
             definition_version=HPD_VERSION,
@@ -196,15 +202,15 @@ def detect_delayed_response(
     seen_isd = False
     for result in course.timepoints:
         code = result.overall
-        if code is ImmuneResponse.ICPD:
+        if code is _ICPD:
             return None
-        if code is ImmuneResponse.ISD:
+        if code is _ISD:
             seen_isd = True
-        if code in (ImmuneResponse.IPR, ImmuneResponse.ICR):
+        if code is _IPR or code is _ICR:
             days = (result.timepoint_date - view.treatment_start).days
             if not seen_isd or days < params.delayed_response_min_days:
                 return None
-            return AtypicalFinding(
+            return new_atypical_finding(
                 kind=AtypicalKind.DER,
                 definition=DER_DEFINITION,
                 definition_version=DER_VERSION,

@@ -39,6 +39,7 @@ from service.domain.results import (
     Response,
     RuleTrace,
     TimepointResult,
+    new_atypical_finding,
 )
 from service.domain.timeline import PATHOLOGICAL_NODE_MM, Category, TimelineView
 
@@ -52,7 +53,11 @@ _UNEQUIVOCAL = NonTargetState.UNEQUIVOCAL_PROGRESSION
 _INCREASED = NonTargetState.INCREASED
 
 _FIVE_MM = Decimal(5)
-_D100, _D30, _D20 = Decimal(100), Decimal(30), Decimal(20)
+_D07, _D12 = Decimal("0.7"), Decimal("1.2")  # 1 - 30 %, 1 + 20 % (Bernard-Tessier thresholds)
+_tuple_new = tuple.__new__
+_BY_TARGET_LESION = DrTrigger.TARGET_LESION
+_BY_NON_TARGET_LESION = DrTrigger.NON_TARGET_LESION
+_BY_NEW_LESION = DrTrigger.NEW_LESION
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +85,15 @@ class _Evidence(NamedTuple):
     new: tuple[str, ...]  # new lesions present
 
 
+_NO_EVIDENCE = _Evidence((), (), (), ())
+
+
 def _finding(
     ctx: DrContext, key: str, version: str, index: int, trigger: DrTrigger, ev: _Evidence, rule: str
 ) -> AtypicalFinding:
     tp = ctx.timepoints[index - 1]
     growing = tuple(sorted({*ev.growing, *ev.non_target, *ev.new}))
-    return AtypicalFinding(
+    return new_atypical_finding(
         kind=AtypicalKind.DR,
         definition=key,
         definition_version=version,
@@ -113,14 +121,15 @@ def _finding(
 
 def _trigger(ev: _Evidence) -> DrTrigger | None:
     """Shrinking evidence plus one other lesion's progression; precedence target > NT > new."""
-    if not ev.shrinking:
+    shrinking, growing, non_target, new = ev
+    if not shrinking:
         return None
-    if ev.growing and len({*ev.shrinking, *ev.growing}) > 1:
-        return DrTrigger.TARGET_LESION
-    if any(i not in ev.shrinking for i in ev.non_target):
-        return DrTrigger.NON_TARGET_LESION
-    if ev.new:
-        return DrTrigger.NEW_LESION
+    if growing and len({*shrinking, *growing}) > 1:
+        return _BY_TARGET_LESION
+    if non_target and any(i not in shrinking for i in non_target):
+        return _BY_NON_TARGET_LESION
+    if new:
+        return _BY_NEW_LESION
     return None
 
 
@@ -167,30 +176,32 @@ def bernard_tessier(ctx: DrContext, key: str, version: str) -> AtypicalFinding |
 
     def evidence(row: Sequence[LesionChange]) -> _Evidence:
         # One pass over the row; the same tests as `_measured`, `_qualitative`,
-        # `LesionChange.shrinks_more_than(30)` and `LesionChange.grows_more_than(20, 5 mm)`.
+        # `LesionChange.shrinks_more_than(30)` and `LesionChange.grows_more_than(20, 5 mm)`, with the
+        # cross-multiplications solved for the value (exact, as in `lesions.response_to`):
+        # 100 (base - current) > 30 base <=> current < 0.7 base; 100 growth > 20 nadir <=>
+        # current > 1.2 nadir.
         shrinking: list[str] = []
         growing: list[str] = []
         non_target: list[str] = []
         new: list[str] = []
-        for c in row:
-            tracked = c.lesion
+        # Unpacked in one step: cheaper than reading the LesionChange fields by name.
+        for tracked, _, current, base, nadir, state, _, status, _, _ in row:
             category = tracked.category
-            if c.status is _NEW:
+            if status is _NEW:
                 new.append(tracked.lesion.lesion_id)
             if category is _NEW_TARGET or category is _NEW_NON_TARGET:
                 continue
-            if category is _NON_TARGET and (c.state is _UNEQUIVOCAL or c.state is _INCREASED):
+            if category is _NON_TARGET and (state is _UNEQUIVOCAL or state is _INCREASED):
                 non_target.append(tracked.lesion.lesion_id)
-            current, base, nadir = c.current_mm, c.baseline_mm, c.nadir_mm
             if current is None or base is None:
                 continue
-            if base and _D100 * (base - current) > _D30 * base:
+            if base and current < base * _D07:
                 shrinking.append(tracked.lesion.lesion_id)
-            if nadir is not None:
-                growth = current - nadir
-                if growth >= _FIVE_MM and _D100 * growth > _D20 * nadir:
-                    growing.append(tracked.lesion.lesion_id)
-        return _Evidence(tuple(shrinking), tuple(growing), tuple(non_target), tuple(new))
+            if nadir is not None and current - nadir >= _FIVE_MM and current > nadir * _D12:
+                growing.append(tracked.lesion.lesion_id)
+        if not shrinking:  # no trigger without shrinking evidence (`_trigger`), whatever else grew
+            return _NO_EVIDENCE
+        return _tuple_new(_Evidence, (tuple(shrinking), tuple(growing), tuple(non_target), tuple(new)))
 
     return _scan(ctx, key, version, "dr/bernard-tessier", evidence, ctx.horizon)
 

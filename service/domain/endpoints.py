@@ -25,41 +25,62 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from service.domain.irecist import IupdEpisode
 from service.domain.model import LabKind, LabResult, PatientTimeline
 from service.domain.parameters import AssessmentParameters
-from service.domain.results import BestResponse, Endpoints, Response, TimepointResult
+from service.domain.results import BestResponse, Endpoints, Response, TimepointResult, new_endpoints
 
 PRE_TREATMENT_LAB_DAYS = 28
 _HUNDREDTH = Decimal("0.01")
+# Enum members as module constants (see `engine`, "Performance").
+_PD = Response.PD
+_BENEFIT = (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD)
+_NEUTROPHILS = LabKind.NEUTROPHILS
+_LYMPHOCYTES = LabKind.LYMPHOCYTES
+_LYMPHOCYTES_PCT = LabKind.LYMPHOCYTES_PCT
+_LEUKOCYTES = LabKind.LEUKOCYTES
 
 
 def _event_or_censor(
     start: date, event_day: date | None, death: date | None, last_assessment: date | None
 ) -> tuple[int | None, bool | None]:
-    candidates = [d for d in (event_day, death) if d is not None]
-    if candidates:
-        return (min(candidates) - start).days, True
+    if event_day is not None and (death is None or event_day <= death):  # the earlier of the two
+        return (event_day - start).days, True
+    if death is not None:
+        return (death - start).days, True
     if last_assessment is None:
         return None, None
     return max(0, (last_assessment - start).days), False
 
 
 def _labs_by_day(labs: Sequence[LabResult], as_of: date) -> dict[date, dict[LabKind, Decimal]]:
+    """Lab values by day and kind (up to `as_of`). Of several results of one kind on one day the
+    largest value counts (the last of them in input order on ties): the outcome of assigning them
+    in (day, kind, value) order, found in one pass without sorting. The callers never depend on
+    the order of the dicts."""
     by_day: dict[date, dict[LabKind, Decimal]] = {}
-    for lab in sorted(labs, key=lambda x: (x.taken_on, x.kind, x.value)):
-        if lab.taken_on <= as_of:
-            by_day.setdefault(lab.taken_on, {})[lab.kind] = lab.value
+    for lab in labs:
+        day = lab.taken_on
+        if day > as_of:
+            continue
+        values = by_day.get(day)
+        if values is None:
+            by_day[day] = {lab.kind: lab.value}
+            continue
+        kind = lab.kind
+        current = values.get(kind)
+        if current is None or lab.value >= current:
+            values[kind] = lab.value
     return by_day
 
 
 def _lymphocytes(values: dict[LabKind, Decimal]) -> Decimal | None:
-    if LabKind.LYMPHOCYTES in values:
-        return values[LabKind.LYMPHOCYTES]
-    if LabKind.LYMPHOCYTES_PCT in values and LabKind.LEUKOCYTES in values:
-        return values[LabKind.LYMPHOCYTES_PCT] * values[LabKind.LEUKOCYTES] / 100
+    if _LYMPHOCYTES in values:
+        return values[_LYMPHOCYTES]
+    if _LYMPHOCYTES_PCT in values and _LEUKOCYTES in values:
+        return values[_LYMPHOCYTES_PCT] * values[_LEUKOCYTES] / 100
     return None
 
 
 def nlr(values: dict[LabKind, Decimal]) -> Decimal | None:
-    neutrophils = values.get(LabKind.NEUTROPHILS)
+    neutrophils = values.get(_NEUTROPHILS)
     lymphocytes = _lymphocytes(values)
     if neutrophils is None or lymphocytes is None or lymphocytes <= 0:
         return None
@@ -67,8 +88,8 @@ def nlr(values: dict[LabKind, Decimal]) -> Decimal | None:
 
 
 def dnlr(values: dict[LabKind, Decimal]) -> Decimal | None:
-    neutrophils = values.get(LabKind.NEUTROPHILS)
-    leukocytes = values.get(LabKind.LEUKOCYTES)
+    neutrophils = values.get(_NEUTROPHILS)
+    leukocytes = values.get(_LEUKOCYTES)
     if neutrophils is None or leukocytes is None or leukocytes - neutrophils <= 0:
         return None
     return (neutrophils / (leukocytes - neutrophils)).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
@@ -100,7 +121,7 @@ def compute_endpoints(
     start = timeline.treatment_start
     death = timeline.death_date if timeline.death_date is not None and timeline.death_date <= as_of else None
     last_assessment = timepoints[-1].timepoint_date if timepoints else None
-    first_pd = next((t.timepoint_date for t in timepoints if t.overall is Response.PD), None)
+    first_pd = next((t.timepoint_date for t in timepoints if t.overall is _PD), None)
     pfs_days, pfs_event = _event_or_censor(start, first_pd, death, last_assessment)
     confirmed = next((e.first_date for e in episodes if e.outcome == "confirmed"), None)
     ipfs_days, ipfs_event = _event_or_censor(start, confirmed, death, last_assessment)
@@ -112,26 +133,25 @@ def compute_endpoints(
     dcb: bool | None = None
     if pfs_days is not None:
         if pfs_days > params.dcb_days:
-            benefit = (Response.CR, Response.PR, Response.SD, Response.NON_CR_NON_PD)
-            dcb = best is not None and best.response in benefit
+            dcb = best is not None and best.response in _BENEFIT
         elif pfs_event:
             dcb = False
     by_day = _labs_by_day(timeline.labs, as_of) if labs_by_day is None else labs_by_day
     window_start = start - timedelta(days=PRE_TREATMENT_LAB_DAYS)
     pre_days = sorted((d for d in by_day if window_start <= d <= start), reverse=True)
     post_days = sorted(d for d in by_day if d > start)
-    return Endpoints(
-        pfs_days=pfs_days,
-        pfs_event=pfs_event,
-        ipfs_days=ipfs_days,
-        ipfs_event=ipfs_event,
-        os_days=os_days,
-        os_event=os_event,
-        dcb=dcb,
-        nlr_pre=_pick_ratio(by_day, pre_days, nlr),
-        dnlr_pre=_pick_ratio(by_day, pre_days, dnlr),
-        nlr_post=_pick_ratio(by_day, post_days, nlr),
-        dnlr_post=_pick_ratio(by_day, post_days, dnlr),
+    return new_endpoints(  # positional, in field order (keywords cost as much again)
+        pfs_days,  # pfs_days
+        pfs_event,  # pfs_event
+        ipfs_days,  # ipfs_days
+        ipfs_event,  # ipfs_event
+        os_days,  # os_days
+        os_event,  # os_event
+        dcb,  # dcb
+        _pick_ratio(by_day, pre_days, nlr),  # nlr_pre
+        _pick_ratio(by_day, pre_days, dnlr),  # dnlr_pre
+        _pick_ratio(by_day, post_days, nlr),  # nlr_post
+        _pick_ratio(by_day, post_days, dnlr),  # dnlr_post
     )
 
 

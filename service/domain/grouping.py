@@ -11,6 +11,7 @@ in non-randomised studies and the seed study (Guan et al., Sci Rep 2024) is one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from service.domain.parameters import AssessmentParameters
@@ -18,6 +19,7 @@ from service.domain.results import (
     AtypicalFinding,
     AtypicalKind,
     BestResponse,
+    ImmuneResponse,
     Response,
     ResponseGroup,
     RuleTrace,
@@ -39,23 +41,33 @@ def response_group(
     best_confirmed: BestResponse | None,
     params: AssessmentParameters,
 ) -> tuple[ResponseGroup, RuleTrace]:
-    dr = next((f for f in atypical if f.kind is AtypicalKind.DR), None)
-    pspd = next((f for f in atypical if f.kind is AtypicalKind.PSPD), None)
-    order = [(dr, ResponseGroup.DR), (pspd, ResponseGroup.PSPD)]
-    if not params.dr_before_pspd:
-        order.reverse()
-    for finding, group in order:
-        if finding is not None:
-            return group, RuleTrace.of(
-                f"group/{group}", definition=finding.definition, index=finding.timepoint_index
-            )
+    if atypical:
+        dr = next((f for f in atypical if f.kind is _DR), None)
+        pspd = next((f for f in atypical if f.kind is _PSPD), None)
+        order = [(dr, ResponseGroup.DR), (pspd, ResponseGroup.PSPD)]
+        if not params.dr_before_pspd:
+            order.reverse()
+        for finding, group in order:
+            if finding is not None:
+                return group, RuleTrace.of(
+                    f"group/{group}", definition=finding.definition, index=finding.timepoint_index
+                )
     chosen = best_confirmed if params.response_group_uses_confirmed_bor else best
     if chosen is None:
-        return ResponseGroup.NE, RuleTrace.of("group/ne-no-follow-up")
+        return _NE, _NO_FOLLOW_UP
     response = chosen.response
-    group = _FROM_BOR.get(response, ResponseGroup.NE) if isinstance(response, Response) else ResponseGroup.NE
-    return group, RuleTrace.of(
-        "group/from-bor",
-        bor=response,
-        confirmed=params.response_group_uses_confirmed_bor,
-    )
+    group = _FROM_BOR.get(response, _NE) if isinstance(response, Response) else _NE
+    return group, _from_bor_trace(response, params.response_group_uses_confirmed_bor)
+
+
+# Enum members as module constants (see `engine`, "Performance").
+_DR = AtypicalKind.DR
+_PSPD = AtypicalKind.PSPD
+_NE = ResponseGroup.NE
+# Traces are values: these few recur for every patient and are made once (see `recist`).
+_NO_FOLLOW_UP = RuleTrace.of("group/ne-no-follow-up")
+
+
+@functools.lru_cache(maxsize=None, typed=True)
+def _from_bor_trace(bor: Response | ImmuneResponse, confirmed: bool) -> RuleTrace:
+    return RuleTrace.of("group/from-bor", bor=bor, confirmed=confirmed)

@@ -56,12 +56,15 @@ assumes no CR/PR confirmation; none is applied.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import itemgetter
 from typing import NamedTuple
 
+from service.domain.frozen import fast_constructor
 from service.domain.lesions import TargetSum, meets_progression
 from service.domain.parameters import AssessmentParameters
 from service.domain.recist import (
@@ -80,6 +83,10 @@ from service.domain.results import (
     ImmuneTimepointResult,
     Response,
     RuleTrace,
+    TimepointResult,
+    lazy_trace,
+    new_best_response,
+    new_immune_timepoint_result,
 )
 from service.domain.timeline import TimelineView, Timepoint
 
@@ -119,6 +126,9 @@ _BASE_RANK: dict[Response, int] = {
     Response.CR: 4,
 }
 RESET_RESPONSES = frozenset({ImmuneResponse.ICR, ImmuneResponse.IPR, ImmuneResponse.ISD})
+_IRECIST = Criterion.IRECIST
+_DAY = itemgetter(0)  # sort key of (date, response) pairs, in C
+_tuple_new = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,11 @@ class _Anchor:
     new_ids: frozenset[str]
 
 
+# Stand-ins for the constructors above (see `frozen`).
+_new_episode = fast_constructor(IupdEpisode)
+_new_course = fast_constructor(ImmuneCourse)
+
+
 class _NewLesions(NamedTuple):
     """New-lesion facts at one timepoint."""
 
@@ -167,26 +182,33 @@ def _new_lesions(cat: TimepointCategories, known: set[str], nlt_nadir: Decimal |
     present = cat.new_present
     nlt_sum = cat.nlt_sum_mm
     nlt_pd = nlt_sum is not None and nlt_nadir is not None and meets_progression(nlt_sum, nlt_nadir)
-    return _NewLesions(
-        present=present,
-        newly=tuple(i for i in present if i not in known),
-        nlt_sum_mm=nlt_sum,
-        nlt_pd=nlt_pd,
-        nlnt_unequivocal=cat.nlnt_unequivocal,
-        nlnt_increase=cat.nlnt_increase,
-        not_evaluable=cat.new_not_evaluable,
-        all_resolved=not present and not cat.new_not_evaluable,
+    not_evaluable = cat.new_not_evaluable
+    return _tuple_new(  # _NewLesions(...) without its Python-level __new__, in field order
+        _NewLesions,
+        (
+            present,  # present
+            tuple([i for i in present if i not in known]) if present else (),  # newly
+            nlt_sum,  # nlt_sum_mm
+            nlt_pd,  # nlt_pd
+            cat.nlnt_unequivocal,  # nlnt_unequivocal
+            cat.nlnt_increase,  # nlnt_increase
+            not_evaluable,  # not_evaluable
+            not present and not not_evaluable,  # all_resolved
+        ),
     )
+
+
+# `_new_lesions` of a timepoint without new lesions (for a patient without any).
+_NO_NEW_LESIONS = _NewLesions((), (), None, False, False, False, False, True)
 
 
 def _map_base(base: Response, new: _NewLesions) -> ImmuneResponse:
     if base is _CR:
         return _ICR if new.all_resolved or not new.present else _IPR
-    return {
-        _PR: _IPR,
-        _SD: _ISD,
-        _NON_CR_NON_PD: _INON_CR_NON_UPD,
-    }.get(base, _INE)
+    return _FROM_BASE.get(base, _INE)
+
+
+_FROM_BASE = {_PR: _IPR, _SD: _ISD, _NON_CR_NON_PD: _INON_CR_NON_UPD}
 
 
 def _confirmations(
@@ -296,12 +318,40 @@ def _immune_non_target(non_target: Response | None) -> ImmuneResponse | None:
     return _INE
 
 
+# Traces are values (frozen, equal by rule and rendered facts). The timepoint traces' facts are a
+# few enum, str and int values that recur from timepoint to timepoint and patient to patient, so
+# each distinct trace is made once and shared (`typed`: equal values of different types, such as
+# 1 and True, which render differently, never share a trace).
+@functools.lru_cache(maxsize=None, typed=True)
+def _trace(
+    rule: str, facts: tuple[Response, Response | None, Response | None, str], **first: object
+) -> RuleTrace:
+    """The trace of a timepoint decision: `first` facts (rule-specific), then `facts`: the RECIST
+    categories (base, target, non-target) and the causes of progression."""
+    base, target, non_target, causes = facts
+    return RuleTrace.of(rule, **first, base=base, target=target, non_target=non_target, causes=causes)
+
+
+_CARRIED_FORWARD = RuleTrace.of("irecist/icpd/carried-forward")
+_CONTINUED_IPR = RuleTrace.of("irecist/faq/continued-ipr")
+
+
+# The two functions above as tables, for every possible reading (looked up once per timepoint).
+_TARGET_CATEGORY = {r: _immune_target(r) for r in (None, *Response)}
+_NON_TARGET_CATEGORY = {r: _immune_non_target(r) for r in (None, *Response)}
+
+
 def assess_immune(
-    view: TimelineView, params: AssessmentParameters, readings: CategoryReadings | None = None
+    view: TimelineView,
+    params: AssessmentParameters,
+    readings: CategoryReadings | None = None,
+    recist: Sequence[TimepointResult] | None = None,
 ) -> ImmuneCourse:
     """iRECIST timepoint responses and iUPD episodes of every follow-up timepoint.
 
-    `readings` (from `recist.read_categories(view)`) may be passed in to share them with RECIST 1.1.
+    `readings` (from `recist.read_categories(view)`) may be passed in to share them with RECIST 1.1,
+    and `recist` (the RECIST 1.1 timepoints from the same readings) to reuse their change from the
+    nadir wherever the iRECIST nadir is the same (the change depends on nothing else).
     """
     if readings is None:
         readings = read_categories(view)
@@ -318,36 +368,37 @@ def assess_immune(
     results: list[ImmuneTimepointResult] = []
     episodes: list[IupdEpisode] = []
     confirmed_categories: frozenset[str] = frozenset()  # categories whose progression was confirmed
-    for cat in readings.timepoints:
-        tp = cat.tp
+    no_new_lesions = not view.new_lesions  # most patients: the same empty facts at every timepoint
+    for k, cat in enumerate(readings.timepoints):
+        # Unpacked in one step: cheaper than reading the fields by name.
+        tp, targets, from_baseline_pct, non_target, _, nt_increase, _, _, _, _, _ = cat
         traces: list[RuleTrace] = []
         current: TargetSum | None = None
         target: Response | None = None
-        if baseline_sum is not None and nadir is not None and cat.targets is not None:
-            current = cat.targets
+        if baseline_sum is not None and nadir is not None and targets is not None:
+            current = targets
             reappeared = had_icr and reappeared_targets(view, previous, tp)
             target, _ = target_response(baseline_sum, nadir, current, reappeared)
-        non_target = cat.non_target
-        nt_increase = cat.non_target_increase
         base, _ = overall_decision(target, non_target, False)
-        new = _new_lesions(cat, known, nlt_nadir)
-        causes: set[str] = set()
-        if target is _PD:
-            causes.add(TARGET)
-        if non_target is _PD:
-            causes.add(NON_TARGET)
+        new = _NO_NEW_LESIONS if no_new_lesions else _new_lesions(cat, known, nlt_nadir)
+        causes: list[str] = []  # in sorted order (NEW_LESION < NON_TARGET < TARGET)
         if new.newly or new.nlt_pd or new.nlnt_unequivocal:
-            causes.add(NEW_LESION)
-        facts = {"base": base, "target": target, "non_target": non_target, "causes": ",".join(sorted(causes))}
+            causes.append(NEW_LESION)
+        if non_target is _PD:
+            causes.append(NON_TARGET)
+        if target is _PD:
+            causes.append(TARGET)
+        # The facts every trace below ends with (see `_trace`).
+        facts = (base, target, non_target, ",".join(causes))
         commit = True
         since = (tp.day - last_iupd).days if last_iupd is not None else None
         if confirmed:
             code = _ICPD
-            traces.append(RuleTrace.of("irecist/icpd/carried-forward"))
+            traces.append(_CARRIED_FORWARD)
         elif anchor is not None and since is not None and since < params.icpd_min_days:
             code = _IUPD
             commit = False
-            traces.append(RuleTrace.of("irecist/iupd/too-early-to-confirm", days_since_iupd=since, **facts))
+            traces.append(_trace("irecist/iupd/too-early-to-confirm", facts, days_since_iupd=since))
         elif anchor is None:
             if causes:
                 code = _IUPD
@@ -360,16 +411,16 @@ def assess_immune(
                     nlt_sum_mm=new.nlt_sum_mm,
                     new_ids=frozenset(known | set(new.present)),
                 )
-                traces.append(RuleTrace.of("irecist/iupd", **facts))
+                traces.append(_trace("irecist/iupd", facts))
             elif base is _NE or new.not_evaluable:
                 code = _INE
-                traces.append(RuleTrace.of("irecist/ne", new_not_evaluable=new.not_evaluable, **facts))
+                traces.append(_trace("irecist/ne", facts, new_not_evaluable=new.not_evaluable))
             else:
                 code = _map_base(base, new)
-                traces.append(RuleTrace.of("irecist/from-recist-categories", **facts))
+                traces.append(_trace("irecist/from-recist-categories", facts))
                 if code is _ISD and responded:
                     code = _IPR
-                    traces.append(RuleTrace.of("irecist/faq/continued-ipr"))
+                    traces.append(_CONTINUED_IPR)
         else:
             in_window = since is None or since <= params.icpd_max_days
             reasons = (
@@ -388,21 +439,21 @@ def assess_immune(
                 confirmed = True
                 confirmed_categories = _confirmed_categories(reasons)
                 traces.append(
-                    RuleTrace.of("irecist/icpd", iupd_index=anchor.index, reasons=",".join(reasons), **facts)
+                    _trace("irecist/icpd", facts, iupd_index=anchor.index, reasons=",".join(reasons))
                 )
                 episodes.append(
-                    IupdEpisode(
+                    _new_episode(
                         anchor.index, anchor.day, tuple(sorted(anchor.basis)), "confirmed", tp.index, code
                     )
                 )
             elif base is _NE or new.not_evaluable:
                 code = _INE
-                traces.append(RuleTrace.of("irecist/ne-after-iupd", iupd_index=anchor.index, **facts))
+                traces.append(_trace("irecist/ne-after-iupd", facts, iupd_index=anchor.index))
             elif _can_reset(base, new, anchor, current):
                 code = _map_base(base, new)
-                traces.append(RuleTrace.of("irecist/reset", iupd_index=anchor.index, **facts))
+                traces.append(_trace("irecist/reset", facts, iupd_index=anchor.index))
                 episodes.append(
-                    IupdEpisode(
+                    _new_episode(
                         anchor.index, anchor.day, tuple(sorted(anchor.basis)), "reset", tp.index, code
                     )
                 )
@@ -410,31 +461,40 @@ def assess_immune(
                 last_iupd = None
             else:
                 code = _IUPD
-                traces.append(RuleTrace.of("irecist/iupd-not-confirmed", iupd_index=anchor.index, **facts))
+                traces.append(_trace("irecist/iupd-not-confirmed", facts, iupd_index=anchor.index))
         if code is _INE:
             commit = False
-        if code in (_IPR, _ICR):
+        if code is _IPR or code is _ICR:
             responded = True
-        elif code in (_IUPD, _ICPD):
+        elif code is _IUPD or code is _ICPD:
             responded = False
         if code is _IUPD and commit:
             last_iupd = tp.day
+        target_category = _ICPD if TARGET in confirmed_categories else _TARGET_CATEGORY[target]
+        non_target_category = (
+            _ICPD if NON_TARGET in confirmed_categories else _NON_TARGET_CATEGORY[non_target]
+        )
+        same_nadir = recist[k] if recist is not None else None  # RECIST 1.1 at this timepoint
+        if same_nadir is not None and same_nadir.nadir_sum_mm == nadir:
+            from_nadir = same_nadir.change_from_nadir_pct
+        else:
+            from_nadir = change_from_nadir(cat, current, baseline_sum, nadir)
         results.append(
-            ImmuneTimepointResult(
-                index=tp.index,
-                timepoint_date=tp.day,
-                overall=code,
-                sum_mm=current.sum_mm if current is not None and current.complete else None,
-                baseline_sum_mm=baseline_sum,
-                nadir_sum_mm=nadir,
-                change_from_baseline_pct=cat.change_from_baseline_pct,
-                change_from_nadir_pct=change_from_nadir(cat, current, baseline_sum, nadir),
-                new_lesion_target_sum_mm=new.nlt_sum_mm,
-                new_lesion=bool(new.present),
-                traces=tuple(traces),
-                source_refs=tp.refs,
-                target=_ICPD if TARGET in confirmed_categories else _immune_target(target),
-                non_target=_ICPD if NON_TARGET in confirmed_categories else _immune_non_target(non_target),
+            new_immune_timepoint_result(  # positional, in field order (keywords cost as much again)
+                tp.index,  # index
+                tp.day,  # timepoint_date
+                code,  # overall
+                current.sum_mm if current is not None and current.complete else None,  # sum_mm
+                baseline_sum,  # baseline_sum_mm
+                nadir,  # nadir_sum_mm
+                from_baseline_pct,  # change_from_baseline_pct
+                from_nadir,  # change_from_nadir_pct
+                new.nlt_sum_mm,  # new_lesion_target_sum_mm
+                bool(new.present),  # new_lesion
+                tuple(traces),  # traces
+                tp.refs,  # source_refs
+                target_category,  # target
+                non_target_category,  # non_target
             )
         )
         if commit:
@@ -442,14 +502,15 @@ def assess_immune(
                 nadir = current.sum_mm
             if new.nlt_sum_mm is not None and (nlt_nadir is None or new.nlt_sum_mm < nlt_nadir):
                 nlt_nadir = new.nlt_sum_mm
-            known.update(new.present)
+            if new.present:
+                known.update(new.present)
             had_icr = had_icr or code is _ICR
             previous = tp
     if anchor is not None and not confirmed:
         episodes.append(
-            IupdEpisode(anchor.index, anchor.day, tuple(sorted(anchor.basis)), "open", None, None)
+            _new_episode(anchor.index, anchor.day, tuple(sorted(anchor.basis)), "open", None, None)
         )
-    return ImmuneCourse(tuple(results), tuple(episodes))
+    return _new_course(tuple(results), tuple(episodes))
 
 
 ImmuneAssessment = tuple[date, ImmuneResponse]
@@ -460,7 +521,7 @@ def immune_best_overall_response(
 ) -> BestResponse | None:
     """iBOR per iRECIST Table 3 (no confirmation of iCR/iPR)."""
     used: list[ImmuneAssessment] = []
-    for a in sorted(assessments, key=lambda x: x[0]):
+    for a in sorted(assessments, key=_DAY):
         used.append(a)
         if a[1] is _ICPD:
             break
@@ -473,20 +534,27 @@ def immune_best_overall_response(
             if values[pos] is _IUPD:
                 values[pos] = _ICPD
             pos -= 1
-    candidates: list[tuple[ImmuneResponse, date]] = []
+    # The best rank, the earliest on ties: `min` over (rank, day, response) compares in C (ranks
+    # are unique per response, so equal rank and day means equal triples and `min` keeps the first).
+    candidates: list[tuple[int, date, ImmuneResponse]] = []
+    min_sd_days = params.min_sd_days
     for (day, _), response in zip(used, values, strict=True):
-        early = (day - start).days < params.min_sd_days
-        if response in (_ISD, _INON_CR_NON_UPD) and early:
-            candidates.append((_INE, day))
-        else:
-            candidates.append((response, day))
-    response, day = min(candidates, key=lambda c: (RANK[c[0]], c[1]))
-    return BestResponse(
-        criterion=Criterion.IRECIST,
-        response=response,
-        confirmation_required=False,
-        period_start=start,
-        period_end=used[-1][0],
-        response_date=day,
-        trace=RuleTrace.of("irecist/bor", response=response, date=day, min_sd_days=params.min_sd_days),
+        if (response is _ISD or response is _INON_CR_NON_UPD) and (day - start).days < min_sd_days:
+            response = _INE
+        candidates.append((RANK[response], day, response))
+    _, day, response = min(candidates)
+    return new_best_response(  # positional, in field order (keywords cost as much again)
+        _IRECIST,  # criterion
+        response,  # response
+        False,  # confirmation_required
+        start,  # period_start
+        used[-1][0],  # period_end
+        day,  # response_date
+        lazy_trace("irecist/bor", _bor_facts, (response, day, min_sd_days)),  # trace
     )
+
+
+def _bor_facts(data: tuple[ImmuneResponse, date, int]) -> tuple[tuple[str, object], ...]:
+    """The facts of the iBOR trace (`lazy_trace`: gathered when the trace is first read)."""
+    response, day, min_sd_days = data
+    return (("response", response), ("date", day), ("min_sd_days", min_sd_days))

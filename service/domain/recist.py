@@ -37,25 +37,39 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from operator import itemgetter
 from typing import NamedTuple
 
+from service.domain.frozen import fast_constructor
 from service.domain.lesions import (
+    PD_ABSOLUTE_MM,
+    PD_RELATIVE_PCT,
+    PR_RELATIVE_PCT,
     LesionChange,
     TargetSum,
     lesion_changes,
-    meets_progression,
-    meets_response,
     percent_change,
     target_sum,
 )
 from service.domain.model import NonTargetState
 from service.domain.parameters import AssessmentParameters
-from service.domain.results import BestResponse, Criterion, Response, RuleTrace, TimepointResult
+from service.domain.results import (
+    BestResponse,
+    Criterion,
+    Response,
+    RuleTrace,
+    TimepointResult,
+    lazy_trace,
+    new_best_response,
+    new_timepoint_result,
+)
 from service.domain.timeline import (
+    NOT_READ,
     PATHOLOGICAL_NODE_MM,
     Category,
     TimelineView,
@@ -77,6 +91,11 @@ _UNEQUIVOCAL = NonTargetState.UNEQUIVOCAL_PROGRESSION
 _INCREASED = NonTargetState.INCREASED
 
 _ZERO = Decimal(0)
+_HUNDREDTH = Decimal("0.01")
+# The thresholds of `lesions.meets_progression` / `meets_response` as Decimal operands.
+_D100 = Decimal(100)
+_D_PD_PCT = Decimal(PD_RELATIVE_PCT)
+_D_PR_PCT = Decimal(PR_RELATIVE_PCT)
 RANK: dict[Response, int] = {
     Response.CR: 0,
     Response.PR: 1,
@@ -85,21 +104,28 @@ RANK: dict[Response, int] = {
     Response.PD: 4,
     Response.NE: 5,
 }
+_RANK_OF = RANK.__getitem__
+_tuple_new = tuple.__new__
+_RECIST11 = Criterion.RECIST11
+_DAY = itemgetter(0)  # sort key of (date, response) pairs, in C
 
 
 def target_response(
     baseline_mm: Decimal, nadir_mm: Decimal, current: TargetSum, reappeared: bool = False
 ) -> tuple[Response, str]:
     """Target response of one timepoint and the id of the rule that gave it (see `classify_target`)."""
-    if meets_progression(current.sum_mm, nadir_mm):
-        return _PD, "recist1.1/target/pd" if current.complete else "recist1.1/target/pd-partial"
+    total, complete, all_targets_cr, _ = current
+    # `meets_progression` and `meets_response`, written out (this runs twice per timepoint).
+    growth = total - nadir_mm
+    if growth >= PD_ABSOLUTE_MM and _D100 * growth >= _D_PD_PCT * nadir_mm:
+        return _PD, "recist1.1/target/pd" if complete else "recist1.1/target/pd-partial"
     if reappeared:
         return _PD, "recist1.1/target/pd-reappearance-after-cr"
-    if not current.complete:
+    if not complete:
         return _NE, "recist1.1/target/ne-not-all-measured"
-    if current.all_targets_cr:
+    if all_targets_cr:
         return _CR, "recist1.1/target/cr"
-    if meets_response(current.sum_mm, baseline_mm):
+    if _D100 * (baseline_mm - total) >= _D_PR_PCT * baseline_mm:
         return _PR, "recist1.1/target/pr"
     return _SD, "recist1.1/target/sd"
 
@@ -109,18 +135,24 @@ def classify_target(
 ) -> tuple[Response, RuleTrace]:
     """Target response of one timepoint (PD versus nadir first, then CR, PR versus baseline, SD)."""
     response, rule = target_response(baseline_mm, nadir_mm, current, reappeared)
-    if response is _NE:
-        return response, RuleTrace.of(
-            rule,
-            missing=",".join(current.missing),
-            baseline_mm=baseline_mm,
-            nadir_mm=nadir_mm,
-            current_mm=current.sum_mm,
-            complete=current.complete,
-        )
-    return response, RuleTrace.of(
-        rule, baseline_mm=baseline_mm, nadir_mm=nadir_mm, current_mm=current.sum_mm, complete=current.complete
+    return response, lazy_trace(rule, _target_facts, (response, baseline_mm, nadir_mm, current))
+
+
+def _target_facts(
+    data: tuple[Response, Decimal, Decimal, TargetSum],
+) -> tuple[tuple[str, object], ...]:
+    """The facts of a target-response trace, from what `classify_target` compared (`lazy_trace`:
+    gathered when the trace is first read; an NE trace names the targets not measured first)."""
+    response, baseline_mm, nadir_mm, current = data
+    facts = (
+        ("baseline_mm", baseline_mm),
+        ("nadir_mm", nadir_mm),
+        ("current_mm", current.sum_mm),
+        ("complete", current.complete),
     )
+    if response is _NE:
+        return (("missing", ",".join(current.missing)), *facts)
+    return facts
 
 
 def _non_target_verdict(
@@ -134,8 +166,28 @@ def _non_target_verdict(
     if missing:
         return _NE, RuleTrace.of("recist1.1/non-target/ne", missing=",".join(missing))
     if present == 0:
-        return _CR, RuleTrace.of("recist1.1/non-target/cr")
-    return _NON_CR_NON_PD, RuleTrace.of("recist1.1/non-target/non-cr-non-pd", present=present)
+        return _CR, _NON_TARGET_CR
+    return _NON_CR_NON_PD, _non_cr_non_pd_trace(present)
+
+
+# Traces are values (frozen, equal by rule and rendered facts). Those whose facts are a few enum,
+# bool or small int values recur from timepoint to timepoint and patient to patient, so each is
+# made once and shared (`typed`: equal values of different types, such as 1 and True, which render
+# differently, never share a trace).
+_NON_TARGET_CR = RuleTrace.of("recist1.1/non-target/cr")
+_CONTINUED_PR = RuleTrace.of("recist1.1/faq/continued-pr", strict=Response.SD)
+
+
+@functools.lru_cache(maxsize=None, typed=True)
+def _non_cr_non_pd_trace(present: int) -> RuleTrace:
+    return RuleTrace.of("recist1.1/non-target/non-cr-non-pd", present=present)
+
+
+@functools.lru_cache(maxsize=None, typed=True)
+def _overall_trace(
+    rule: str, target: Response | None, non_target: Response | None, new_lesion: bool
+) -> RuleTrace:
+    return RuleTrace.of(rule, target=target, non_target=non_target, new_lesion=new_lesion)
 
 
 _NO_NON_TARGET = RuleTrace("recist1.1/non-target/none")
@@ -196,7 +248,7 @@ def overall_response(
 ) -> tuple[Response, RuleTrace]:
     """RECIST 1.1 Table 1 (target disease) and Table 2 (non-target disease only)."""
     response, rule = overall_decision(target, non_target, new_lesion)
-    return response, RuleTrace.of(rule, target=target, non_target=non_target, new_lesion=new_lesion)
+    return response, _overall_trace(rule, target, non_target, new_lesion)
 
 
 class TimepointCategories(NamedTuple):
@@ -258,18 +310,17 @@ def read_categories(
         has_nlt = False
         nlt_complete = True
         unequivocal = increase = not_evaluable = False
-        for c in row:  # lesion-id order, as view.targets / non_targets / new_lesions
-            tracked = c.lesion
+        # Lesion-id order, as view.targets / non_targets / new_lesions. Unpacked in one step: cheaper
+        # than reading the LesionChange fields by name.
+        for tracked, _, value, _, _, state, is_present, _, _, _ in row:
             category = tracked.category
-            value = c.current_mm
-            state = c.state
             if category is _TARGET:  # sum of diameters (section 4.3.2), as `target_sum`
                 if value is None:
                     missing.append(tracked.lesion.lesion_id)
                     all_cr = False
                     continue
                 total += value
-                if (value >= PATHOLOGICAL_NODE_MM) if tracked.lesion.is_lymph_node else (value > _ZERO):
+                if is_present:  # > 0 mm, or a node >= 10 mm (`Reading.present`): not CR
                     all_cr = False
             elif category is _NON_TARGET:  # as `classify_non_target`
                 if state is _UNEQUIVOCAL:
@@ -280,12 +331,12 @@ def read_categories(
                     progressing.append(tracked.lesion.lesion_id)
                     nt_increase = True
                     continue
-                if c.present is None:
+                if is_present is None:
                     nt_missing.append(tracked.lesion.lesion_id)
-                elif c.present:
+                elif is_present:
                     nt_present += 1
             elif tracked.counted_from is not None and tracked.counted_from <= index:
-                if c.present:
+                if is_present:
                     present.append(tracked.lesion.lesion_id)
                 if category is _NEW_TARGET:
                     has_nlt = True
@@ -305,26 +356,29 @@ def read_categories(
         pct: Decimal | None = None
         if has_targets:
             complete = not missing
-            targets = TargetSum(total, complete, all_cr and complete, tuple(missing))
-            if complete:
-                pct = percent_change(total, baseline_sum)
+            targets = _tuple_new(TargetSum, (total, complete, all_cr and complete, tuple(missing)))
+            if complete and baseline_sum:  # `percent_change`, written out
+                pct = (_D100 * (total - baseline_sum) / baseline_sum).quantize(_HUNDREDTH, ROUND_HALF_EVEN)
         non_target: Response | None = None
         nt_trace = _NO_NON_TARGET
         if has_non_targets:
             non_target, nt_trace = _non_target_verdict(progressing, nt_unequivocal, nt_missing, nt_present)
-        out.append(
-            TimepointCategories(
-                tp,
-                targets,
-                pct,
-                non_target,
-                nt_trace,
-                nt_increase,
-                tuple(present),
-                nlt_total if has_nlt and nlt_complete else None,
-                unequivocal,
-                increase,
-                not_evaluable,
+        out.append(  # TimepointCategories(...) without its Python-level __new__, in field order
+            _tuple_new(
+                TimepointCategories,
+                (
+                    tp,
+                    targets,
+                    pct,
+                    non_target,
+                    nt_trace,
+                    nt_increase,
+                    tuple(present),
+                    nlt_total if has_nlt and nlt_complete else None,
+                    unequivocal,
+                    increase,
+                    not_evaluable,
+                ),
             )
         )
     return CategoryReadings(baseline_sum, tuple(out))
@@ -336,6 +390,9 @@ class RecistCourse:
 
     timepoints: tuple[TimepointResult, ...]
     sums: tuple[TargetSum | None, ...]  # element k-1 = timepoint k; None without target disease
+
+
+_new_course = fast_constructor(RecistCourse)  # see `frozen`
 
 
 def new_lesion_present(view: TimelineView, tp: Timepoint) -> tuple[str, ...]:
@@ -353,14 +410,18 @@ def reappeared_targets(view: TimelineView, previous: Timepoint | None, tp: Timep
     """A target at 0 mm (node < 10 mm) on the previous timepoint is back on this one."""
     if previous is None:
         return False
+    before_of = previous.readings.get
+    now_of = tp.readings.get
     for t in view.targets:
-        before = previous.reading(t.lesion_id).value_mm
-        now = tp.reading(t.lesion_id).value_mm
+        lesion = t.lesion
+        before = before_of(lesion.lesion_id, NOT_READ).value_mm
+        now = now_of(lesion.lesion_id, NOT_READ).value_mm
         if before is None or now is None:
             continue
-        gone = before < PATHOLOGICAL_NODE_MM if t.is_node else before == 0
-        back = now >= PATHOLOGICAL_NODE_MM if t.is_node else now > 0
-        if gone and back:
+        if lesion.is_lymph_node:
+            if before < PATHOLOGICAL_NODE_MM <= now:  # gone (< 10 mm) and back
+                return True
+        elif before == 0 and now > 0:
             return True
     return False
 
@@ -392,65 +453,66 @@ def assess_timepoints(view: TimelineView, readings: CategoryReadings | None = No
     had_pd = False
     previous: Timepoint | None = None
     for cat in readings.timepoints:
-        tp = cat.tp
+        # Unpacked in one step: cheaper than reading the fields by name.
+        tp, targets, from_baseline_pct, non_target, non_target_trace, _, new_ids, _, _, _, _ = cat
         traces: list[RuleTrace] = []
         current: TargetSum | None = None
         target: Response | None = None
-        if baseline_sum is not None and nadir is not None and cat.targets is not None:
-            current = cat.targets
+        if baseline_sum is not None and nadir is not None and targets is not None:
+            current = targets
             reappeared = had_overall_cr and reappeared_targets(view, previous, tp)
-            target, trace = classify_target(baseline_sum, nadir, current, reappeared=reappeared)
-            traces.append(trace)
-        non_target = cat.non_target
-        traces.append(cat.non_target_trace)
-        new_ids = cat.new_present
+            target, rule = target_response(baseline_sum, nadir, current, reappeared)  # `classify_target`
+            traces.append(lazy_trace(rule, _target_facts, (target, baseline_sum, nadir, current)))
+        traces.append(non_target_trace)
         if new_ids:
             traces.append(RuleTrace.of("recist1.1/new-lesion/present", lesions=",".join(new_ids)))
-        overall, overall_trace = overall_response(target, non_target, bool(new_ids))
-        traces.append(overall_trace)
+        overall, overall_rule = overall_decision(target, non_target, bool(new_ids))
+        traces.append(_overall_trace(overall_rule, target, non_target, bool(new_ids)))  # `overall_response`
         reported = overall
         if overall is _SD and had_response and not had_pd:
             reported = _PR
-            traces.append(RuleTrace.of("recist1.1/faq/continued-pr", strict=overall))
-        complete = current is not None and current.complete
+            traces.append(_CONTINUED_PR)
+        sum_mm: Decimal | None = None  # of a complete sum
+        from_nadir: Decimal | None = None  # `change_from_nadir`, written out
+        if current is not None and current.complete:
+            sum_mm = current.sum_mm
+            # `nadir is baseline_sum` is `nadir == baseline_sum` here: the nadir starts as the
+            # baseline object and is only replaced by a strictly smaller sum.
+            from_nadir = from_baseline_pct if nadir is baseline_sum else percent_change(sum_mm, nadir)
         results.append(
-            TimepointResult(
-                index=tp.index,
-                timepoint_date=tp.day,
-                target=target,
-                non_target=non_target,
-                new_lesion=bool(new_ids),
-                overall=overall,
-                reported=reported,
-                sum_mm=current.sum_mm if current is not None and complete else None,
-                baseline_sum_mm=baseline_sum,
-                nadir_sum_mm=nadir,
-                change_from_baseline_pct=cat.change_from_baseline_pct,
-                change_from_nadir_pct=change_from_nadir(cat, current, baseline_sum, nadir),
-                traces=tuple(traces),
-                source_refs=tp.refs,
+            new_timepoint_result(  # positional, in field order (keywords cost as much again)
+                tp.index,  # index
+                tp.day,  # timepoint_date
+                target,  # target
+                non_target,  # non_target
+                bool(new_ids),  # new_lesion
+                overall,  # overall
+                reported,  # reported
+                sum_mm,  # sum_mm
+                baseline_sum,  # baseline_sum_mm
+                nadir,  # nadir_sum_mm
+                from_baseline_pct,  # change_from_baseline_pct
+                from_nadir,  # change_from_nadir_pct
+                tuple(traces),  # traces
+                tp.refs,  # source_refs
             )
         )
         sums.append(current)
-        if current is not None and complete and nadir is not None and current.sum_mm < nadir:
-            nadir = current.sum_mm  # NE (incomplete) timepoints never enter the nadir
+        if sum_mm is not None and nadir is not None and sum_mm < nadir:
+            nadir = sum_mm  # NE (incomplete) timepoints never enter the nadir
         had_overall_cr = had_overall_cr or overall is _CR
-        had_response = had_response or overall in (_CR, _PR)
+        had_response = had_response or overall is _CR or overall is _PR
         had_pd = had_pd or overall is _PD
         previous = tp
-    return RecistCourse(tuple(results), tuple(sums))
+    return _new_course(tuple(results), tuple(sums))
 
 
 Assessment = tuple[date, Response]
 
 
-def _sd_window_open(day: date, start: date, min_sd_days: int) -> bool:
-    return (day - start).days >= min_sd_days
-
-
 def _until_first_pd(assessments: Sequence[Assessment]) -> list[Assessment]:
     out: list[Assessment] = []
-    for a in sorted(assessments, key=lambda x: x[0]):
+    for a in sorted(assessments, key=_DAY):
         out.append(a)
         if a[1] is _PD:
             break
@@ -461,19 +523,44 @@ def _pick(
     candidates: Sequence[tuple[Response, date]],
     start: date,
     period_end: date,
+    params: AssessmentParameters,
     confirmed: bool,
-    rule: str,
-    **facts: object,
 ) -> BestResponse:
-    response, day = min(candidates, key=lambda c: (RANK[c[0]], c[1]))
-    return BestResponse(
-        criterion=Criterion.RECIST11,
-        response=response,
-        confirmation_required=confirmed,
-        period_start=start,
-        period_end=period_end,
-        response_date=day,
-        trace=RuleTrace.of(rule, response=response, date=day, **facts),
+    # The best rank, the earliest on ties: `min` over (rank, day, response) compares in C (ranks are
+    # unique per response, so equal rank and day means equal triples and `min` keeps the first).
+    _, day, response = min([(_RANK_OF(r), d, r) for r, d in candidates])
+    if confirmed:
+        trace = lazy_trace("recist1.1/bor/confirmed", _confirmed_bor_facts, (response, day, params))
+    else:
+        trace = lazy_trace("recist1.1/bor/unconfirmed", _unconfirmed_bor_facts, (response, day, params))
+    return new_best_response(  # positional, in field order (keywords cost as much again)
+        _RECIST11,  # criterion
+        response,  # response
+        confirmed,  # confirmation_required
+        start,  # period_start
+        period_end,  # period_end
+        day,  # response_date
+        trace,  # trace
+    )
+
+
+# The facts of the best-response traces (`lazy_trace`: gathered when the trace is first read).
+def _unconfirmed_bor_facts(
+    data: tuple[Response, date, AssessmentParameters],
+) -> tuple[tuple[str, object], ...]:
+    response, day, params = data
+    return (("response", response), ("date", day), ("min_sd_days", params.min_sd_days))
+
+
+def _confirmed_bor_facts(data: tuple[Response, date, AssessmentParameters]) -> tuple[tuple[str, object], ...]:
+    response, day, params = data
+    return (
+        ("response", response),
+        ("date", day),
+        ("confirmation_min_days", params.confirmation_min_days),
+        ("min_sd_days", params.min_sd_days),
+        ("max_ne_between", params.max_ne_between),
+        ("accept_sd", params.accept_sd),
     )
 
 
@@ -481,18 +568,30 @@ def best_overall_response(
     assessments: Sequence[Assessment], start: date, params: AssessmentParameters
 ) -> BestResponse | None:
     """Best response without confirmation (RECIST 1.1 section 4.4.1), up to the first PD."""
+    return _best_unconfirmed(_until_first_pd(assessments), start, params)
+
+
+def best_overall_responses(
+    assessments: Sequence[Assessment], start: date, params: AssessmentParameters
+) -> tuple[BestResponse | None, BestResponse | None]:
+    """`best_overall_response` and `confirmed_best_overall_response`, sorting once."""
     used = _until_first_pd(assessments)
+    return _best_unconfirmed(used, start, params), _best_confirmed(used, start, params)
+
+
+def _best_unconfirmed(
+    used: list[Assessment], start: date, params: AssessmentParameters
+) -> BestResponse | None:
     if not used:
         return None
     candidates: list[tuple[Response, date]] = []
+    min_sd_days = params.min_sd_days
     for day, response in used:
-        if response in (_SD, _NON_CR_NON_PD) and not _sd_window_open(day, start, params.min_sd_days):
+        if (response is _SD or response is _NON_CR_NON_PD) and (day - start).days < min_sd_days:
             candidates.append((_NE, day))
         else:
             candidates.append((response, day))
-    return _pick(
-        candidates, start, used[-1][0], False, "recist1.1/bor/unconfirmed", min_sd_days=params.min_sd_days
-    )
+    return _pick(candidates, start, used[-1][0], params, False)
 
 
 def _confirms_cr(later: Sequence[Assessment], day: date, params: AssessmentParameters) -> bool:
@@ -527,16 +626,19 @@ def confirmed_best_overall_response(
     assessments: Sequence[Assessment], start: date, params: AssessmentParameters
 ) -> BestResponse | None:
     """Best response with confirmation (RECIST 1.1 section 4.6, Table 3; admiralonco semantics)."""
-    used = _until_first_pd(assessments)
+    return _best_confirmed(_until_first_pd(assessments), start, params)
+
+
+def _best_confirmed(used: list[Assessment], start: date, params: AssessmentParameters) -> BestResponse | None:
     if not used:
         return None
     candidates: list[tuple[Response, date]] = []
+    min_sd_days = params.min_sd_days
     for pos, (day, response) in enumerate(used):
-        later = used[pos + 1 :]
-        in_window = _sd_window_open(day, start, params.min_sd_days)
-        if response is _CR and _confirms_cr(later, day, params):
+        in_window = (day - start).days >= min_sd_days  # SD counts from `min_sd_days` after start
+        if response is _CR and _confirms_cr(used[pos + 1 :], day, params):
             candidates.append((_CR, day))
-        elif response is _PR and _confirms_pr(later, day, params):
+        elif response is _PR and _confirms_pr(used[pos + 1 :], day, params):
             candidates.append((_PR, day))
         elif response in (_CR, _PR, _SD):
             candidates.append((_SD if in_window else _NE, day))
@@ -544,14 +646,4 @@ def confirmed_best_overall_response(
             candidates.append((_NON_CR_NON_PD if in_window else _NE, day))
         else:
             candidates.append((response, day))
-    return _pick(
-        candidates,
-        start,
-        used[-1][0],
-        True,
-        "recist1.1/bor/confirmed",
-        confirmation_min_days=params.confirmation_min_days,
-        min_sd_days=params.min_sd_days,
-        max_ne_between=params.max_ne_between,
-        accept_sd=params.accept_sd,
-    )
+    return _pick(candidates, start, used[-1][0], params, True)

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
 from typing import NamedTuple
 
+from service.domain.frozen import fast_constructor
 from service.domain.model import (
     Lesion,
     LesionMeasurement,
@@ -41,7 +43,7 @@ from service.domain.model import (
     Scan,
 )
 from service.domain.parameters import AssessmentParameters
-from service.domain.results import DataIssue, RuleTrace
+from service.domain.results import DataIssue, RuleTrace, lazy_trace
 
 NODE_ORGAN = "lymph-node"
 MAX_TARGETS = 5
@@ -61,7 +63,13 @@ _ZERO_MM = Decimal(0)
 _ABSENT = NonTargetState.ABSENT
 _DISAPPEARED = MeasurementFlag.DISAPPEARED
 _TOO_SMALL = MeasurementFlag.TOO_SMALL
+_TARGET_ROLE = LesionRole.TARGET
+_NON_TARGET_ROLE = LesionRole.NON_TARGET
 _tuple_new = tuple.__new__
+# Sort keys in C (a lambda is a Python call per element).
+_LESION_ID = attrgetter("lesion_id")
+_STUDY_DATE = attrgetter("study_date")
+_TRACKED_ID = attrgetter("lesion.lesion_id")
 
 
 class Category(StrEnum):
@@ -71,6 +79,10 @@ class Category(StrEnum):
     NON_TARGET = "non-target"
     NEW_TARGET = "new-target"
     NEW_NON_TARGET = "new-non-target"
+
+
+_TARGET = Category.TARGET
+_NON_TARGET = Category.NON_TARGET
 
 
 class Reading(NamedTuple):
@@ -183,6 +195,13 @@ class NoBaseline:
     trace: RuleTrace
 
 
+# Stand-ins for the constructors above (see `frozen`): one Timepoint per timepoint and one
+# TrackedLesion per lesion of every patient.
+_new_timepoint = fast_constructor(Timepoint)
+_new_tracked = fast_constructor(TrackedLesion)
+_new_view = fast_constructor(TimelineView)
+
+
 def organ_key(lesion: Lesion) -> str:
     """All lymph nodes together count as one organ (RECIST 1.1 Q&A "Nodes are one organ")."""
     return NODE_ORGAN if lesion.is_lymph_node else lesion.organ
@@ -197,7 +216,7 @@ def is_measurable(value_mm: Decimal | None, is_node: bool) -> bool:
 
 def group_timepoints(scans: Iterable[Scan], window_days: int, as_of: date) -> list[list[Scan]]:
     """Group scans (on or before `as_of`) into timepoints anchored on each group's earliest scan."""
-    ordered = sorted((s for s in scans if s.study_date <= as_of), key=lambda s: s.study_date)
+    ordered = sorted([s for s in scans if s.study_date <= as_of], key=_STUDY_DATE)
     groups: list[list[Scan]] = []
     for scan in ordered:
         if groups and (scan.study_date - groups[-1][0].study_date).days <= window_days:
@@ -225,57 +244,65 @@ def _read_group(
     too_small_mm: Decimal,
     issues: list[DataIssue],
 ) -> Timepoint:
-    values: dict[str, Decimal | None] = {}
-    states: dict[str, NonTargetState] = {}
-    refs: dict[str, list[str]] = {}
+    # A lesion's Reading is made at its first measurement or status and replaced in the rare cases
+    # that add to it (fragments, a diameter and a status, several references), so the usual lesion
+    # costs one tuple and no bookkeeping (`_tuple_new`: Reading(...) without its Python __new__).
+    readings: dict[str, Reading] = {}
+    status_only: set[str] = set()  # lesions read so far by a status, not (yet) by a measurement
+    lesion_of = lesions.get
     for scan in scans:
         for m in scan.measurements:
             lid = m.lesion_id
-            lesion = lesions.get(lid)
+            lesion = lesion_of(lid)
             if lesion is None:
                 issues.append(
                     DataIssue("warning", "unknown-lesion", "measurement of an undeclared lesion", m.ref)
                 )
                 continue
-            value = _measurement_value(m, lesion.is_lymph_node, too_small_mm)
-            if value is None:
-                axis = "short axis" if lesion.is_lymph_node else "long axis"
-                issues.append(DataIssue("warning", "missing-axis", f"measurement without {axis}", m.ref))
-            if lid in values:
-                # Fragments add up; one unusable fragment makes the lesion not measured.
-                previous = values[lid]
-                values[lid] = None if previous is None or value is None else previous + value
+            node = lesion.is_lymph_node
+            if m.flag is None:  # the usual case of `_measurement_value`, written out
+                value = m.short_axis_mm if node else m.long_axis_mm
             else:
-                values[lid] = value
-            if m.ref:
-                refs.setdefault(lid, []).append(m.ref)
+                value = _measurement_value(m, node, too_small_mm)
+            if value is None:
+                axis = "short axis" if node else "long axis"
+                issues.append(DataIssue("warning", "missing-axis", f"measurement without {axis}", m.ref))
+            ref = m.ref
+            if lid not in readings:
+                readings[lid] = _tuple_new(Reading, (value, None, (ref,) if ref else ()))
+                continue
+            previous, state, refs = readings[lid]
+            if lid in status_only:
+                status_only.discard(lid)
+            else:  # fragments add up; one unusable fragment makes the lesion not measured
+                value = None if previous is None or value is None else previous + value
+            readings[lid] = _tuple_new(Reading, (value, state, _with_ref(refs, ref)))
         for a in scan.non_target:
             lid = a.lesion_id
             if lid not in lesions:
                 issues.append(DataIssue("warning", "unknown-lesion", "status of an undeclared lesion", a.ref))
                 continue
-            current = states.get(lid)
-            if current is None or _STATE_RANK[a.state] > _STATE_RANK[current]:
-                states[lid] = a.state
-            if a.ref:
-                refs.setdefault(lid, []).append(a.ref)
-    readings: dict[str, Reading] = {}
-    for lid, value in values.items():  # `_tuple_new`: Reading(...) without its Python-level __new__
-        readings[lid] = _tuple_new(Reading, (value, states.get(lid), _sorted_refs(refs.get(lid))))
-    for lid, state in states.items():
-        if lid not in readings:
-            readings[lid] = _tuple_new(Reading, (None, state, _sorted_refs(refs.get(lid))))
-    scan_refs = tuple(sorted({s.ref for s in scans if s.ref}))
-    return Timepoint(index, scans[0].study_date, readings, scan_refs)
+            ref = a.ref
+            if lid not in readings:
+                readings[lid] = _tuple_new(Reading, (None, a.state, (ref,) if ref else ()))
+                status_only.add(lid)
+                continue
+            value, current, refs = readings[lid]
+            state = a.state if current is None or _STATE_RANK[a.state] > _STATE_RANK[current] else current
+            readings[lid] = _tuple_new(Reading, (value, state, _with_ref(refs, ref)))
+    if len(scans) == 1:
+        only = scans[0].ref
+        scan_refs: tuple[str, ...] = (only,) if only else ()
+    else:
+        scan_refs = tuple(sorted({s.ref for s in scans if s.ref}))
+    return _new_timepoint(index, scans[0].study_date, readings, scan_refs)
 
 
-def _sorted_refs(refs: list[str] | None) -> tuple[str, ...]:
-    """Distinct references in sorted order (usually there is just one)."""
-    if not refs:
-        return ()
-    if len(refs) == 1:
-        return (refs[0],)
-    return tuple(sorted(set(refs)))
+def _with_ref(refs: tuple[str, ...], ref: str | None) -> tuple[str, ...]:
+    """`refs` (distinct, sorted) with `ref` added, if any."""
+    if not ref:
+        return refs
+    return tuple(sorted({*refs, ref}))
 
 
 def build_view(
@@ -285,7 +312,7 @@ def build_view(
     issues: list[DataIssue] = []
     traces: list[RuleTrace] = []
     lesions: dict[str, Lesion] = {}
-    for lesion in sorted(timeline.lesions, key=lambda x: x.lesion_id):
+    for lesion in sorted(timeline.lesions, key=_LESION_ID):
         if lesion.lesion_id in lesions:
             issues.append(
                 DataIssue("warning", "duplicate-lesion", "lesion declared twice; first kept", lesion.ref)
@@ -319,30 +346,43 @@ def build_view(
         if (baseline.day - earlier[0].study_date).days <= params.pre_baseline_window_days:
             pre_baseline = _read_group(earlier, -1, lesions, too_small, issues)
     follow_ups = tuple(
-        _read_group(group, n, lesions, too_small, issues)
-        for n, group in enumerate(groups[baseline_pos + 1 :], start=1)
+        [
+            _read_group(group, n, lesions, too_small, issues)
+            for n, group in enumerate(groups[baseline_pos + 1 :], start=1)
+        ]
     )
     traces.append(
-        RuleTrace.of(
+        lazy_trace(
             "timeline/baseline",
-            baseline=baseline.day,
-            pre_baseline=pre_baseline.day if pre_baseline else None,
-            follow_ups=len(follow_ups),
-            window_days=params.timepoint_window_days,
+            _baseline_facts,
+            (baseline.day, pre_baseline.day if pre_baseline else None, len(follow_ups), params),
         )
     )
     targets, non_targets = _baseline_categories(lesions, baseline, issues, traces)
     new_lesions = _new_lesion_categories(lesions, baseline, follow_ups, issues, traces)
-    return TimelineView(
-        treatment_start=start,
-        baseline=baseline,
-        pre_baseline=pre_baseline,
-        follow_ups=follow_ups,
-        targets=targets,
-        non_targets=non_targets,
-        new_lesions=new_lesions,
-        issues=_unique_sorted(issues),
-        traces=tuple(traces),
+    return _new_view(  # positional, in field order (keywords cost as much again)
+        start,  # treatment_start
+        baseline,  # baseline
+        pre_baseline,  # pre_baseline
+        follow_ups,  # follow_ups
+        targets,  # targets
+        non_targets,  # non_targets
+        new_lesions,  # new_lesions
+        _unique_sorted(issues) if issues else (),  # issues
+        tuple(traces),  # traces
+    )
+
+
+def _baseline_facts(
+    data: tuple[date, date | None, int, AssessmentParameters],
+) -> tuple[tuple[str, object], ...]:
+    """The facts of the baseline trace (`lazy_trace`: gathered when the trace is first read)."""
+    baseline_day, pre_baseline_day, follow_ups, params = data
+    return (
+        ("baseline", baseline_day),
+        ("pre_baseline", pre_baseline_day),
+        ("follow_ups", follow_ups),
+        ("window_days", params.timepoint_window_days),
     )
 
 
@@ -361,12 +401,19 @@ def _baseline_categories(
     targets: list[TrackedLesion] = []
     non_targets: list[TrackedLesion] = []
     candidates: list[Lesion] = []
+    reading_of = baseline.readings.get
     for lid, lesion in lesions.items():  # sorted by id
-        reading = baseline.reading(lid)
-        if not _seen(reading):
-            continue  # not recorded, or recorded absent: not baseline disease
-        if lesion.role is LesionRole.TARGET:
-            if reading.value_mm is None:
+        reading = reading_of(lid)
+        if reading is None:
+            continue  # not recorded: not baseline disease
+        value, state, _ = reading
+        # Baseline disease is recorded as existing: a diameter > 0, or a status other than absent.
+        if not (value > _ZERO_MM if value is not None else state is not None and state is not _ABSENT):
+            continue
+        role = lesion.role
+        key = NODE_ORGAN if lesion.is_lymph_node else lesion.organ  # `organ_key`, written out
+        if role is _TARGET_ROLE:
+            if value is None:
                 issues.append(
                     DataIssue(
                         "warning",
@@ -375,11 +422,9 @@ def _baseline_categories(
                         lesion.ref,
                     )
                 )
-                non_targets.append(
-                    TrackedLesion(lesion, Category.NON_TARGET, organ_key(lesion), 0, None, False)
-                )
+                non_targets.append(_new_tracked(lesion, _NON_TARGET, key, 0, None, False))
                 continue
-            if not is_measurable(reading.value_mm, lesion.is_lymph_node):
+            if not is_measurable(value, lesion.is_lymph_node):
                 issues.append(
                     DataIssue(
                         "information",
@@ -388,9 +433,9 @@ def _baseline_categories(
                         lesion.ref,
                     )
                 )
-            targets.append(TrackedLesion(lesion, Category.TARGET, organ_key(lesion), 0, None, False))
-        elif lesion.role is LesionRole.NON_TARGET:
-            non_targets.append(TrackedLesion(lesion, Category.NON_TARGET, organ_key(lesion), 0, None, False))
+            targets.append(_new_tracked(lesion, _TARGET, key, 0, None, False))
+        elif role is _NON_TARGET_ROLE:
+            non_targets.append(_new_tracked(lesion, _NON_TARGET, key, 0, None, False))
         else:
             candidates.append(lesion)
     per_organ: dict[str, int] = {}
@@ -411,17 +456,17 @@ def _baseline_categories(
         ):
             total += 1
             per_organ[key] = per_organ.get(key, 0) + 1
-            targets.append(TrackedLesion(lesion, Category.TARGET, key, 0, None, True))
+            targets.append(_new_tracked(lesion, Category.TARGET, key, 0, None, True))
             traces.append(
                 RuleTrace.of("recist1.1/target-selection/auto-target", lesion=lesion.lesion_id, mm=value)
             )
         else:
-            non_targets.append(TrackedLesion(lesion, Category.NON_TARGET, key, 0, None, True))
+            non_targets.append(_new_tracked(lesion, Category.NON_TARGET, key, 0, None, True))
             traces.append(
                 RuleTrace.of("recist1.1/target-selection/auto-non-target", lesion=lesion.lesion_id, mm=value)
             )
-    targets.sort(key=lambda t: t.lesion_id)
-    non_targets.sort(key=lambda t: t.lesion_id)
+    targets.sort(key=_TRACKED_ID)
+    non_targets.sort(key=_TRACKED_ID)
     return tuple(targets), tuple(non_targets)
 
 
@@ -461,14 +506,21 @@ def _new_lesion_categories(
 ) -> tuple[TrackedLesion, ...]:
     """Lesions first seen after baseline are new (contract section 1); NLT vs NLNT per iRECIST."""
     sightings: dict[str, list[tuple[int, Reading]]] = {}
-    at_baseline = {lid for lid, reading in baseline.readings.items() if _seen(reading)}
+    # Baseline disease, as in `_baseline_categories`: a diameter > 0, or a status other than absent.
+    at_baseline = {
+        lid
+        for lid, (value, state, _) in baseline.readings.items()
+        if (value > _ZERO_MM if value is not None else state is not None and state is not _ABSENT)
+    }
     for tp in follow_ups:
         for lid, reading in tp.readings.items():
-            if lid in at_baseline:
+            if lid in at_baseline:  # most readings: skipped before any call
                 continue
             lesion = lesions.get(lid)
             if lesion is not None and reading.present(lesion.is_lymph_node):
                 sightings.setdefault(lid, []).append((tp.index, reading))
+    if not sightings:
+        return ()
     found: list[tuple[int, Decimal, str]] = []
     for lid, seen in sightings.items():
         first_index, first_reading = seen[0]
@@ -510,17 +562,10 @@ def _new_lesion_categories(
             per_organ[key] = per_organ.get(key, 0) + 1
         category = Category.NEW_TARGET if nlt else Category.NEW_NON_TARGET
         result.append(
-            TrackedLesion(lesion, category, key, first_index, counted_from, declared not in _NEW_ROLES)
+            _new_tracked(lesion, category, key, first_index, counted_from, declared not in _NEW_ROLES)
         )
     result.sort(key=lambda t: t.lesion_id)
     return tuple(result)
 
 
 _NEW_ROLES = (LesionRole.NEW_TARGET, LesionRole.NEW_NON_TARGET)
-
-
-def _seen(reading: Reading) -> bool:
-    """Recorded at baseline as existing disease (any diameter > 0 or a non-absent status)."""
-    if reading.value_mm is not None:
-        return reading.value_mm > _ZERO_MM
-    return reading.state is not None and reading.state is not _ABSENT
