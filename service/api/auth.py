@@ -23,8 +23,6 @@ reads it from `app.state.stats_config`, else uses the defaults (no key: the port
 
 from __future__ import annotations
 
-import functools
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
@@ -34,7 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.analytics.privacy import DEFAULT_THRESHOLD, Thresholds
 from service.api.security import ClinicalInsufficientScope as InsufficientScope
-from service.api.security import ClinicalNotAuthenticated, decode_claims, scopes_of
+from service.api.security import ClinicalNotAuthenticated, scopes_of, verified_claims
 from service.application.errors import NotConfigured
 from service.config import Settings
 
@@ -96,20 +94,13 @@ class Principal:
 
 
 def verify_token(token: str, config: StatsConfig) -> Principal:
-    """Verify a bearer token and return the caller (module docstring); raises problem errors."""
-    principal, valid_until = _verified(token, config)
-    if time.time() >= valid_until:
-        raise NotAuthenticated("The bearer token has expired")
-    return principal
+    """Verify a bearer token and return the caller (module docstring); raises problem errors.
 
-
-@functools.lru_cache(maxsize=1024)
-def _verified(token: str, config: StatsConfig) -> tuple[Principal, float]:
-    """The caller and the time (epoch seconds) from which the token is expired; cached (module
-    docstring): `lru_cache` keeps only results, so a refused token is checked in full every time."""
+    The signature check is remembered per token until it expires (`security.verified_claims`).
+    """
     if not config.jwt_public_key_pem or not config.jwt_issuer:
         raise NotConfigured("The statistics portal has no token issuer configured")
-    claims = decode_claims(
+    claims = verified_claims(
         token,
         public_key_pem=config.jwt_public_key_pem,
         issuer=config.jwt_issuer,
@@ -120,8 +111,7 @@ def _verified(token: str, config: StatsConfig) -> tuple[Principal, float]:
     scopes = scopes_of(claims)
     if config.read_scope not in scopes:
         raise InsufficientScope(f"Statistics need the scope {config.read_scope!r}", config.read_scope)
-    principal = Principal(str(claims["sub"]), scopes, config.thresholds().for_roles(sorted(scopes)))
-    return principal, float(claims["exp"]) + config.jwt_leeway_s
+    return Principal(str(claims["sub"]), scopes, config.thresholds().for_roles(sorted(scopes)))
 
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="PortalBearer", description="OAuth2 access token (JWT)")

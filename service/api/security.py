@@ -29,6 +29,7 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import jwt
@@ -119,18 +120,9 @@ def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
 
 def verify_caller(token: str, config: ApiAuthConfig) -> Caller:
     """The verified caller of a bearer token; raises the problem errors of the module docstring."""
-    caller, valid_until = _verified(token, config)
-    if time.time() >= valid_until:
-        raise ClinicalNotAuthenticated("The bearer token has expired")
-    return caller
-
-
-@functools.lru_cache(maxsize=1024)
-def _verified(token: str, config: ApiAuthConfig) -> tuple[Caller, float]:
-    """Cached on success only (`lru_cache` does not keep exceptions); expiry is checked per call."""
     if not config.public_key_pem or not config.issuer:
         raise NotConfigured("The clinical API has no token issuer configured (ONCORESPONSE_API_JWT_*)")
-    claims = decode_claims(
+    claims = verified_claims(
         token,
         public_key_pem=config.public_key_pem,
         issuer=config.issuer,
@@ -138,7 +130,50 @@ def _verified(token: str, config: ApiAuthConfig) -> tuple[Caller, float]:
         leeway_s=config.leeway_s,
         refused=ClinicalNotAuthenticated,
     )
-    return Caller(str(claims["sub"]), scopes_of(claims)), float(claims["exp"]) + config.leeway_s
+    return Caller(str(claims["sub"]), scopes_of(claims))
+
+
+def verified_claims(
+    token: str,
+    *,
+    public_key_pem: str,
+    issuer: str,
+    audience: str,
+    leeway_s: int,
+    refused: type[ApplicationError],
+) -> Mapping[str, Any]:
+    """`decode_claims`, remembered per token and settings until the token expires.
+
+    A signature check costs about a millisecond (RS256) per request; a token is presented many
+    times in its lifetime. Only successes are remembered (`lru_cache` keeps no exceptions), so a
+    refused token is checked in full each time; expiry is checked on every call.
+    """
+    try:
+        claims, valid_until = _cached_claims(token, public_key_pem, issuer, audience, leeway_s)
+    except _Refused as exc:
+        raise refused(exc.detail) from None
+    if time.time() >= valid_until:
+        raise refused("The bearer token has expired")
+    return claims
+
+
+class _Refused(ApplicationError):
+    """A refused token inside the cache; re-raised as the caller's own 401 problem."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_claims(
+    token: str, public_key_pem: str, issuer: str, audience: str, leeway_s: int
+) -> tuple[Mapping[str, Any], float]:
+    claims = decode_claims(
+        token,
+        public_key_pem=public_key_pem,
+        issuer=issuer,
+        audience=audience,
+        leeway_s=leeway_s,
+        refused=_Refused,
+    )
+    return MappingProxyType(claims), float(claims["exp"]) + leeway_s
 
 
 def decode_claims(

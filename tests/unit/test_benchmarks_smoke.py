@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from decimal import Decimal
-from pathlib import Path
 from types import ModuleType
 
 import orjson
@@ -14,18 +11,11 @@ import pytest
 
 from service.synthetic import Trajectory, cohort_bundle, generate_patient
 from service.synthetic.cohorts import Cohort
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "engine.py"
+from tests.benchmark_scripts import load_benchmark
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_engine", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("engine")
 
 
 def test_engine_benchmark_reports_every_stage_the_anchor_and_the_engine_share(

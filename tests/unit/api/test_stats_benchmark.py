@@ -3,30 +3,21 @@ overhead figure is robust to load that slows both calls of a pair alike."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import statistics
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 import structlog
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "stats.py"
+from tests.benchmark_scripts import load_benchmark
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("benchmarks_stats", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("stats")
 
 
 def test_pair_ratio_ignores_load_that_hits_both_calls_of_a_pair() -> None:
