@@ -39,12 +39,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import logging
 import math
 import multiprocessing
-import socket
 import statistics
 import sys
 import time
@@ -63,10 +61,11 @@ from aiohttp import web
 if __package__ in (None, ""):  # `python benchmarks/engine.py` from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.loopback import canned, searchset, serve, wait_for
 from service import __version__
 from service.adapters.fhir import codes
 from service.adapters.fhir.client import FhirClient, create_http_client
-from service.adapters.fhir.inbound import group_bundle_by_patient, patient_input, patient_of
+from service.adapters.fhir.inbound import group_bundle_by_patient, patient_input
 from service.adapters.fhir.outbound import assessment_bundle
 from service.adapters.fhir.source import PATIENT_SEARCHES, FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter
@@ -274,35 +273,16 @@ def run(patients: int = 500, repetitions: int = 7, seed: int = 3) -> Report:
 
 
 # --- (b) the end-to-end sync over HTTP -------------------------------------------------------------------------
-def _searchset(resources: list[dict[str, Any]]) -> bytes:
-    entries = [{"resource": r, "search": {"mode": "match"}} for r in resources]
-    return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "entry": entries})
-
-
 def _serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, deadline_s: float) -> None:
     """The loopback FHIR stub (child process): canned reads and searches of `patients`, a transaction
     answer for POSTs, an empty CapabilityStatement (so no `_include`: the source fetches BodyStructures
     by `_id`, as on sekmet-fhir). Stops after `max_requests` requests or `deadline_s` seconds."""
-    reads: dict[tuple[str, str], dict[str, Any]] = {}
-    pages: dict[tuple[str, str], bytes] = {}
-    for resources in patients:
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for r in resources:
-            reads[(r["resourceType"], r["id"])] = r
-            owner = r["id"] if r["resourceType"] == "Patient" else patient_of(r)
-            if owner:
-                groups.setdefault((r["resourceType"], owner), []).append(r)
-        pages.update({key: _searchset(group) for key, group in groups.items()})
-    empty = _searchset([])
+    data = canned(patients)
+    reads, pages = data.reads, data.pages
+    empty = searchset([])
     capability = orjson.dumps({"resourceType": "CapabilityStatement", "rest": [{"mode": "server"}]})
-    served = 0
-    stop = asyncio.Event()
 
     async def handle(request: web.Request) -> web.Response:
-        nonlocal served
-        served += 1
-        if served >= max_requests:
-            stop.set()
         parts = request.path.removeprefix("/fhir/").split("/")
         query = request.query
         body = empty
@@ -320,31 +300,10 @@ def _serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, d
             body = pages.get((parts[0], query["patient"]), empty)
         elif "_id" in query:
             wanted = (reads.get((parts[0], i)) for i in query["_id"].split(","))
-            body = _searchset([r for r in wanted if r is not None])
+            body = searchset([r for r in wanted if r is not None])
         return web.Response(body=body, content_type="application/fhir+json")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=deadline_s)
-        await runner.cleanup()
-
-    asyncio.run(main())
-
-
-def _wait_for(port: int, process: multiprocessing.process.BaseProcess) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.exitcode is None:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("the loopback FHIR stub did not start")
+    serve(port, handle, max_requests, deadline_s)
 
 
 async def _sync(base_url: str, ids: Sequence[str], as_of: date, params: AssessmentParameters) -> SyncReport:
@@ -413,7 +372,7 @@ def run_sync(patients: int = 100, seed: int = 3) -> SyncReport:
     server = ctx.Process(target=_serve, args=(port, resources, budget, 600.0), daemon=True)
     server.start()
     try:
-        _wait_for(port, server)
+        wait_for(port, server.is_alive)
         base = f"http://127.0.0.1:{port}/fhir"
         params = AssessmentParameters()
         reports = [asyncio.run(_sync(base, ids, as_of, params)) for _ in range(rounds)][1:]

@@ -40,10 +40,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import multiprocessing
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -57,9 +55,10 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.loopback import canned, searchset, serve, wait_for
 from service.adapters.fhir.bulk import BulkMeasurementSource, FhirBulkExport, NdjsonSpool
 from service.adapters.fhir.client import FhirClient, _json_default, create_http_client
-from service.adapters.fhir.inbound import patient_input, patient_of
+from service.adapters.fhir.inbound import patient_input
 from service.adapters.fhir.resources import validate_resource
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter, transaction_bundle
@@ -84,16 +83,6 @@ def cohort(n: int) -> list[list[dict[str, Any]]]:
         generate_patient(trajectories[i % len(trajectories)], seed=1000 + i, patient_id=f"b{i:05d}").resources
         for i in range(n)
     ]
-
-
-def searchset(resources: list[dict[str, Any]]) -> bytes:
-    return orjson.dumps(
-        {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
-        }
-    )
 
 
 # --- 1 and 2: parse and serialise ------------------------------------------------------------------
@@ -218,21 +207,12 @@ def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> No
 
 
 # --- loopback server -------------------------------------------------------------------------------
-def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, deadline_s: float) -> None:
+def _serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, deadline_s: float) -> None:
     """A canned FHIR server (child process): stops after `max_requests` or `deadline_s`."""
-    pages: dict[tuple[str, str], bytes] = {}
-    reads: dict[tuple[str, str], bytes] = {}
-    everyone: list[dict[str, Any]] = []
-    for resources in patients:
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for r in resources:
-            reads[(r["resourceType"], r["id"])] = orjson.dumps(r)
-            if r["resourceType"] == "Patient":
-                everyone.append(r)
-            owner = r["id"] if r["resourceType"] == "Patient" else patient_of(r)
-            if owner:
-                groups.setdefault((r["resourceType"], owner), []).append(r)
-        pages.update({key: searchset(group) for key, group in groups.items()})
+    data = canned(patients)
+    pages = data.pages
+    reads = {key: orjson.dumps(r) for key, r in data.reads.items()}
+    everyone = [r for (rtype, _), r in data.reads.items() if rtype == "Patient"]
     empty = searchset([])
     fixed = (
         b'{"resourceType":"Bundle","type":"searchset","entry":['
@@ -250,14 +230,8 @@ def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, de
             ndjson.setdefault(r["resourceType"], []).append(orjson.dumps(r))
     files = {rtype: b"\n".join(items) + b"\n" for rtype, items in ndjson.items()}
     origin = f"http://127.0.0.1:{port}"
-    served = 0
-    stop = asyncio.Event()
 
     def answer(body: bytes) -> web.Response:
-        nonlocal served
-        served += 1
-        if served >= max_requests:
-            stop.set()
         return web.Response(body=body, content_type="application/fhir+json")
 
     async def handle(request: web.Request) -> web.Response:
@@ -268,7 +242,6 @@ def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, de
         if parts == ["metadata"]:
             return answer(orjson.dumps(CAPABILITY))
         if parts == ["Patient", "$export"]:
-            answer(b"")
             return web.Response(status=202, headers={"Content-Location": f"{origin}/fhir/_export/1"})
         if parts == ["_export", "1"]:
             manifest = {
@@ -302,28 +275,7 @@ def serve(port: int, patients: list[list[dict[str, Any]]], max_requests: int, de
             return answer(searchset(everyone))
         return answer(empty)
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=deadline_s)
-        await runner.cleanup()
-
-    asyncio.run(main())
-
-
-def wait_for(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("loopback server did not start")
+    serve(port, handle, max_requests, deadline_s)
 
 
 # --- 3: HTTP client CPU per request ----------------------------------------------------------------
@@ -449,11 +401,11 @@ def main() -> None:
     port = free_port()
     budget = args.requests * 3 + args.patients * 30 + 1000
     server = multiprocessing.get_context("fork").Process(
-        target=serve, args=(port, patients, budget, 600.0), daemon=True
+        target=_serve, args=(port, patients, budget, 600.0), daemon=True
     )
     server.start()
     try:
-        wait_for(port)
+        wait_for(port, server.is_alive)
         base = f"http://127.0.0.1:{port}/fhir"
         asyncio.run(http_cpu(base, args.requests, args.concurrency))
         asyncio.run(end_to_end(base, args.patients, args.concurrency))
