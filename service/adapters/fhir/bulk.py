@@ -45,6 +45,7 @@ import anyio
 import orjson
 import structlog
 
+from service.adapters.fhir import codes
 from service.adapters.fhir.client import FhirClient, Sleep
 from service.adapters.fhir.errors import FhirRejected, FhirUnavailable, outcome_summary
 from service.adapters.fhir.inbound import patient_input, patient_of
@@ -64,18 +65,7 @@ log = structlog.get_logger(__name__)
 
 JsonDict = dict[str, Any]
 
-# Contract section 1: every type the reader uses.
-EXPORT_TYPES: Final = (
-    "Patient",
-    "Condition",
-    "MedicationAdministration",
-    "MedicationRequest",
-    "Medication",
-    "ImagingStudy",
-    "BodyStructure",
-    "Observation",
-    "Procedure",
-)
+EXPORT_TYPES: Final = codes.READ_TYPES
 _SHARED_TYPES: Final = frozenset({"Medication"})
 
 

@@ -205,3 +205,17 @@ SMOKING_STATUS_BY_SNOMED: Final[dict[str, str]] = {
     "266919005": "never",  # Never smoked tobacco
     "266927001": "unknown",  # Tobacco smoking consumption unknown
 }
+
+
+# Contract section 1: every resource type the reader uses (Bulk Data `_type`, SMART read scopes).
+READ_TYPES: Final = (
+    "Patient",
+    "Condition",
+    "MedicationAdministration",
+    "MedicationRequest",
+    "Medication",
+    "ImagingStudy",
+    "BodyStructure",
+    "Observation",
+    "Procedure",
+)

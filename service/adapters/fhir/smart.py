@@ -34,6 +34,7 @@ import jwt
 import orjson
 import structlog
 
+from service.adapters.fhir import codes
 from service.adapters.fhir.errors import FhirRejected, FhirUnavailable
 
 __all__ = ["ASSERTION_TYPE", "DEFAULT_SCOPES", "SmartBackendAuth", "SmartCredentials"]
@@ -45,21 +46,7 @@ ASSERTION_LIFETIME_S: Final = 240
 # What the service reads (contract section 1) and writes (section 2; Device and Provenance too).
 DEFAULT_SCOPES: Final = " ".join(
     [
-        *(
-            f"system/{t}.rs"
-            for t in (
-                "Patient",
-                "Condition",
-                "MedicationAdministration",
-                "MedicationRequest",
-                "Medication",
-                "ImagingStudy",
-                "BodyStructure",
-                "Observation",
-                "Procedure",
-                "Group",
-            )
-        ),
+        *(f"system/{t}.rs" for t in (*codes.READ_TYPES, "Group")),
         "system/Observation.cu",
         "system/Provenance.c",
         "system/Device.cr",
