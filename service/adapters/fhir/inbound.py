@@ -967,15 +967,10 @@ class _PatientMapper:
             return self._plain_non_target(res, ref, quick.on)
         if not isinstance(kind, LabKind):
             return False
-        quantity = res.get("valueQuantity")
-        if type(quantity) is not dict:
-            return False
-        try:
-            value = _quantity(quantity, _LAB_UNITS[kind], ref, kind.value)
+        try:  # `_read_lab` changes nothing before it can finish
+            self._read_lab(res, ref, quick.on, kind)
         except (MalformedResource, _Unusable):
             return False
-        self.labs.append(LabResult(kind, quick.on, value, ref))
-        self.used_refs.append(ref)
         return True
 
     def _plain_lesion_and_scan(self, res: JsonDict) -> tuple[Lesion, _ScanParts] | None:
