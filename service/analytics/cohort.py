@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -289,12 +289,17 @@ class CohortFilter:
 
     def key(self) -> str:
         """Canonical text of the filter (order of values does not matter), for caches and audit."""
-        data = asdict(self)
-        canonical = {k: (sorted(v) if isinstance(v, tuple) else v) for k, v in data.items()}
+        canonical = {
+            f.name: (sorted(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in _FILTER_FIELDS
+        }
         return json.dumps(canonical, sort_keys=True, default=str, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha256(self.key().encode()).hexdigest()[:16]
+
+
+_FILTER_FIELDS = fields(CohortFilter)
 
 
 _MULTI = ("tumour_group", "line_band", "ici_class", "strategy", "sex", "age_band", "ecog_band", "group")

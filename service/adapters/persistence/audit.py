@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.orm import sessionmaker
 
 from service.adapters.persistence.database import utc_now
@@ -29,22 +29,31 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+_INSERT = insert(AuditLogRow).returning(AuditLogRow.id)
+
+
 class AuditLogRepository:
-    """Synchronous repository of the append-only `audit_log` table."""
+    """Synchronous repository of the append-only `audit_log` table.
+
+    `record` is one Core `INSERT ... RETURNING id` in its own committed transaction, not an ORM
+    unit of work: every statistics query writes an entry before its answer leaves (issue 6), and
+    the ORM's session, identity map and flush cost about four times the insert itself.
+    """
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
 
     def record(self, principal: str, action: str, detail: Mapping[str, Any] | None = None) -> AuditEntry:
-        """Append one entry, stamped with the current time."""
-        row = AuditLogRow(
-            at=self._clock(), principal=principal, action=action, detail_json=dict(detail or {})
-        )
-        with self._sessions.begin() as session:
-            session.add(row)
-            session.flush()
-            return AuditEntry(row.id, row.at, row.principal, row.action, row.detail_json)
+        """Append one entry, stamped with the current time (committed when this returns)."""
+        at = self._clock()
+        detail_json = dict(detail or {})
+        with self._engine.begin() as connection:
+            entry_id = connection.execute(
+                _INSERT, {"at": at, "principal": principal, "action": action, "detail_json": detail_json}
+            ).scalar_one()
+        return AuditEntry(entry_id, at, principal, action, detail_json)
 
     def recent(self, limit: int = 100) -> list[AuditEntry]:
         """The latest entries, newest first."""

@@ -34,7 +34,9 @@ import anyio.to_thread
 import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from service.adapters.persistence.audit import SqlAuditLog
@@ -150,38 +152,108 @@ RuntimeDep = Annotated[StatsRuntime, Depends(get_runtime)]
 # -- the cohort filter ----------------------------------------------------------------------------
 
 
-def _values(values: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(sorted(set(values or ())))
+# The cohort query parameters, parsed by hand from the query string (decision, issue 6: FastAPI
+# re-inspects the annotation of every declared query parameter on every request, about 40 us
+# each, which for these twelve was the largest part of what the API adds to a fast analysis).
+# The same rules as declared parameters would give: repeatable lists (values OR-ed; order and
+# repeats do not matter), enumerated values checked, dates as YYYY-MM-DD, the last value of a
+# repeated date wins; a bad value is a 422 /problems/request-validation naming the parameter.
+# They are documented in OpenAPI from the same table (`COHORT_PARAMETERS`).
+# (query name, CohortFilter field, allowed values or None for free text, description)
+_COHORT_LISTS: tuple[tuple[str, str, tuple[str, ...] | None, str | None], ...] = (
+    ("tumour_group", "tumour_group", None, "NSCLC, SCLC, GC, HCC, Others"),
+    ("line", "line_band", ("first", "later"), "Line of the ICI treatment"),
+    ("ici_class", "ici_class", ("PD-1", "PD-L1"), None),
+    ("strategy", "strategy", ("monotherapy", "combination"), None),
+    ("sex", "sex", None, None),
+    ("age_band", "age_band", ("<60", ">=60"), "Age at the start of the ICI"),
+    ("ecog_band", "ecog_band", ("0-1", ">=2"), None),
+    ("response_group", "group", ("DR", "PsPD", "CR-PR", "SD", "PD"), None),
+    ("institution", "institution", None, None),
+)
+_COHORT_DATES: tuple[tuple[str, str], ...] = (
+    ("start_from", "Treatment start on or after (YYYY-MM-DD)"),
+    ("start_to", "Treatment start on or before (YYYY-MM-DD)"),
+    ("as_of", "Censor every endpoint at this date (YYYY-MM-DD)"),
+)
 
 
-async def cohort_filter(
-    tumour_group: Annotated[list[str] | None, Query(description="NSCLC, SCLC, GC, HCC, Others")] = None,
-    line: Annotated[list[Literal["first", "later"]] | None, Query()] = None,
-    ici_class: Annotated[list[Literal["PD-1", "PD-L1"]] | None, Query()] = None,
-    strategy: Annotated[list[Literal["monotherapy", "combination"]] | None, Query()] = None,
-    sex: Annotated[list[str] | None, Query()] = None,
-    age_band: Annotated[list[Literal["<60", ">=60"]] | None, Query()] = None,
-    ecog_band: Annotated[list[Literal["0-1", ">=2"]] | None, Query()] = None,
-    response_group: Annotated[list[Literal["DR", "PsPD", "CR-PR", "SD", "PD"]] | None, Query()] = None,
-    institution: Annotated[list[str] | None, Query()] = None,
-    start_from: Annotated[date | None, Query(description="Treatment start on or after")] = None,
-    start_to: Annotated[date | None, Query(description="Treatment start on or before")] = None,
-    as_of: Annotated[date | None, Query(description="Censor every endpoint at this date")] = None,
-) -> CohortFilter:
-    return CohortFilter(
-        tumour_group=_values(tumour_group),
-        line_band=_values(line),
-        ici_class=_values(ici_class),
-        strategy=_values(strategy),
-        sex=_values(sex),
-        age_band=_values(age_band),
-        ecog_band=_values(ecog_band),
-        group=_values(response_group),
-        institution=_values(institution),
-        start_from=start_from,
-        start_to=start_to,
-        as_of=as_of,
+def _list_parameter(name: str, allowed: tuple[str, ...] | None, description: str | None) -> dict[str, Any]:
+    items: dict[str, Any] = (
+        {"type": "string"} if allowed is None else {"type": "string", "enum": list(allowed)}
     )
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "schema": {"type": "array", "items": items},
+    }
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+COHORT_PARAMETERS: list[dict[str, Any]] = [
+    *(_list_parameter(name, allowed, text) for name, _, allowed, text in _COHORT_LISTS),
+    *(
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "format": "date"},
+            "description": text,
+        }
+        for name, text in _COHORT_DATES
+    ),
+]
+
+
+def _date(raw: str) -> date:
+    if len(raw) != 10 or raw[4] != "-" or raw[7] != "-":
+        raise ValueError("not YYYY-MM-DD")
+    return date.fromisoformat(raw)
+
+
+async def cohort_filter(request: Request) -> CohortFilter:
+    """The cohort of a stats query, from its query string (see `_COHORT_LISTS`)."""
+    query = request.query_params
+    values: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name, field_name, allowed, _ in _COHORT_LISTS:
+        given = query.getlist(name)
+        if not given:
+            continue
+        if allowed is not None:
+            for bad in (v for v in given if v not in allowed):
+                errors.append(
+                    {
+                        "type": "literal_error",
+                        "loc": ("query", name),
+                        "msg": "Input should be " + " or ".join(repr(a) for a in allowed),
+                        "input": bad,
+                    }
+                )
+        values[field_name] = tuple(sorted(set(given)))
+    for name, _ in _COHORT_DATES:
+        given = query.getlist(name)
+        if not given:
+            continue
+        try:
+            values[name] = _date(given[-1])
+        except ValueError:
+            errors.append(
+                {
+                    "type": "date_from_datetime_parsing",
+                    "loc": ("query", name),
+                    "msg": "Input should be a valid date in the format YYYY-MM-DD",
+                    "input": given[-1],
+                }
+            )
+    if errors:
+        raise RequestValidationError(errors)
+    return CohortFilter(**values)
 
 
 CohortDep = Annotated[CohortFilter, Depends(cohort_filter)]
@@ -577,3 +649,16 @@ async def treatment_beyond_progression(
         compute,
         lambda report, meta: _json(meta, report),
     )
+
+
+def _document_cohort_parameters() -> None:
+    """Add the hand-parsed cohort parameters to the OpenAPI operation of every route taking a
+    cohort (`cohort_filter`); run once at import, before the app includes the router."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and any(d.call is cohort_filter for d in route.dependant.dependencies):
+            extra = dict(route.openapi_extra or {})
+            extra["parameters"] = [*extra.get("parameters", []), *COHORT_PARAMETERS]
+            route.openapi_extra = extra
+
+
+_document_cohort_parameters()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import fields
 from datetime import date
 
 import pytest
@@ -109,6 +111,14 @@ def test_filters_combine_with_and_values_with_or_and_ne_is_left_out() -> None:
 def test_filter_key_ignores_value_order() -> None:
     assert CohortFilter(sex=("male", "female")).key() == CohortFilter(sex=("female", "male")).key()
     assert CohortFilter(sex=("male",)).key() != CohortFilter(sex=("female",)).key()
+
+
+def test_filter_key_names_every_criterion_so_no_two_cohorts_share_a_cache_entry() -> None:
+    key = json.loads(CohortFilter(as_of=date(2024, 1, 31), exclude_ne=False).key())
+    assert set(key) == {f.name for f in fields(CohortFilter)}
+    assert key["as_of"] == "2024-01-31"
+    assert key["exclude_ne"] is False
+    assert CohortFilter(start_to=date(2024, 1, 31)).key() != CohortFilter(as_of=date(2024, 1, 31)).key()
 
 
 def test_survival_frame_is_whole_days_with_0_1_events_and_skips_missing() -> None:

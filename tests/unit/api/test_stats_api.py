@@ -458,3 +458,56 @@ async def test_predictors_without_any_dr_patient_are_refused(portal: Portal) -> 
     )
     assert r.status_code == 422
     assert r.json()["detail"] == "DR has no patients in this cohort"
+
+
+async def test_cohort_parameters_repeat_and_are_ored_like_declared_query_lists(portal: Portal) -> None:
+    """The cohort part of the query string is parsed by hand (routers/stats.py, decision for
+    issue 6); it must behave as FastAPI's declared `list[Literal[...]]` parameters did."""
+    both = await portal.http.get(
+        "/stats/survival?response_group=SD&response_group=PD&response_group=SD&start_to=2030-01-01",
+        headers=bearer(token()),
+    )
+    assert both.status_code == 200, both.text
+    body = both.json()
+    assert body["cohort"]["filter"]["group"] == ["PD", "SD"]
+    assert body["cohort"]["filter"]["start_to"] == "2030-01-01"
+    assert {c["group"] for c in body["report"]["curves"]} == {"SD", "PD"}
+    reordered = await portal.http.get(
+        "/stats/survival?start_to=2030-01-01&response_group=PD&response_group=SD", headers=bearer(token())
+    )
+    assert reordered.json()["cohort"]["cached"] is True  # the same cohort, whatever the order
+    only_sd = (await portal.http.get("/stats/survival?response_group=SD", headers=bearer(token()))).json()
+    assert {c["group"] for c in only_sd["report"]["curves"]} == {"SD"}
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("response_group=progression", "response_group"),
+        ("line=second", "line"),
+        ("age_band=%3E60", "age_band"),
+        ("start_from=2024-1-5", "start_from"),
+        ("as_of=yesterday", "as_of"),
+    ],
+)
+async def test_bad_cohort_parameter_is_422_problem_naming_it(portal: Portal, query: str, name: str) -> None:
+    r = await portal.http.get(f"/stats/response?{query}", headers=bearer(token()))
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["type"] == "/problems/request-validation"
+    assert problem["errors"][0]["loc"] == ["query", name]
+    assert portal.audit() == []  # refused before any query ran: nothing to audit
+
+
+def test_every_cohort_endpoint_documents_the_cohort_parameters(app_settings: Settings) -> None:
+    doc = create_app(app_settings).openapi()
+    cohort = {"tumour_group", "line", "ici_class", "strategy", "sex", "age_band", "ecog_band"}
+    cohort |= {"response_group", "institution", "start_from", "start_to", "as_of"}
+    for path, ops in doc["paths"].items():
+        if path.startswith("/stats"):
+            names = [p["name"] for p in ops["get"]["parameters"]]
+            assert cohort <= set(names), path
+            assert len(names) == len(set(names)), path
+    line = next(p for p in doc["paths"]["/stats/response"]["get"]["parameters"] if p["name"] == "line")
+    assert line["schema"] == {"type": "array", "items": {"type": "string", "enum": ["first", "later"]}}
