@@ -221,7 +221,15 @@ def _logrank_counts(deaths: np.ndarray, seen: np.ndarray) -> tuple[float, float]
         w = np.where(n > 1, d * (n - d) / (n - 1) / n, 0.0)
     u = (deaths - expected).sum(axis=0)
     covariance = np.diag((at_risk * w[:, None]).sum(axis=0)) - (at_risk * (w / n)[:, None]).T @ at_risk
-    statistic = float(u[:-1] @ np.linalg.solve(covariance[:-1, :-1], u[:-1])) if k > 1 else 0.0
+    if k < 2:
+        return 0.0, 1.0
+    try:
+        statistic = float(u[:-1] @ np.linalg.solve(covariance[:-1, :-1], u[:-1]))
+    except np.linalg.LinAlgError:
+        # A singular covariance (e.g. no event in any of these groups): the generalised inverse,
+        # as lifelines' `multivariate_logrank_test` uses throughout; with no event the statistic
+        # is 0 and p is 1 (nothing tells the groups apart).
+        statistic = float(u[:-1] @ np.linalg.pinv(covariance[:-1, :-1]) @ u[:-1])
     return statistic, float(chi2.sf(statistic, k - 1))
 
 

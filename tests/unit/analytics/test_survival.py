@@ -129,6 +129,23 @@ def test_logrank_matches_statsmodels_survdiff() -> None:
     assert pair.p == pytest.approx(survdiff(durations[mask], events[mask], groups[mask])[1], rel=1e-6)
 
 
+def test_logrank_without_any_event_is_p_1_as_lifelines_not_an_error() -> None:
+    """Two groups followed without a single death: nothing tells them apart. lifelines'
+    `multivariate_logrank_test` (generalised inverse of the covariance) gives statistic 0, p 1;
+    a plain solve of the all-zero covariance would fail ('Singular matrix', once a 422)."""
+    from lifelines.statistics import multivariate_logrank_test
+
+    frame = pd.DataFrame(
+        {"duration_days": [30, 60, 90, 45, 75, 120], "event": [0] * 6, "group": ["A"] * 3 + ["B"] * 3}
+    )
+    analysis = km_analysis(frame)
+    reference = multivariate_logrank_test(frame["duration_days"], frame["group"], frame["event"])
+    assert analysis.overall is not None
+    assert analysis.overall.statistic == pytest.approx(reference.test_statistic, abs=1e-12)
+    assert analysis.overall.p == pytest.approx(reference.p_value)
+    assert analysis.overall.p == pytest.approx(1.0)
+
+
 def test_km_by_group_from_the_analysis_table() -> None:
     frame = table(
         [result(group="PD", os_=(d, True)) for d in (30, 60, 90)]
