@@ -30,9 +30,13 @@ Issue 4 additions:
 - The bearer token (static or SMART Backend Services, `smart.py`) is only sent to the FHIR
   server's own origin (scheme, host, port): never to a foreign `next` link or export file host.
 - CPU per request: requests are built directly (`httpx.Request` + `send`, no client-side URL
-  and header merging) and response cookies are not parsed (`_NoCookies`); with the aiohttp
-  transport (`transport.py`) this keeps the client within the issue's 3x of plain aiohttp
-  (`benchmarks/ingest.py`).
+  and header merging), their URL parsed once (the same-origin check reuses it) and their
+  `Host`/`Content-Length` headers set where httpx would set them (`_build`). The client of
+  `create_http_client` (`_LeanAsyncClient`) sends a request that uses no auth, event hooks,
+  redirect following or cookies (none of ours do) straight to its transport, skipping the
+  layers of `httpx.AsyncClient.send` that would do nothing for it, with the same response;
+  over the aiohttp transport (`transport.py`) the body is read in one aiohttp call. This keeps
+  the client within the issue's 3x of plain aiohttp with room (`benchmarks/ingest.py`).
 
 Logs carry resource types, statuses and attempts only: never URLs (they hold patient ids),
 bodies or tokens.
@@ -40,13 +44,15 @@ bodies or tokens.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 import httpx
@@ -61,8 +67,12 @@ from service.adapters.fhir.errors import (
     MalformedResource,
     outcome_summary,
 )
-from service.adapters.fhir.transport import AiohttpTransport
+from service.adapters.fhir.transport import AiohttpBody, AiohttpTransport
 from service.domain.results import DataIssue
+
+if TYPE_CHECKING:
+    from httpx._client import UseClientDefault
+    from httpx._types import AuthTypes
 
 __all__ = [
     "FHIR_JSON",
@@ -91,12 +101,132 @@ RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 HttpTransport = Literal["httpx", "aiohttp"]
 
+# Headers httpx adds to a request built from content (`FhirClient._build` adds them itself).
+_AUTO_HEADERS: Final = frozenset({"host", "content-length", "transfer-encoding"})
+_EMPTY_BODY_LENGTH_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
 
 class _NoCookies(CookieJar):
     """A FHIR API sets no session cookies we want: parsing `Set-Cookie` is skipped (CPU per request)."""
 
     def extract_cookies(self, response: Any, request: Any) -> None:
         return None
+
+
+_HTTPX_LOG: Final = logging.getLogger("httpx")
+
+
+class _ElapsedStream(httpx.AsyncByteStream):
+    """A streamed body that sets `response.elapsed` when closed (as `httpx.AsyncClient.send` does)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, response: httpx.Response, start: float) -> None:
+        self._stream = stream
+        self._response = response
+        self._start = start
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._response.elapsed = timedelta(seconds=time.perf_counter() - self._start)
+        await self._stream.aclose()
+
+
+class _LeanAsyncClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` whose `send` skips the layers a plain request does not use (CPU per request).
+
+    `httpx.AsyncClient.send` passes every request through an auth-flow generator, a redirect
+    loop, the event-hook lists, a stream wrapper and the cookie jar (which builds a
+    `urllib.request.Request` per response even when the jar then ignores it). For a request with
+    no auth (none given, none on the client, no user:password in the URL), no event hooks,
+    redirects not followed and the cookie-less jar of `create_http_client`, those layers change
+    nothing, and this `send` hands the request to the transport httpx would choose (its mounts
+    included) and returns the same response: status, headers, body decoded by its
+    `Content-Encoding` and closed (or left open with `stream=True`), `request`, `next_request` of
+    a redirect, `elapsed`, httpx's own log line, the request attached to a `RequestError`.
+    Anything else, the first request and a closed client go through `httpx.AsyncClient.send`.
+    A body from the aiohttp transport (`AiohttpBody`) is read with one aiohttp `read()` instead of
+    httpx's chain of async iterators.
+    """
+
+    _opened = False  # set after the first request, which goes through httpx (it opens the client)
+
+    async def send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: AuthTypes | UseClientDefault | None = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        if not (self._opened and self._plain(request, auth, follow_redirects)):
+            response = await super().send(
+                request, stream=stream, auth=auth, follow_redirects=follow_redirects
+            )
+            self._opened = True
+            return response
+        start = time.perf_counter()
+        if "timeout" not in request.extensions:
+            request.extensions = dict(**request.extensions, timeout=self.timeout.as_dict())
+        if not isinstance(request.stream, httpx.AsyncByteStream):
+            raise RuntimeError("Attempted to send an sync request with an AsyncClient instance.")
+        try:
+            response = await self._transport_for_url(request.url).handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        body = response.stream
+        if not isinstance(body, httpx.AsyncByteStream):  # httpx asserts this
+            raise TypeError("an async transport returned a sync response stream")
+        response.request = request
+        response.default_encoding = self._default_encoding
+        if _HTTPX_LOG.isEnabledFor(logging.INFO):
+            _HTTPX_LOG.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+        try:
+            if 300 <= response.status_code < 400 and response.has_redirect_location:
+                response.next_request = self._build_redirect_request(request, response)
+            if stream:
+                response.stream = _ElapsedStream(body, response, start)
+                return response
+            if isinstance(body, AiohttpBody):
+                response.stream = httpx.ByteStream(await body.read())
+                response.read()  # decodes by Content-Encoding and closes, as `aread` would
+            else:
+                await response.aread()
+            response.elapsed = timedelta(seconds=time.perf_counter() - start)
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    def _plain(
+        self,
+        request: httpx.Request,
+        auth: AuthTypes | UseClientDefault | None,
+        follow_redirects: bool | UseClientDefault,
+    ) -> bool:
+        """No auth, no event hooks, redirects not followed, no cookies, client open."""
+        hooks = self.event_hooks
+        return (
+            (auth is None or (auth is httpx.USE_CLIENT_DEFAULT and self.auth is None))
+            and (
+                follow_redirects is False
+                or (follow_redirects is httpx.USE_CLIENT_DEFAULT and not self.follow_redirects)
+            )
+            and not hooks["request"]
+            and not hooks["response"]
+            and isinstance(self.cookies.jar, _NoCookies)
+            and not self.is_closed
+            and not request.url.userinfo
+        )
 
 
 def create_http_client(
@@ -114,7 +244,7 @@ def create_http_client(
     (production: a fraction of the CPU per request, see `transport.py`); the default is httpx's
     own transport, which pytest-httpx patches in the tests.
     """
-    return httpx.AsyncClient(
+    return _LeanAsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
@@ -411,10 +541,37 @@ class FhirClient:
             return httpx.URL(text).copy_merge_params(params)
         return httpx.URL(text, params=params)
 
-    def _same_origin(self, url: str) -> bool:
+    def _build(
+        self, method: str, target: httpx.URL, headers: dict[str, str], content: bytes | None
+    ) -> httpx.Request:
+        """`httpx.Request(method, target, content=content, headers=headers)`, built more cheaply.
+
+        A pre-built request skips the client's URL and header merging. Beyond that, the headers
+        httpx would add itself (`Host`; `Content-Length` of a body, or 0 for a POST, PUT or PATCH
+        without one) are put in the same places here, so httpx need not scan the headers and
+        parse them twice; headers that set any of those names themselves go through httpx.
+        """
+        if not _AUTO_HEADERS.isdisjoint(name.lower() for name in headers):
+            return httpx.Request(
+                method, target, content=content, headers=headers, extensions=self._extensions
+            )
+        raw = [("Host", target.netloc.decode("ascii"))]
+        if not content and method.upper() in _EMPTY_BODY_LENGTH_METHODS:
+            raw.append(("Content-Length", "0"))
+        raw.extend(headers.items())
+        if content:
+            raw.append(("Content-Length", str(len(content))))
+        request = httpx.Request(
+            method, target, headers=raw, extensions=self._extensions, stream=httpx.ByteStream(content or b"")
+        )
+        request.read()  # `request.content`, as for `content=`
+        return request
+
+    def _same_origin(self, url: str, parsed: httpx.URL | None = None) -> bool:
+        """Whether `url` (relative, or absolute; `parsed` if already parsed) is on the base URL's origin."""
         if not url.startswith(("http://", "https://")):
             return True
-        target = httpx.URL(url)
+        target = httpx.URL(url) if parsed is None else parsed
         base = self._base
         return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
 
@@ -442,7 +599,7 @@ class FhirClient:
         refresh_token = False
         reauthorised = False
         target = self._absolute(url, params)
-        authorise = self._token_provider is not None and self._same_origin(url)
+        authorise = self._token_provider is not None and self._same_origin(url, target)
         while True:
             attempt += 1
             headers = {"Accept": accept}
@@ -454,11 +611,7 @@ class FhirClient:
                 headers["Authorization"] = f"Bearer {await self._token_provider(refresh_token)}"
                 refresh_token = False
             try:
-                # A pre-built request skips the client's URL and header merging (CPU per request).
-                request = httpx.Request(
-                    method, target, content=content, headers=headers, extensions=self._extensions
-                )
-                response = await self._http.send(request)
+                response = await self._http.send(self._build(method, target, headers, content))
             except httpx.TransportError as exc:
                 if attempt >= self._retry.max_attempts:
                     log.warning("fhir.unavailable", resource_type=resource_type, error=type(exc).__name__)

@@ -15,6 +15,10 @@ Decisions:
   (`ConnectTimeout`, `ReadTimeout`, `ConnectError`, `ReadError`, `RemoteProtocolError`), also
   while the body is streamed.
 - Redirects are never followed here (the FHIR client does not follow them either).
+- CPU per request: the response body is an `AiohttpBody`; besides httpx's chunk iteration it
+  offers `read()`, aiohttp's own one-call read of the whole body, which `create_http_client`'s
+  client uses for non-streamed requests instead of httpx's chain of async iterators. The
+  `aiohttp.ClientTimeout` of each distinct timeout setting is built once.
 - Tests use httpx's default transport (`create_http_client(transport="httpx")`), which
   pytest-httpx patches; production picks this one through `ONCORESPONSE_FHIR_HTTP_TRANSPORT`.
 """
@@ -29,7 +33,7 @@ import aiohttp
 import httpx
 import yarl
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["AiohttpBody", "AiohttpTransport"]
 
 _CHUNK: Final = 64 * 1024
 # Hop-by-hop or computed headers that aiohttp sets itself.
@@ -51,7 +55,9 @@ def _translate(exc: BaseException, request: httpx.Request, *, connecting: bool) 
     return httpx.ReadError(str(exc) or type(exc).__name__, request=request)
 
 
-class _AiohttpStream(httpx.AsyncByteStream):
+class AiohttpBody(httpx.AsyncByteStream):
+    """The body of an aiohttp response as an httpx stream; `read()` takes all of it in one call."""
+
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
@@ -62,6 +68,15 @@ class _AiohttpStream(httpx.AsyncByteStream):
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _translate(exc, self._request, connecting=False) from exc
+
+    async def read(self) -> bytes:
+        """The whole raw body (still `Content-Encoding` encoded); the connection goes back to the pool."""
+        try:
+            return await self._response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translate(exc, self._request, connecting=False) from exc
+        finally:
+            self._response.release()
 
     async def aclose(self) -> None:
         self._response.release()
@@ -74,6 +89,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._max_connections = max_connections
         self._keepalive_timeout_s = keepalive_timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Any, Any, Any], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -93,12 +109,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
         limits: dict[str, Any] = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=limits.get("connect"),
-            sock_read=limits.get("read"),
-            connect=limits.get("pool"),
-        )
+        key = (limits.get("connect"), limits.get("read"), limits.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            if len(self._timeouts) >= 64:  # settings give a handful; never grow without bound
+                self._timeouts.clear()
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
         headers = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in request.headers.raw
@@ -124,7 +142,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=list(response.raw_headers),
-            stream=_AiohttpStream(response, request),
+            stream=AiohttpBody(response, request),
             extensions={"http_version": f"HTTP/{response.version.major}.{response.version.minor}".encode()}
             if response.version is not None
             else {},

@@ -23,3 +23,17 @@ def test_ingest_benchmark_prints_every_ratio_in_one_run() -> None:
         assert goal in out
     assert out.count("ratio") >= 4
     assert "patients/s" in out
+
+
+def test_ingest_benchmark_runs_one_measure_with_only() -> None:
+    run = subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--smoke", "--only", "http"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line.split(":")[0].strip() for line in run.stdout.splitlines() if not line.startswith(" ")]
+    assert lines == ["http"]  # the http section only: no parse, serialise or end-to-end section
+    assert "FhirClient httpx+aiohttp" in run.stdout
