@@ -6,13 +6,16 @@ path of every sync and the models are about 65 times slower. Every field is read
 it (`Type/id`) and is skipped, never an exception and never a failed patient, except that a
 patient without an ICI start has no timeline (issue `no-ici-start`).
 
-Speed (issue 4, `benchmarks/ingest.py`): the usual shapes (a tumour-size, non-target or
-laboratory Observation with one coding, an `effectiveDateTime`, one `focus` and one
-`derivedFrom`) take fast paths (`_quick_observation`, `_quick_read`), and a patient's repeated
-drug concepts are classified once (`_classify_cached`). A fast path changes nothing unless it can
-finish, and otherwise hands the resource to the general path, which reports what is wrong;
-tests/unit/fhir/test_inbound_fast_paths.py checks that both give the same result and the same
-issues in the same order on odd inputs. The mapper holds no reference cycle, so a patient's parsed
+Speed (issue 4, `benchmarks/ingest.py`): the usual shapes take fast paths that read a resource
+in one function, without the general path's layers of checked accessors: an Observation with one
+coding and an `effectiveDateTime` (tumour size, non-target status, laboratory value, covariate:
+`_fast_observation`), a MedicationAdministration (`_fast_administration`) and an ImagingStudy
+(`_fast_study`); a patient's repeated drug concepts are classified once (`_classify_cached`), and
+frozen results are built by `domain.frozen.fast_constructor`. A fast path changes nothing unless it
+can finish, and otherwise hands the resource to the general path, which reports what is wrong;
+tests/unit/fhir/test_inbound_fast_paths.py checks that both give the same result (to the digit of
+every Decimal) and the same issues in the same order on odd inputs, every single edit of its pools
+and random combinations. The mapper holds no reference cycle, so a patient's parsed
 resources are freed as soon as the mapping returns (no wait for the cyclic collector).
 
 Decisions where the contract is silent (all [P]):
@@ -58,12 +61,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Any, Final
 
 from service.adapters.fhir import codes
 from service.adapters.fhir.errors import MalformedResource
 from service.application.ports import PatientInput, PatientRef
+from service.domain.frozen import fast_constructor
 from service.domain.model import (
     ClinicalProfile,
     IciClass,
@@ -474,38 +479,118 @@ _CONTACT_DATE_KEYS: Final = (
 _CONTACT_PERIOD_KEYS: Final = ("effectivePeriod", "performedPeriod", "period")
 _CONTACT_KEYS: Final = frozenset(_CONTACT_DATE_KEYS + _CONTACT_PERIOD_KEYS)
 _EFFECTIVE_ONLY: Final = frozenset({"effectiveDateTime"})
-_NON_TARGET_BY_CODE: Final[Mapping[str, NonTargetState]] = MappingProxyType(
-    {s.value: s for s in NonTargetState}
-)
+# Plain dicts, not MappingProxyType, for the lookups of the hot path: a proxy's `get` is a second
+# method call. Private and never handed out.
+_NON_TARGET_BY_CODE: Final[dict[str, NonTargetState]] = {s.value: s for s in NonTargetState}
+_ROLE_BY_CODE: Final[dict[str, LesionRole]] = {r.value: r for r in LesionRole}
+_FLAG_BY_CODE: Final[dict[str, MeasurementFlag]] = {f.value: f for f in MeasurementFlag}
 
 
-class _Quick:
-    """An Observation of the usual shape, seen by `_quick_observation` (see there)."""
+# Keys whose presence sends a resource to the general path: other contact elements (each would be
+# one more contact date, or an issue) and verificationStatus (an entered-in-error one is no contact).
+_UNUSUAL_EFFECTIVE: Final = (_CONTACT_KEYS - _EFFECTIVE_ONLY) | {"verificationStatus"}
+_UNUSUAL_STUDY: Final = (_CONTACT_KEYS - {"started"}) | {"verificationStatus"}
+_UNUSUAL_AUTHORED: Final = (_CONTACT_KEYS - {"authoredOn"}) | {"verificationStatus"}
+_INF: Final = float("inf")
+_BMI_UNITS: Final[dict[str, Decimal]] = {"kg/m2": Decimal(1)}
+_PERCENT: Final[dict[str, Decimal]] = {"%": Decimal(1)}
+# Frozen domain objects built without the frozen `__init__` (see `service.domain.frozen`).
+_new_measurement: Final = fast_constructor(LesionMeasurement)
+_new_non_target: Final = fast_constructor(NonTargetAssessment)
+_new_lab: Final = fast_constructor(LabResult)
+_new_lesion: Final = fast_constructor(Lesion)
+_new_scan: Final = fast_constructor(Scan)
+_new_profile: Final = fast_constructor(ClinicalProfile)
+# Several keys in one C call (KeyError when one is missing: the fast path then gives up).
+_OBSERVATION_FIELDS: Final = itemgetter("status", "code", "effectiveDateTime")
+_LESION_FIELDS: Final = itemgetter("focus", "derivedFrom")
+_QUANTITY_FIELDS: Final = itemgetter("value", "code")
 
-    __slots__ = ("kind", "on", "own")
+# What an Observation's single coding (system, code) is to `_fast_observation`: what
+# `_observation_kind` makes of it; `_OWN_OUTPUT` for the service's own output (no contact, general
+# path), anything absent only a contact date.
+_MEASUREMENT: Final = "measurement"
+_NON_TARGET: Final = "non-target"
+_OWN_OUTPUT: Final = "own-output"
+_OBSERVATION_KINDS: Final[dict[tuple[str, str], str | LabKind]] = {
+    (codes.LOINC, codes.LOINC_TUMOR_SIZE): _MEASUREMENT,
+    (codes.CS_ONCORESPONSE, codes.CODE_NON_TARGET_STATUS): _NON_TARGET,
+    (codes.CS_ONCORESPONSE, codes.CODE_PDL1_TPS): "pdl1",
+    **{(codes.LOINC, loinc): lab for loinc, lab in _LAB_BY_LOINC.items()},
+    **{(codes.LOINC, loinc): covariate for loinc, covariate in _COVARIATE_BY_LOINC.items()},
+    **{(codes.CS_ONCORESPONSE, own): _OWN_OUTPUT for own in _OWN_OUTPUT_CODES},
+}
 
-    def __init__(self, on: date, own: str | None, kind: str | LabKind | None) -> None:
-        self.on = on
-        self.own = own  # what `_note_contact` returns for it: its own-system code, if any
-        self.kind = kind  # "measurement", "non-target", a LabKind, or None (read in general)
+# What `_fast_observation` hands to the final pass: the contact date, then (unless there is nothing
+# to read) the list the value joins, the value, and whether the resource counts as used.
+_Ready = tuple[date, list[Any] | None, Any, bool]
 
 
-def _quick_observation(res: JsonDict) -> _Quick | None:
-    """`_note_contact` of the common Observation shape, without side effects, or None.
+def _fast_quantity(quantity: object, units: Mapping[str, Decimal]) -> Decimal | None:
+    """`_quantity` of the usual quantity (a finite JSON number, a `code` among `units`, UCUM or no
+    system), or None for anything else, which the general path then reads or reports."""
+    if type(quantity) is not dict:
+        return None
+    try:
+        value, unit = _QUANTITY_FIELDS(quantity)
+    except KeyError:
+        return None
+    if type(value) is float:
+        if not -_INF < value < _INF:  # infinities and NaN: the general path reports them
+            return None
+        number = _decimal_of_float(value) if value else Decimal(str(value))
+    elif type(value) is int:
+        number = Decimal(value)  # the same Decimal as Decimal(str(value))
+    else:
+        return None
+    system = quantity.get("system")
+    if type(unit) is not str or not unit or (system is not None and system != codes.UCUM):
+        return None
+    factor = units.get(unit)
+    return None if factor is None else number * factor
+
+
+def _first_code(concept: object, system: str) -> str | bool | None:
+    """`_code_in(concept, system)` of a concept; False where `_code_in` would raise (or for a
+    concept that is not a dict), so that the caller leaves the resource to the general path."""
+    if type(concept) is not dict:
+        return False
+    codings = concept.get("coding")
+    if codings is None:
+        return None
+    if type(codings) is not list:
+        return False
+    found: str | None = None
+    for coding in codings:  # every coding is checked, as `_dicts` does, before the first match counts
+        if type(coding) is not dict:
+            return False
+        if found is None and coding.get("system") == system:
+            code = coding.get("code")
+            if code is not None and type(code) is not str:
+                return False
+            if code:
+                found = code
+    return found
+
+
+def _fast_observation(mapper: _PatientMapper, res: JsonDict, ref: str) -> _Ready | None:
+    """The whole reading of an Observation of the usual shape, without side effects, or None.
 
     The shape: a usable string status, no verificationStatus, one coding in `code`, and an
-    `effectiveDateTime` that is the resource's only contact element. For it, `_note_contact`
-    would note exactly that date and return the own-system code (if the coding is ours), and
-    `_observation_kind` would give the kind computed here. Anything else returns None and takes
-    the general path, which also reports whatever is wrong; so both paths note the same dates,
-    read the same values and report the same issues in the same order.
+    `effectiveDateTime` that is the resource's only contact element; for a tumour size or
+    non-target status one `focus` on a known lesion and one `derivedFrom` study of the patient,
+    for a tumour size components with a code and a quantity; values in the usual types and units.
+    For it, `_note_contact` would note exactly that date and `_read_observation` would read
+    exactly the value computed here, without an issue. Anything else returns None and takes the
+    general path, which also reports whatever is wrong; so both paths note the same dates, read
+    the same values and report the same issues in the same order. Called after the patient's
+    lesions and studies are read, as `_read_observation` is.
     """
-    get = res.get
-    status = get("status")
-    if type(status) is not str or status == "entered-in-error" or get("verificationStatus") is not None:
+    try:
+        status, code, effective = _OBSERVATION_FIELDS(res)
+    except KeyError:
         return None
-    code = get("code")
-    if type(code) is not dict:
+    if type(code) is not dict or type(status) is not str or type(effective) is not str:
         return None
     codings = code.get("coding")
     if type(codings) is not list or len(codings) != 1:
@@ -514,24 +599,378 @@ def _quick_observation(res: JsonDict) -> _Quick | None:
     if type(coding) is not dict:
         return None
     system, value = coding.get("system"), coding.get("code")
-    if type(value) is not str or not value:
+    if type(system) is not str or type(value) is not str or not value or status == "entered-in-error":
         return None
-    own = value if system == codes.CS_ONCORESPONSE else None
-    if own in _OWN_OUTPUT_CODES:
-        return None
-    effective = get("effectiveDateTime")
-    if type(effective) is not str or res.keys() & _CONTACT_KEYS != _EFFECTIVE_ONLY:
+    if not res.keys().isdisjoint(_UNUSUAL_EFFECTIVE):
         return None
     try:
         on = _date_text(effective)
     except ValueError:
         return None
-    kind: str | LabKind | None = None
-    if own == codes.CODE_NON_TARGET_STATUS:
-        kind = "non-target"
-    elif own is None and system == codes.LOINC:
-        kind = "measurement" if value == codes.LOINC_TUMOR_SIZE else _LAB_BY_LOINC.get(value)
-    return _Quick(on, own, kind)
+    kind = _OBSERVATION_KINDS.get((system, value))
+    if kind is None:
+        return on, None, None, False  # not an input: only its date counts
+    if kind is _OWN_OUTPUT or status not in OBSERVATION_STATUSES:
+        return None  # our own output (no contact) or a status the general path reports
+    if kind is _MEASUREMENT:
+        return _fast_measurement(mapper, res, ref, on)
+    get = res.get
+    if kind is _NON_TARGET:
+        found = _lesion_and_scan(mapper, res)
+        state_code = _first_code(get("valueCodeableConcept"), codes.CS_NON_TARGET_STATUS)
+        state = _NON_TARGET_BY_CODE.get(state_code) if type(state_code) is str else None
+        if found is None or state is None:
+            return None
+        return on, found[1].non_target, _new_non_target(found[0].lesion_id, state, ref), True
+    if type(kind) is LabKind:
+        number = _fast_quantity(get("valueQuantity"), _LAB_UNITS[kind])
+        return None if number is None else (on, mapper.labs, _new_lab(kind, on, number, ref), True)
+    covariate: Any
+    if kind == "ecog":
+        covariate = get("valueInteger")
+        if type(covariate) is not int or not 0 <= covariate <= 5:
+            return None
+    elif kind == "smoking":
+        snomed = _first_code(get("valueCodeableConcept"), codes.SNOMED)
+        covariate = codes.SMOKING_STATUS_BY_SNOMED.get(snomed) if type(snomed) is str else None
+    else:
+        covariate = _fast_quantity(get("valueQuantity"), _BMI_UNITS if kind == "bmi" else _PERCENT)
+    if covariate is None:
+        return None
+    return on, mapper.covariates[kind], _Dated(on, covariate, ref), False
+
+
+def _lesion_and_scan(mapper: _PatientMapper, res: JsonDict) -> tuple[Lesion, _ScanParts] | None:
+    """The known lesion of a single `focus` and the patient's study of a single `derivedFrom`
+    (the contract's shape), or None for anything else (the general path then decides)."""
+    try:
+        focus, derived = _LESION_FIELDS(res)
+    except KeyError:
+        return None
+    if type(focus) is not list or type(derived) is not list or len(focus) != 1 or len(derived) != 1:
+        return None
+    focus_ref, derived_ref = focus[0], derived[0]
+    if type(focus_ref) is not dict or type(derived_ref) is not dict:
+        return None
+    focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
+    if type(focus_text) is not str or type(derived_text) is not str:
+        return None
+    lesion = mapper.lesion_by_key.get(_reference_key(focus_text) or "")
+    scan = mapper.studies.get(_reference_key(derived_text) or "")
+    if lesion is None or scan is None:
+        return None
+    return lesion, scan
+
+
+def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date) -> _Ready | None:
+    """`_fast_observation` of a tumour size (`_read_measurement` of the usual reading).
+
+    The hottest path of all (a third of a patient's resources): `_lesion_and_scan` and
+    `_fast_quantity` are written out here, line for line, to save their calls.
+    """
+    try:
+        focus, derived = _LESION_FIELDS(res)
+    except KeyError:
+        return None
+    components = res.get("component")
+    if (
+        type(focus) is not list
+        or type(derived) is not list
+        or type(components) is not list
+        or len(focus) != 1
+        or len(derived) != 1
+    ):
+        return None
+    focus_ref, derived_ref = focus[0], derived[0]
+    if type(focus_ref) is not dict or type(derived_ref) is not dict:
+        return None
+    focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
+    if type(focus_text) is not str or type(derived_text) is not str:
+        return None
+    lesion = mapper.lesion_by_key.get(_reference_key(focus_text) or "")
+    scan = mapper.studies.get(_reference_key(derived_text) or "")
+    if lesion is None or scan is None:
+        return None
+    flag: MeasurementFlag | None = None
+    if "interpretation" in res:
+        interpretation = res["interpretation"]
+        if interpretation is not None:  # `_flag`: the first code of the measurement-flag system
+            if type(interpretation) is not list:
+                return None
+            for concept in interpretation:
+                if type(concept) is not dict:
+                    return None
+            for concept in interpretation:
+                flag_code = _first_code(concept, codes.CS_MEASUREMENT_FLAG)
+                if flag_code is None:
+                    continue
+                flag = _FLAG_BY_CODE.get(flag_code) if type(flag_code) is str else None
+                if flag is None:  # malformed, or a code the general path warns about
+                    return None
+                break
+    long_mm: Decimal | None = None
+    short_mm: Decimal | None = None
+    for component in components:
+        if type(component) is not dict:
+            return None
+        concept = component.get("code")
+        quantity = component.get("valueQuantity")
+        if type(concept) is not dict or type(quantity) is not dict:
+            return None
+        codings = concept.get("coding")
+        if type(codings) is not list:
+            return None
+        is_long = is_short = False
+        for coding in codings:
+            if type(coding) is not dict:
+                return None
+            system, code = coding.get("system"), coding.get("code")
+            if system == codes.LOINC and code == codes.LOINC_LONGEST_DIAMETER:
+                is_long = True
+            elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
+                is_short = True
+        if not (is_long or is_short):
+            continue
+        try:  # `_fast_quantity(quantity, _MM_PER_UNIT)`
+            value, unit = _QUANTITY_FIELDS(quantity)
+        except KeyError:
+            return None
+        if type(value) is float:
+            if not -_INF < value < _INF:
+                return None
+            number = _decimal_of_float(value) if value else Decimal(str(value))
+        elif type(value) is int:
+            number = Decimal(value)
+        else:
+            return None
+        system = quantity.get("system")
+        if type(unit) is not str or (system is not None and system != codes.UCUM):
+            return None
+        factor = _MM_PER_UNIT.get(unit)
+        if factor is None:
+            return None
+        number *= factor
+        if number < 0:
+            return None
+        if is_long:
+            long_mm = number
+        else:
+            short_mm = number
+    if long_mm is None and short_mm is None and flag is None:
+        return None  # the general path warns `measurement-without-value`
+    return on, scan.measurements, _new_measurement(lesion.lesion_id, long_mm, short_mm, flag, ref), True
+
+
+def _fast_study(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
+    """`_note_contact` + `_read_study` of the usual ImagingStudy (a string status other than
+    cancelled/entered-in-error, no verificationStatus, a `started` date as its only contact
+    element); False, with nothing changed, for anything else (the general path then reads it)."""
+    get = res.get
+    status = get("status")
+    started = get("started")
+    if (
+        type(status) is not str
+        or status in STUDY_STATUSES_SKIPPED
+        or type(started) is not str
+        or not res.keys().isdisjoint(_UNUSUAL_STUDY)
+    ):
+        return False
+    try:
+        on = _date_text(started)
+    except ValueError:
+        return False
+    mapper.contact_dates.append(on)
+    parts = _ScanParts(on, ref)
+    rid = res["id"]
+    mapper.studies[f"ImagingStudy/{rid}"] = parts
+    mapper.studies[f"urn:uuid:{rid}"] = parts
+    mapper.used_refs.append(ref)
+    return True
+
+
+def _fast_body_structure(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
+    """`_note_contact` + `_read_body_structure` of the usual lesion (no contact element, not
+    inactive, an identifier value, a `location`, well-formed extensions, a known role, an organ and
+    an identifier not seen before); False, with nothing changed, for anything else (the general
+    path then reads it, or reports what is wrong)."""
+    get = res.get
+    identifiers = get("identifier")
+    location = get("location")
+    if (
+        type(identifiers) is not list
+        or type(location) is not dict
+        or get("active") is False
+        or not res.keys().isdisjoint(_CONTACT_KEYS)
+    ):
+        return False
+    for identifier in identifiers:  # `_dicts`: every element a dict
+        if type(identifier) is not dict:
+            return False
+    lesion_id = next(
+        (i["value"] for i in identifiers if isinstance(i.get("value"), str) and i["value"]), None
+    )
+    location_code = _first_code(location, codes.SNOMED)
+    if lesion_id is None or location_code is False or lesion_id in mapper.lesion_by_id:
+        return False
+    node_ext = role_coding = None
+    extensions = get("extension")
+    if extensions is not None:
+        if type(extensions) is not list:
+            return False
+        for ext in extensions:
+            if type(ext) is not dict:
+                return False
+        node_ext = next(
+            (e.get("valueBoolean") for e in extensions if e.get("url") == codes.EXT_LYMPH_NODE), None
+        )
+        role_coding = next(
+            (e.get("valueCoding") for e in extensions if e.get("url") == codes.EXT_LESION_ROLE), None
+        )
+    is_node = node_ext is True or location_code == codes.SNOMED_LYMPH_NODE
+    text = location.get("text")
+    if type(location_code) is str:
+        organ = codes.ORGAN_BY_CODE.get(location_code, location_code)
+    elif isinstance(text, str) and text:
+        organ = text.strip().lower()
+    elif is_node:
+        organ = "lymph-node"
+    else:
+        return False  # the general path warns `lesion-without-location`
+    role: LesionRole | None = None
+    if isinstance(role_coding, dict) and role_coding.get("code") is not None:
+        role_code = role_coding["code"]
+        role = _ROLE_BY_CODE.get(role_code) if type(role_code) is str else None
+        if role is None:
+            return False  # the general path warns `unknown-lesion-role`
+    lesion = _new_lesion(lesion_id, organ, is_node, role, ref)
+    mapper.lesions.append(lesion)
+    mapper.lesion_by_id[lesion_id] = lesion
+    rid = res["id"]
+    mapper.lesion_by_key[f"BodyStructure/{rid}"] = lesion
+    mapper.lesion_by_key[f"urn:uuid:{rid}"] = lesion
+    mapper.used_refs.append(ref)
+    return True
+
+
+def _fast_line(res: JsonDict) -> int | None:
+    """The line-of-therapy of a drug record as `_drug_record` reads it (None: no such extension),
+    or 0 where `_drug_record` would report it (malformed extensions, not a positive integer)."""
+    extensions = res.get("extension")
+    if extensions is None:
+        return None
+    if type(extensions) is not list:
+        return 0
+    for ext in extensions:  # `_dicts`: every element a dict
+        if type(ext) is not dict:
+            return 0
+    for ext in extensions:
+        if ext.get("url") == codes.EXT_LINE_OF_THERAPY:
+            line = ext.get("valuePositiveInt")
+            if line is None:
+                return None
+            return line if type(line) is int and line >= 1 else 0
+    return None
+
+
+def _fast_administration(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
+    """`_note_contact` + `_read_administration` of the usual MedicationAdministration (a usable
+    status, an `effectiveDateTime` as its only contact element, a `medicationCodeableConcept`,
+    well-formed extensions); False, with nothing changed, for anything else (the general path
+    then reads or reports it). The drug classification is remembered either way (`_classify_cached`)."""
+    get = res.get
+    status = get("status")
+    effective = get("effectiveDateTime")
+    concept = get("medicationCodeableConcept")
+    if (
+        type(status) is not str
+        or status not in ADMINISTRATION_STATUSES
+        or type(effective) is not str
+        or type(concept) is not dict
+        or not res.keys().isdisjoint(_UNUSUAL_EFFECTIVE)
+    ):
+        return False
+    try:
+        on = _date_text(effective)
+    except ValueError:
+        return False
+    line = _fast_line(res)
+    if line == 0:
+        return False
+    try:
+        drug = mapper._classify_cached(concept, ref)
+    except MalformedResource:
+        return False
+    mapper.contact_dates.append(on)
+    if drug is not None:
+        name, cls, is_ici = drug
+        dose = status in DOSE_STATUSES
+        mapper.drugs.append(_DrugRecord(on, name, cls, is_ici, True, line, ref, dose))
+    return True
+
+
+def _fast_request(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
+    """`_note_contact` + `_read_request` of the usual MedicationRequest (a usable status, an
+    `authoredOn` date as its only contact element, a `medicationCodeableConcept`, well-formed
+    dosage instructions and extensions); False, with nothing changed, for anything else."""
+    get = res.get
+    status = get("status")
+    authored = get("authoredOn")
+    concept = get("medicationCodeableConcept")
+    if (
+        type(status) is not str
+        or status not in REQUEST_STATUSES
+        or type(authored) is not str
+        or type(concept) is not dict
+        or not res.keys().isdisjoint(_UNUSUAL_AUTHORED)
+    ):
+        return False
+    starts: list[date] = []
+    dosages = get("dosageInstruction")
+    try:
+        authored_on = _date_text(authored)
+        if dosages is not None:
+            if type(dosages) is not list:
+                return False
+            for dosage in dosages:  # `_dicts`: every element a dict, before any is read
+                if type(dosage) is not dict:
+                    return False
+            for dosage in dosages:  # dosageInstruction.timing.repeat.boundsPeriod.start
+                timing = dosage.get("timing")
+                if timing is None:
+                    continue
+                if type(timing) is not dict:
+                    return False
+                repeat = timing.get("repeat")
+                if repeat is None:
+                    continue
+                if type(repeat) is not dict:
+                    return False
+                bounds = repeat.get("boundsPeriod")
+                if bounds is None:
+                    continue
+                if type(bounds) is not dict:
+                    return False
+                start = bounds.get("start")
+                if start is None:
+                    continue
+                if type(start) is not str:
+                    return False
+                starts.append(_date_text(start))
+    except ValueError:
+        return False
+    line = _fast_line(res)
+    if line == 0:
+        return False
+    try:
+        drug = mapper._classify_cached(concept, ref)
+    except MalformedResource:
+        return False
+    mapper.contact_dates.append(authored_on)
+    if drug is not None:
+        name, cls, is_ici = drug
+        on = min(starts) if starts else authored_on
+        mapper.drugs.append(_DrugRecord(on, name, cls, is_ici, False, line, ref))
+    return True
 
 
 class _PatientMapper:
@@ -553,7 +992,7 @@ class _PatientMapper:
         self.labs: list[LabResult] = []
         self.covariates: dict[str, list[_Dated]] = {"ecog": [], "bmi": [], "smoking": [], "pdl1": []}
         self.treatments: list[LocalTreatment] = []
-        self.pending_reads: list[tuple[JsonDict, str, str | _NotRead | _Quick | None]] = []
+        self.pending_reads: list[tuple[JsonDict, str, str | _NotRead | _Ready | None]] = []
         self.drug_classes: dict[tuple[object, ...], tuple[str, IciClass | None, bool] | None] = {}
         self.death_date: date | None = None
         self.lesion_by_id: dict[str, Lesion] = {}
@@ -578,6 +1017,11 @@ class _PatientMapper:
             "Medication": medications,
         }
         for position, resource in enumerate(resources):
+            if type(resource) is dict:  # the usual case, checked at once
+                rtype, rid = resource.get("resourceType"), resource.get("id")
+                if type(rtype) is str and type(rid) is str and rid and rtype != "Medication":
+                    bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    continue
             if not isinstance(resource, dict) or not isinstance(rtype := resource.get("resourceType"), str):
                 self.issue("error", "malformed-resource", "not a FHIR resource", f"resource[{position}]")
                 continue
@@ -589,14 +1033,64 @@ class _PatientMapper:
                 for key in _keys_of(rtype, rid):
                     self.by_key.setdefault(key, resource)
             bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
-        for group in (first, lesions, studies, medications, rest):
-            for resource, ref in group:
+        # Looked up here, so that the equivalence tests can switch the fast paths off.
+        fast_lesion, fast_study = _fast_body_structure, _fast_study
+        for resource, ref in first:
+            self._one(resource, ref)
+        for resource, ref in lesions:
+            if not fast_lesion(self, resource, ref):
                 self._one(resource, ref)
-        for resource, ref, own in self.pending_reads:
-            if isinstance(own, _Quick):
-                if self._quick_read(resource, ref, own):
+        for resource, ref in studies:
+            if not fast_study(self, resource, ref):
+                self._one(resource, ref)
+        for resource, ref in medications:
+            self._one(resource, ref)
+        # Observations and MedicationAdministrations (most of a patient's resources) try their fast
+        # paths first (looked up here, so that the equivalence tests can switch them off).
+        # An Observation is read after all the others (its issues and used refs come last). One read
+        # by its fast path joins its list at once while no Observation before it waits for the
+        # general path (the same order either way); its ref is kept aside until the others' are in.
+        fast_observation, fast_administration, fast_request = (
+            _fast_observation,
+            _fast_administration,
+            _fast_request,
+        )
+        contact, pending = self.contact_dates.append, self.pending_reads.append
+        read_refs: list[str] = []
+        in_order = True  # no Observation waits in `pending_reads` yet
+        for resource, ref in rest:
+            rtype = resource["resourceType"]
+            if rtype == "Observation":
+                ready = fast_observation(self, resource, ref)
+                if ready is not None:  # its only contact date is the effectiveDateTime
+                    contact(ready[0])
+                    target = ready[1]
+                    if target is None:
+                        continue
+                    if in_order:
+                        target.append(ready[2])
+                        if ready[3]:
+                            read_refs.append(ref)
+                    else:
+                        pending((resource, ref, ready))
                     continue
-                own = own.own
+                in_order = False
+            elif rtype == "MedicationAdministration":
+                if fast_administration(self, resource, ref):
+                    continue
+            elif rtype == "MedicationRequest" and fast_request(self, resource, ref):
+                continue
+            self._one(resource, ref)
+        self.used_refs.extend(read_refs)
+        used = self.used_refs.append
+        for resource, ref, own in self.pending_reads:
+            if isinstance(own, tuple):  # read by `_fast_observation`: it joins its list now, in order
+                target = own[1]
+                if target is not None:
+                    target.append(own[2])
+                    if own[3]:
+                        used(ref)
+                continue
             try:
                 self._read_observation(resource, ref, own)
             except MalformedResource as exc:
@@ -615,12 +1109,6 @@ class _PatientMapper:
 
     def _one(self, resource: JsonDict, ref: str) -> None:
         rtype = resource["resourceType"]
-        if rtype == "Observation":
-            quick = _quick_observation(resource)
-            if quick is not None:  # its only contact date is the effectiveDateTime, already parsed
-                self.contact_dates.append(quick.on)
-                self.pending_reads.append((resource, ref, quick))
-                return
         try:
             own = self._note_contact(resource, ref, rtype)
         except MalformedResource as exc:
@@ -644,9 +1132,9 @@ class _PatientMapper:
             own = _code_in(_opt_dict(res, "code", ref), codes.CS_ONCORESPONSE, ref)
             if own in _OWN_OUTPUT_CODES:
                 return own
-        present = res.keys() & _CONTACT_KEYS
-        if not present:
+        if res.keys().isdisjoint(_CONTACT_KEYS):
             return own
+        present = res.keys() & _CONTACT_KEYS
         append = self.contact_dates.append
         for key in _CONTACT_DATE_KEYS if len(present) > 1 else present:  # the checking order matters
             if key in present and get(key) is not None and key not in _CONTACT_PERIOD_KEYS:
@@ -741,18 +1229,27 @@ class _PatientMapper:
         whose `coding` is malformed is classified (and reported) without the cache.
         """
         codings = concept.get("coding")
-        if codings is None:
-            items: tuple[tuple[str | None, ...], ...] = ()
-        elif type(codings) is list and all(type(c) is dict for c in codings):
-            items = tuple(
-                (_text(c.get("system")), _text(c.get("code")), _text(c.get("display"))) for c in codings
-            )
-        else:
-            return self._classify_drug(concept, ref)
-        key = (_text(concept.get("text")), items)
-        if key not in self.drug_classes:
-            self.drug_classes[key] = self._classify_drug(concept, ref)
-        return self.drug_classes[key]
+        text = concept.get("text")
+        if type(text) is not str:
+            text = _text(text)
+        key: tuple[object, ...] = (text,)
+        if codings is not None:  # then (text, system, code, display of each coding in turn)
+            if type(codings) is not list:
+                return self._classify_drug(concept, ref)
+            items: list[object] = [text]
+            for c in codings:
+                if type(c) is not dict:
+                    return self._classify_drug(concept, ref)
+                system, code, display = c.get("system"), c.get("code"), c.get("display")
+                items.append(system if type(system) is str else _text(system))
+                items.append(code if type(code) is str else _text(code))
+                items.append(display if type(display) is str else _text(display))
+            key = tuple(items)
+        classes = self.drug_classes
+        if key in classes:
+            return classes[key]
+        found = classes[key] = self._classify_drug(concept, ref)
+        return found
 
     def _classify_drug(self, concept: JsonDict, ref: str) -> tuple[str, IciClass | None, bool] | None:
         """(drug, class, is_ici) for an ICI or another L01 antineoplastic; None otherwise."""
@@ -873,7 +1370,7 @@ class _PatientMapper:
                 role = LesionRole(role_coding["code"])
             except ValueError:
                 self.issue("warning", "unknown-lesion-role", "lesion role code is not in lesion-role", ref)
-        lesion = Lesion(lesion_id=lesion_id, organ=organ, is_lymph_node=is_node, role=role, ref=ref)
+        lesion = _new_lesion(lesion_id, organ, is_node, role, ref)
         existing = self.lesion_by_id.get(lesion_id)
         if existing is not None:
             self.issue("warning", "duplicate-lesion-identifier", "lesion identifier used twice", ref)
@@ -893,8 +1390,6 @@ class _PatientMapper:
             return
         if _status(res) not in OBSERVATION_STATUSES:
             self._status_skipped(res, ref)
-            return
-        if kind == "measurement" and self._plain_measurement(res, ref):
             return
         on = _effective_date(res, ref)
         if kind == "measurement":
@@ -954,126 +1449,6 @@ class _PatientMapper:
             self.studies[key] = _ScanParts(on, None)
         self.issue("warning", "measurement-without-study", "no ImagingStudy for this reading", ref)
         return self.studies[key]
-
-    def _quick_read(self, res: JsonDict, ref: str, quick: _Quick) -> bool:
-        """Read an Observation `_quick_observation` accepted; False (nothing changed) to read it
-        in general instead. Same checks, same results as `_read_observation`, fewer calls."""
-        kind = quick.kind
-        if kind is None or res["status"] not in OBSERVATION_STATUSES:
-            return False
-        if kind == "measurement":
-            return self._plain_measurement(res, ref)
-        if kind == "non-target":
-            return self._plain_non_target(res, ref, quick.on)
-        if not isinstance(kind, LabKind):
-            return False
-        try:  # `_read_lab` changes nothing before it can finish
-            self._read_lab(res, ref, quick.on, kind)
-        except (MalformedResource, _Unusable):
-            return False
-        return True
-
-    def _plain_lesion_and_scan(self, res: JsonDict) -> tuple[Lesion, _ScanParts] | None:
-        """The known lesion of a single `focus` and the patient's study of a single `derivedFrom`
-        (the contract's shape), or None for anything else (the general path then decides)."""
-        focus, derived = res.get("focus"), res.get("derivedFrom")
-        if type(focus) is not list or len(focus) != 1 or type(derived) is not list or len(derived) != 1:
-            return None
-        focus_ref, derived_ref = focus[0], derived[0]
-        if type(focus_ref) is not dict or type(derived_ref) is not dict:
-            return None
-        focus_text, derived_text = focus_ref.get("reference"), derived_ref.get("reference")
-        if type(focus_text) is not str or type(derived_text) is not str or not focus_text or not derived_text:
-            return None
-        lesion = self.lesion_by_key.get(_reference_key(focus_text) or "")
-        scan = self.studies.get(_reference_key(derived_text) or "")
-        if lesion is None or scan is None:
-            return None
-        return lesion, scan
-
-    def _plain_non_target(self, res: JsonDict, ref: str, on: date) -> bool:
-        """Fast path of `_read_non_target` for one `focus` on a known lesion and one `derivedFrom`
-        study of the patient (the contract's shape); False, with nothing changed, otherwise."""
-        found = self._plain_lesion_and_scan(res)
-        concept = res.get("valueCodeableConcept")
-        if found is None or type(concept) is not dict:
-            return False
-        lesion, scan = found
-        codings = concept.get("coding")
-        if type(codings) is not list:
-            return False
-        state: NonTargetState | None = None
-        for coding in codings:  # the first non-empty code of the system, as `_code_in`
-            if type(coding) is not dict:
-                return False
-            if coding.get("system") == codes.CS_NON_TARGET_STATUS:
-                code = coding.get("code")
-                if code is not None and type(code) is not str:
-                    return False
-                if code:
-                    state = _NON_TARGET_BY_CODE.get(code)
-                    break
-        if state is None:
-            return False
-        scan.non_target.append(NonTargetAssessment(lesion.lesion_id, state, ref))
-        self.used_refs.append(ref)
-        return True
-
-    def _plain_measurement(self, res: JsonDict, ref: str) -> bool:
-        """Fast path of `_effective_date` + `_read_measurement` for the usual well-formed reading.
-
-        It reads only the shape the contract describes (an `effectiveDateTime`, one `focus` on a
-        known lesion, components with a code and a quantity, no `interpretation`, one
-        `derivedFrom` study of the patient), runs the same checks with fewer calls, and changes
-        nothing until it has the result. Anything else (or anything the general path would
-        report) returns False untouched, and the general path then reads the resource, so both
-        give the same measurement and the same issues.
-        """
-        get = res.get
-        effective = get("effectiveDateTime")
-        components = get("component")
-        if type(effective) is not str or type(components) is not list or get("interpretation") is not None:
-            return False
-        found = self._plain_lesion_and_scan(res)
-        if found is None:
-            return False
-        lesion, scan = found
-        long_mm: Decimal | None = None
-        short_mm: Decimal | None = None
-        try:
-            _date_text(effective)
-            for component in components:
-                if type(component) is not dict:
-                    return False
-                concept = component.get("code")
-                quantity = component.get("valueQuantity")
-                if type(concept) is not dict or type(quantity) is not dict:
-                    return False
-                codings = concept.get("coding")
-                if type(codings) is not list:
-                    return False
-                is_long = is_short = False
-                for coding in codings:
-                    if type(coding) is not dict:
-                        return False
-                    system, code = coding.get("system"), coding.get("code")
-                    if system == codes.LOINC and code == codes.LOINC_LONGEST_DIAMETER:
-                        is_long = True
-                    elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
-                        is_short = True
-                if is_long:
-                    long_mm = _quantity(quantity, _MM_PER_UNIT, ref, "longest diameter")
-                elif is_short:
-                    short_mm = _quantity(quantity, _MM_PER_UNIT, ref, "short axis")
-        except (ValueError, MalformedResource, _Unusable):
-            return False
-        if long_mm is None and short_mm is None:
-            return False
-        if (long_mm is not None and long_mm < 0) or (short_mm is not None and short_mm < 0):
-            return False
-        scan.measurements.append(LesionMeasurement(lesion.lesion_id, long_mm, short_mm, None, ref))
-        self.used_refs.append(ref)
-        return True
 
     def _read_measurement(self, res: JsonDict, ref: str, on: date | None) -> None:
         lesion = self._lesion_of(res, ref)
@@ -1180,12 +1555,16 @@ class _PatientMapper:
         ]
         if not icis:
             return None
-        icis.sort(key=lambda d: (d.on, d.ref))
+        icis.sort(key=_ON_AND_REF)
         first = icis[0]
         window = timedelta(days=self.mapping.combination_window_days)
-        partners = [
-            d for d in self.drugs if abs(d.on - first.on) <= window and (not d.is_ici or d.name != first.name)
-        ]
+        partners: list[_DrugRecord] = []
+        if window >= timedelta(0):  # abs(d.on - first.on) <= window, as bounds clipped to the dates
+            low = first.on - min(window, first.on - date.min)
+            high = first.on + min(window, date.max - first.on)
+            partners = [
+                d for d in self.drugs if low <= d.on <= high and (not d.is_ici or d.name != first.name)
+            ]
         line_record = next((d for d in icis if d.line_of_therapy is not None), None)
         self.used_refs.extend(d.ref for d in (first, *partners, *([line_record] if line_record else [])))
         line = line_record.line_of_therapy if line_record else None
@@ -1237,7 +1616,7 @@ class _PatientMapper:
         radiotherapy_before = any(
             t.kind == LOCAL_TREATMENT_RADIOTHERAPY and t.performed_on < first.on for t in self.treatments
         )
-        profile = ClinicalProfile(
+        profile = _new_profile(
             sex=gender if isinstance(gender, str) else None,
             birth_date=birth,
             tumour_type=tumour,
@@ -1254,7 +1633,7 @@ class _PatientMapper:
         )
         unique_parts = {id(p): p for p in self.studies.values()}.values()
         scans = tuple(
-            Scan(p.study_date, tuple(p.measurements), tuple(p.non_target), p.ref)
+            _new_scan(p.study_date, tuple(p.measurements), tuple(p.non_target), p.ref)
             for p in sorted(unique_parts, key=lambda p: (p.study_date, p.ref or ""))
         )
         timeline = PatientTimeline(
@@ -1264,7 +1643,7 @@ class _PatientMapper:
             scans=scans,
             death_date=self.death_date,
             last_contact=max(self.contact_dates, default=None),
-            labs=tuple(sorted(self.labs, key=lambda lab: (lab.taken_on, lab.kind, lab.ref or ""))),
+            labs=tuple(sorted(self.labs, key=_LAB_ORDER)),  # every ref is a "Type/id" here: no `or ""`
             local_treatments=tuple(sorted(self.treatments, key=lambda t: (t.performed_on, t.ref or ""))),
             profile=profile,
             source_refs=tuple(dict.fromkeys(self.used_refs)),
@@ -1273,6 +1652,8 @@ class _PatientMapper:
         return PatientInput(ref, timeline, tuple(self.issues))
 
 
+_ON_AND_REF: Final = attrgetter("on", "ref")
+_LAB_ORDER: Final = attrgetter("taken_on", "kind", "ref")
 _Handler = Callable[[_PatientMapper, JsonDict, str], None]
 # Module level, not per mapper: bound methods stored on the mapper would make every mapper a
 # reference cycle (mapper -> dict -> bound method -> mapper) that only the cyclic GC frees, keeping

@@ -17,7 +17,12 @@ from typing import Any
 import pytest
 
 from service.adapters.fhir import codes
-from service.adapters.fhir.inbound import group_bundle_by_patient, parse_fhir_date, patient_input
+from service.adapters.fhir.inbound import (
+    InboundMapping,
+    group_bundle_by_patient,
+    parse_fhir_date,
+    patient_input,
+)
 from service.domain.model import (
     IciClass,
     LabKind,
@@ -281,6 +286,30 @@ def test_combination_window_boundary(resources: Resources, chemo_day: int, combi
     chemo_on = (date(2024, 3, 4) + timedelta(days=chemo_day)).isoformat()
     resources = [*without(resources, "ma3"), medication("chemo", "L01XA02", chemo_on)]
     assert timeline_of(resources).profile.combination is combination
+
+
+@pytest.mark.parametrize(
+    ("ici_on", "chemo_on", "window", "combination"),
+    [
+        ("0001-01-01", "0001-01-02", 21, True),  # the window reaches before the first date there is
+        ("0001-01-02", "0001-01-01", 21, True),
+        ("9999-12-31", "9999-12-30", 21, True),  # and after the last
+        ("9999-12-30", "9999-12-31", 21, True),
+        ("0001-01-01", "0001-01-23", 21, False),
+        ("2024-03-04", "2024-03-04", 0, True),  # a window of 0 days: the same day only
+        ("2024-03-04", "2024-03-05", 0, False),
+        ("9999-12-31", "9999-12-31", -1, False),  # a negative window holds nothing (and never raises)
+        ("0001-01-01", "0001-01-01", -1, False),
+    ],
+)
+def test_combination_window_at_the_ends_of_the_calendar(
+    resources: Resources, ici_on: str, chemo_on: str, window: int, combination: bool
+) -> None:
+    therapy = [medication("ici", "L01FF02", ici_on), medication("chemo", "L01XA02", chemo_on)]
+    resources = [*without(resources, "ma1", "ma2", "ma3"), *therapy]
+    result = patient_input("p1", resources, InboundMapping(combination_window_days=window))
+    assert result.timeline is not None
+    assert result.timeline.profile.combination is combination
 
 
 @pytest.mark.parametrize(

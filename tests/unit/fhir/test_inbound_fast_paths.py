@@ -1,6 +1,7 @@
 """The inbound fast paths read exactly what the general path reads (issue 4: parse cost).
 
-`_quick_observation` / `_quick_read` (measurements, non-target statuses, laboratory values) and the
+`_fast_observation` (measurements with or without a flag, non-target statuses, laboratory values,
+covariates), `_fast_administration`, `_fast_request`, `_fast_study`, `_fast_body_structure` and the
 per-patient drug classification cache exist only for speed. Whatever the input, a mapping with them
 must equal the mapping without them: the same timeline and the same issues in the same order. The
 inputs are generated patients (every trajectory) and the hand-written contract fixture, with one
@@ -227,7 +228,136 @@ POOLS: dict[str, list[Any]] = {
         "x",
     ],
     "id": [None, "", 5],
+    "valueInteger": [None, 0, 3, 5, 6, -1, True, 2.0, "2"],
+    "extension": [
+        None,
+        [],
+        "x",
+        [5],
+        [{"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": 2}],
+        [{"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": 0}],
+        [{"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": True}],
+        [{"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": "2"}],
+        [{"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": 1}, 5],
+        [{"url": "http://example.org/other", "valueString": "x"}],
+        [  # two: the first counts
+            {"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": 1},
+            {"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": 3},
+        ],
+        [  # the first has no value: no line, whatever the second says
+            {"url": codes.EXT_LINE_OF_THERAPY, "valueString": "2"},
+            {"url": codes.EXT_LINE_OF_THERAPY, "valuePositiveInt": 2},
+        ],
+    ],
+    "medicationReference": [None, {"reference": "Medication/unknown"}, {"reference": 5}, "x"],
+    "effectiveDateTime+": ["2024-03-15T10:00:00+02:00", "2024-03-15T10:00:00", "2024", "2024-02-30"],
 }
+# Values of one element that only some resources carry (added under their own key above).
+POOLS["effectiveDateTime"] += POOLS.pop("effectiveDateTime+")
+POOLS["valueCodeableConcept"] += [
+    {
+        "coding": [
+            {"system": codes.CS_NON_TARGET_STATUS, "code": "absent"},
+            {"system": codes.CS_NON_TARGET_STATUS, "code": "increased"},
+        ]
+    },
+    {  # a malformed coding after the one that matches: `_code_in` checks every coding first
+        "coding": [{"system": codes.CS_NON_TARGET_STATUS, "code": "absent"}, 5]
+    },
+    _coding(codes.SNOMED, "266919005"),
+    _coding(codes.SNOMED, "8517006", display="Ex-smoker"),
+    _coding(codes.SNOMED, "000"),
+]
+POOLS["interpretation"] += [
+    [{"coding": [{"system": codes.CS_MEASUREMENT_FLAG, "code": "disappeared"}]}],
+    [
+        {"coding": [{"system": codes.SNOMED, "code": "1"}]},
+        {"coding": [{"system": codes.CS_MEASUREMENT_FLAG, "code": "too-small"}]},
+    ],
+    [{"coding": [{"system": codes.CS_MEASUREMENT_FLAG, "code": "too-small"}]}, 5],
+    [{"coding": [{"system": codes.CS_MEASUREMENT_FLAG, "code": 5}]}],
+    [{"coding": "x"}],
+    [{}],
+    None,
+]
+POOLS["valueQuantity"] += [
+    {"value": 27.5, "unit": "kg/m2", "system": _UCUM, "code": "kg/m2"},
+    {"value": 0.0, "unit": "%", "system": _UCUM, "code": "%"},
+    {"value": -0.0, "unit": "%", "system": _UCUM, "code": "%"},
+    {"value": 1e309, "unit": "%", "system": _UCUM, "code": "%"},
+    {"value": 5, "unit": "%", "system": 5, "code": "%"},
+    {"value": 5, "unit": "%", "code": ""},
+    {"value": 5, "unit": "%"},
+    {"value": 5, "code": 5},
+]
+POOLS["status"] += ["available", "cancelled", "registered"]
+POOLS["extension"] += [
+    [{"url": codes.EXT_LESION_ROLE, "valueCoding": {"system": codes.CS_LESION_ROLE, "code": "target"}}],
+    [{"url": codes.EXT_LESION_ROLE, "valueCoding": {"code": "non-target"}}],
+    [{"url": codes.EXT_LESION_ROLE, "valueCoding": {"code": "bogus"}}],
+    [{"url": codes.EXT_LESION_ROLE, "valueCoding": {"code": 5}}],
+    [{"url": codes.EXT_LESION_ROLE, "valueCoding": "x"}],
+    [{"url": codes.EXT_LYMPH_NODE, "valueBoolean": True}],
+    [
+        {"url": codes.EXT_LYMPH_NODE, "valueBoolean": False},
+        {"url": codes.EXT_LYMPH_NODE, "valueBoolean": True},
+    ],
+]
+POOLS["active"] = [None, True, False, "x"]
+POOLS["authoredOn"] = [None, "2024-02-20", "2024-02-20T10:00:00+01:00", "2023", "bad", 5]
+POOLS["status"] += ["active", "draft"]
+
+
+def _bounds(start: object) -> list[dict[str, Any]]:
+    return [{"timing": {"repeat": {"boundsPeriod": {"start": start}}}}]
+
+
+POOLS["dosageInstruction"] = [
+    None,
+    [],
+    "x",
+    [5],
+    [{"text": "every 21 days"}],
+    _bounds("2024-02-25"),
+    _bounds("2023-01-01"),
+    _bounds("bad"),
+    _bounds(5),
+    _bounds(None),
+    [*_bounds("2024-03-01"), *_bounds("2024-02-26")],  # the earliest start counts
+    [{"timing": "x"}],
+    [{"timing": {"repeat": "x"}}],
+    [{"timing": {"repeat": {"boundsPeriod": "x"}}}],
+    [{"timing": {}}],
+    [*_bounds("2024-02-25"), 5],
+]
+POOLS["identifier"] = [
+    None,
+    [],
+    "x",
+    [5],
+    [{"value": ""}],
+    [{"value": 5}],
+    [{"value": "L9"}],
+    [{"system": "x"}, {"value": "L9"}],
+    [{"value": "L9"}, 5],
+    [{"value": "L2"}],  # the identifier of another lesion of the fixture patient
+    [{"value": "g0-L2"}],  # and of the generated one
+]
+POOLS["location"] = [
+    None,
+    "x",
+    {},
+    {"text": "  Liver "},
+    {"text": ""},
+    {"text": 5},
+    _coding(codes.SNOMED, codes.SNOMED_LYMPH_NODE),
+    _coding(codes.SNOMED, "10200004"),
+    _coding(codes.SNOMED, "999"),
+    {**_coding(codes.SNOMED, ""), "text": "lung"},
+    _coding(codes.SNOMED, 5),
+    {"coding": "x"},
+    {"coding": [5]},
+]
 _COMMON = ["status", "code", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "verificationStatus"]
 _COMMON += ["started", "issued", "id"]
 # Which resources an edit goes to, and which of their elements it changes.
@@ -236,11 +366,41 @@ TARGETS: dict[str, list[str]] = {
     codes.CODE_NON_TARGET_STATUS: [*_COMMON, "focus", "derivedFrom", "valueCodeableConcept"],
     codes.LOINC_NEUTROPHILS: [*_COMMON, "valueQuantity"],
     codes.LOINC_LYMPHOCYTES_PCT: [*_COMMON, "valueQuantity"],
+    codes.LOINC_ECOG: [*_COMMON, "valueInteger", "valueCodeableConcept"],
+    codes.LOINC_BMI: [*_COMMON, "valueQuantity"],
+    codes.LOINC_SMOKING: [*_COMMON, "valueCodeableConcept"],
+    codes.CODE_PDL1_TPS: [*_COMMON, "valueQuantity"],
     "MedicationAdministration": [
         "status",
         "medicationCodeableConcept",
+        "medicationReference",
         "effectiveDateTime",
         "effectivePeriod",
+        "effectiveInstant",
+        "verificationStatus",
+        "extension",
+        "id",
+    ],
+    "MedicationRequest": [
+        "status",
+        "authoredOn",
+        "dosageInstruction",
+        "medicationCodeableConcept",
+        "medicationReference",
+        "extension",
+        "verificationStatus",
+        "effectiveDateTime",
+        "id",
+    ],
+    "ImagingStudy": ["status", "started", "effectiveDateTime", "verificationStatus", "id", "issued"],
+    "BodyStructure": [
+        "active",
+        "identifier",
+        "location",
+        "extension",
+        "status",
+        "verificationStatus",
+        "started",
         "id",
     ],
     "any": sorted(POOLS),
@@ -265,17 +425,87 @@ _EDIT = st.sampled_from(sorted(TARGETS)).flatmap(
 
 def _general(patient_id: str, resources: Resources) -> PatientInput:
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(inbound, "_quick_observation", lambda res: None)
-        m.setattr(inbound._PatientMapper, "_plain_measurement", lambda self, res, ref: False)
+        m.setattr(inbound, "_fast_observation", lambda mapper, res, ref: None)
+        m.setattr(inbound, "_fast_administration", lambda mapper, res, ref: False)
+        m.setattr(inbound, "_fast_study", lambda mapper, res, ref: False)
+        m.setattr(inbound, "_fast_body_structure", lambda mapper, res, ref: False)
+        m.setattr(inbound, "_fast_request", lambda mapper, res, ref: False)
         m.setattr(inbound._PatientMapper, "_classify_cached", inbound._PatientMapper._classify_drug)
         return patient_input(patient_id, resources)
+
+
+def _assert_same(fast: PatientInput, general: PatientInput) -> None:
+    """Equal, and equal in every detail: `Decimal("0.0") == Decimal("0")`, but their reprs differ."""
+    assert fast == general
+    assert repr(fast) == repr(general)
+
+
+def _edited(original: Resources, edits: list[tuple[str, int, tuple[str, Any]]]) -> Resources:
+    resources = copy.deepcopy(original)
+    for target, index, (key, value) in edits:
+        chosen = [i for i, r in enumerate(original) if _matches(r, target)] or list(range(len(original)))
+        resource = resources[chosen[index % len(chosen)]]
+        if value is None:
+            resource.pop(key, None)
+        else:
+            resource[key] = copy.deepcopy(value)
+    return resources
 
 
 def test_fast_and_general_paths_agree_on_well_formed_patients() -> None:
     for patient_id, resources in PATIENTS:
         fast = patient_input(patient_id, copy.deepcopy(resources))
         assert fast.timeline is not None
-        assert fast == _general(patient_id, copy.deepcopy(resources))
+        _assert_same(fast, _general(patient_id, copy.deepcopy(resources)))
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fast_and_general_paths_agree_on_every_single_edit(target: str) -> None:
+    """Every value of every element of the target's pool, one at a time, on two patients (a
+    generated one and the contract fixture): no combination is left to chance."""
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        for key in TARGETS[target]:
+            for value in POOLS[key]:
+                resources = _edited(original, [(target, 0, (key, value))])
+                fast = patient_input(patient_id, copy.deepcopy(resources))
+                _assert_same(fast, _general(patient_id, resources))
+
+
+@pytest.mark.parametrize("key", TARGETS["MedicationRequest"])
+def test_fast_and_general_paths_agree_on_requests_when_no_dose_was_given(key: str) -> None:
+    """Without administrations the ICI start comes from the requests: their dates then count."""
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        requests_only = [r for r in original if r["resourceType"] != "MedicationAdministration"]
+        for value in POOLS[key]:
+            resources = _edited(requests_only, [("MedicationRequest", 0, (key, value))])
+            fast = patient_input(patient_id, copy.deepcopy(resources))
+            _assert_same(fast, _general(patient_id, resources))
+
+
+@pytest.mark.parametrize("status", POOLS["status"])
+@pytest.mark.parametrize("verification", [None, *POOLS["verificationStatus"]])
+def test_fast_and_general_paths_agree_on_an_observation_that_is_no_input(
+    status: object, verification: object
+) -> None:
+    """An Observation the service does not read still counts as a contact, unless it was entered in
+    error: here it is the patient's latest date, so `last_contact` shows whether it was noted."""
+    heart_rate: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": "hr",
+        "subject": {"reference": "Patient/p1"},
+        "code": _coding(codes.LOINC, "8867-4"),
+        "effectiveDateTime": "2099-01-01",
+    }
+    for key, value in (("status", status), ("verificationStatus", verification)):
+        if value is not None:
+            heart_rate[key] = value
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        resources = [
+            *copy.deepcopy(original),
+            {**heart_rate, "subject": {"reference": f"Patient/{patient_id}"}},
+        ]
+        fast = patient_input(patient_id, copy.deepcopy(resources))
+        _assert_same(fast, _general(patient_id, resources))
 
 
 @given(
@@ -299,13 +529,6 @@ def test_fast_and_general_paths_agree_on_odd_resources(
     patient: int, edits: list[tuple[str, int, tuple[str, Any]]]
 ) -> None:
     patient_id, original = PATIENTS[patient]
-    resources = copy.deepcopy(original)
-    for target, index, (key, value) in edits:
-        chosen = [i for i, r in enumerate(original) if _matches(r, target)] or list(range(len(original)))
-        resource = resources[chosen[index % len(chosen)]]
-        if value is None:
-            resource.pop(key, None)
-        else:
-            resource[key] = copy.deepcopy(value)
+    resources = _edited(original, edits)
     fast = patient_input(patient_id, copy.deepcopy(resources))
-    assert fast == _general(patient_id, resources)
+    _assert_same(fast, _general(patient_id, resources))
