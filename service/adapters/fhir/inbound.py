@@ -56,7 +56,8 @@ Decisions where the contract is silent (all [P]):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -872,23 +873,36 @@ def _fast_line(res: JsonDict) -> int | None:
     return None
 
 
+def _usual_medication(
+    res: JsonDict, statuses: Container[str], date_key: str, unusual: AbstractSet[str]
+) -> tuple[str, str, JsonDict] | None:
+    """The status, date text (`date_key`) and `medicationCodeableConcept` of a medication resource
+    of the usual shape (a status among `statuses`, the date as a string, a coded drug, none of
+    the `unusual` contact elements), or None: the general path then reads or reports it."""
+    get = res.get
+    status = get("status")
+    when = get(date_key)
+    concept = get("medicationCodeableConcept")
+    if (
+        type(status) is not str
+        or status not in statuses
+        or type(when) is not str
+        or type(concept) is not dict
+        or not res.keys().isdisjoint(unusual)
+    ):
+        return None
+    return status, when, concept
+
+
 def _fast_administration(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
     """`_note_contact` + `_read_administration` of the usual MedicationAdministration (a usable
     status, an `effectiveDateTime` as its only contact element, a `medicationCodeableConcept`,
     well-formed extensions); False, with nothing changed, for anything else (the general path
     then reads or reports it). The drug classification is remembered either way (`_classify_cached`)."""
-    get = res.get
-    status = get("status")
-    effective = get("effectiveDateTime")
-    concept = get("medicationCodeableConcept")
-    if (
-        type(status) is not str
-        or status not in ADMINISTRATION_STATUSES
-        or type(effective) is not str
-        or type(concept) is not dict
-        or not res.keys().isdisjoint(_UNUSUAL_EFFECTIVE)
-    ):
+    usual = _usual_medication(res, ADMINISTRATION_STATUSES, "effectiveDateTime", _UNUSUAL_EFFECTIVE)
+    if usual is None:
         return False
+    status, effective, concept = usual
     try:
         on = _date_text(effective)
     except ValueError:
@@ -912,20 +926,12 @@ def _fast_request(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
     """`_note_contact` + `_read_request` of the usual MedicationRequest (a usable status, an
     `authoredOn` date as its only contact element, a `medicationCodeableConcept`, well-formed
     dosage instructions and extensions); False, with nothing changed, for anything else."""
-    get = res.get
-    status = get("status")
-    authored = get("authoredOn")
-    concept = get("medicationCodeableConcept")
-    if (
-        type(status) is not str
-        or status not in REQUEST_STATUSES
-        or type(authored) is not str
-        or type(concept) is not dict
-        or not res.keys().isdisjoint(_UNUSUAL_AUTHORED)
-    ):
+    usual = _usual_medication(res, REQUEST_STATUSES, "authoredOn", _UNUSUAL_AUTHORED)
+    if usual is None:
         return False
+    _, authored, concept = usual
     starts: list[date] = []
-    dosages = get("dosageInstruction")
+    dosages = res.get("dosageInstruction")
     try:
         authored_on = _date_text(authored)
         if dosages is not None:

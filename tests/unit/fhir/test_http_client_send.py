@@ -22,6 +22,7 @@ from aiohttp import web
 from pytest_httpx import HTTPXMock, IteratorStream
 
 from service.adapters.fhir.client import FhirClient, create_http_client, static_token
+from tests.unit.fhir.conftest import serving
 
 BASE = "https://fhir.example.org/r4"
 
@@ -298,15 +299,8 @@ async def loopback() -> AsyncIterator[str]:
         ("/slow", slow),
     ]:
         app.router.add_get(path, handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield base
 
 
 async def test_aiohttp_bodies_read_in_one_call_equal_httpx_reads(loopback: str) -> None:

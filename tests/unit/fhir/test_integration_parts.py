@@ -25,7 +25,7 @@ from service.adapters.fhir.notifications import BadNotification, read_notificati
 from service.adapters.fhir.smart import ASSERTION_TYPE, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.transport import AiohttpTransport
 from service.application.ports import PatientRef
-from tests.unit.fhir.conftest import patient_resources
+from tests.unit.fhir.conftest import patient_resources, serving
 
 BASE = "https://fhir.example.org/r4"
 TOKEN_URL = "https://auth.example.org/token"
@@ -234,15 +234,8 @@ async def loopback() -> AsyncIterator[str]:
     app.router.add_get("/fhir/Patient/p1", flaky)
     app.router.add_get("/fhir/slow", slow)
     app.router.add_post("/fhir/", echo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        await runner.cleanup()
+    async with serving(app, "/fhir") as base:
+        yield base
 
 
 async def test_aiohttp_transport_serves_the_fhir_client(loopback: str) -> None:
