@@ -894,6 +894,21 @@ def _usual_medication(
     return status, when, concept
 
 
+def _line_and_drug(
+    mapper: _PatientMapper, res: JsonDict, concept: JsonDict, ref: str
+) -> tuple[int | None, tuple[str, IciClass | None, bool] | None] | None:
+    """The treatment line (`_fast_line`; None: not given) and drug classification (None: not a drug we follow) of
+    a medication resource of the usual shape, or None where either is unusual or malformed (the
+    general path then reads or reports the resource)."""
+    line = _fast_line(res)
+    if line == 0:
+        return None
+    try:
+        return line, mapper._classify_cached(concept, ref)
+    except MalformedResource:
+        return None
+
+
 def _fast_administration(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
     """`_note_contact` + `_read_administration` of the usual MedicationAdministration (a usable
     status, an `effectiveDateTime` as its only contact element, a `medicationCodeableConcept`,
@@ -907,13 +922,10 @@ def _fast_administration(mapper: _PatientMapper, res: JsonDict, ref: str) -> boo
         on = _date_text(effective)
     except ValueError:
         return False
-    line = _fast_line(res)
-    if line == 0:
+    found = _line_and_drug(mapper, res, concept, ref)
+    if found is None:
         return False
-    try:
-        drug = mapper._classify_cached(concept, ref)
-    except MalformedResource:
-        return False
+    line, drug = found
     mapper.contact_dates.append(on)
     if drug is not None:
         name, cls, is_ici = drug
@@ -964,13 +976,10 @@ def _fast_request(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
                 starts.append(_date_text(start))
     except ValueError:
         return False
-    line = _fast_line(res)
-    if line == 0:
+    found = _line_and_drug(mapper, res, concept, ref)
+    if found is None:
         return False
-    try:
-        drug = mapper._classify_cached(concept, ref)
-    except MalformedResource:
-        return False
+    line, drug = found
     mapper.contact_dates.append(authored_on)
     if drug is not None:
         name, cls, is_ici = drug
