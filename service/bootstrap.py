@@ -32,6 +32,7 @@ from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartC
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter
 from service.adapters.persistence.outbox import SqlAlertOutbox
+from service.adapters.persistence.replay import SqlReplayLedger
 from service.adapters.persistence.store import SqlAssessmentStore
 from service.application.alerts import AlertWorker, DeliverAlerts, RetrySchedule, plan_alerts
 from service.application.assess import AssessPatients, PatientOutcome, SyncPatients, SyncReport
@@ -70,6 +71,8 @@ class Container:
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         self.store = SqlAssessmentStore.open(self.settings.database_url, patient_key_salt=self.key_salt)
+        # CDS Hooks token replays are checked in the database: every replica sees every used token.
+        self.cds_verifier.share_replay_ledger(SqlReplayLedger(self.store.repository.engine))
         if self.settings.fhir_base_url is not None:
             self.http = self._external_http or create_http_client(
                 timeout_s=self.settings.fhir_timeout_s, transport=self.settings.fhir_http_transport

@@ -16,9 +16,10 @@ each issuer with its own keys (an inline JWKS, a PEM public key, or a JWKS URL f
 cached; the token's `jku` header is never followed). Required claims `iss`, `aud`, `exp`,
 `iat`, `jti`; `aud` (string or array) must contain the URL of the service endpoint called; only
 asymmetric algorithms are accepted (RS/PS/ES*, EdDSA): `none` and HMAC are rejected, as the spec
-requires. A `jti` seen before (until its `exp`) is a replay and is rejected. Decision: the replay
-cache is per process (several replicas do not share it); the discovery endpoint carries no
-patient data and is answered without a token.
+requires. A `jti` seen before (until its `exp`) is a replay and is rejected. The service's
+verifier records used tokens in the database (`ReplayLedger`, the `cds_token_uses` table), so the
+check holds across replicas; a verifier without a ledger (tools, tests) remembers them in its own
+memory. The discovery endpoint carries no patient data and is answered without a token.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
 
 import anyio.to_thread
 import jwt
@@ -310,6 +312,14 @@ def _key_source(spec: str) -> KeyLookup:
     raise ValueError("issuer keys must be a JWKS URL, an inline JWKS/JWK JSON object or a PEM public key")
 
 
+class ReplayLedger(Protocol):
+    """Where used tokens are recorded (`persistence.replay.SqlReplayLedger`)."""
+
+    async def first_use(self, issuer: str, jti: str, expires_at: datetime) -> bool:
+        """Record the token; False if it was recorded before (a replay)."""
+        ...
+
+
 class CdsJwtVerifier:
     """Verifies CDS clients' bearer JWTs (module doc). `issuers`: issuer URI -> key material."""
 
@@ -324,6 +334,11 @@ class CdsJwtVerifier:
         self._leeway_s = leeway_s
         self._clock = clock
         self._seen_jti: dict[str, float] = {}
+        self._ledger: ReplayLedger | None = None
+
+    def share_replay_ledger(self, ledger: ReplayLedger) -> None:
+        """Check replays against `ledger` (shared by every replica) instead of this process's memory."""
+        self._ledger = ledger
 
     @property
     def configured(self) -> bool:
@@ -366,7 +381,14 @@ class CdsJwtVerifier:
             raise CdsAuthRejected("the JWT audience is not this CDS service") from None
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise CdsAuthRejected(f"the JWT was rejected ({type(exc).__name__})") from None
-        self._check_replay(str(claims["jti"]), float(claims["exp"]))
+        jti, exp = str(claims["jti"]), float(claims["exp"])
+        if self._ledger is None:
+            self._check_replay(jti, exp)
+        else:
+            # Kept until the token could no longer be accepted: its expiry plus the leeway.
+            until = datetime.fromtimestamp(exp + self._leeway_s, UTC)
+            if not await self._ledger.first_use(str(claims["iss"]), jti, until):
+                raise CdsAuthRejected("the JWT was already used (jti replay)")
         return claims
 
     def _check_replay(self, jti: str, exp: float) -> None:

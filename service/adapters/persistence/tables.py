@@ -188,3 +188,14 @@ class AuditLogRow(Base):
     principal: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
     detail_json: Mapped[dict[str, Any]] = mapped_column(PortableJSON)
+
+
+class CdsTokenUseRow(Base):
+    """CDS Hooks bearer JWTs already used (issue 5, replay protection shared by every replica):
+    one row per token until it expires. `token_key` is a SHA-256 of the issuer and the `jti`
+    (bounded length, no token content)."""
+
+    __tablename__ = "cds_token_uses"
+
+    token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -21,7 +21,7 @@ from service.adapters.persistence.database import (
 )
 from service.adapters.persistence.tables import Base
 
-TABLES = {"assessment_runs", "patient_assessments", "alert_outbox", "audit_log"}
+TABLES = {"assessment_runs", "patient_assessments", "alert_outbox", "audit_log", "cds_token_uses"}
 
 
 def table_names(database_url: str) -> set[str]:
