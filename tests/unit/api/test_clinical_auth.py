@@ -9,14 +9,13 @@ token lacking the scope 403 (RFC 6750 section 3.1 `insufficient_scope`), and wit
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, ValidationError
 
@@ -25,19 +24,12 @@ from service.api.app import create_app
 from service.bootstrap import Container
 from service.config import Settings
 from tests.unit.alerts.test_api import record_dr_alert
+from tests.unit.api.jwts import public_pem, signed_jwt
 
 ISSUER = "https://auth.hospital.example"
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
 READ, WRITE = "oncoresponse.read", "oncoresponse.write"
-
-
-def _pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
 
 
 def token(
@@ -50,14 +42,10 @@ def token(
     expires_in: timedelta = timedelta(minutes=5),
     subject: str = "dr-meyer",
 ) -> dict[str, str]:
-    claims = {
-        "sub": subject,
-        "iss": issuer,
-        "aud": audience,
-        "exp": datetime.now(UTC) + expires_in,
-        "scope": scope,
-    }
-    return {"Authorization": f"Bearer {jwt.encode(claims, key, algorithm=algorithm)}"}
+    signed = signed_jwt(
+        key, algorithm, subject=subject, issuer=issuer, audience=audience, scope=scope, expires_in=expires_in
+    )
+    return {"Authorization": f"Bearer {signed}"}
 
 
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
@@ -65,7 +53,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "environment": "test",
         "database_url": f"sqlite:///{tmp_path / 'auth.db'}",
         "log_json": False,
-        "api_jwt_public_key": SecretStr(_pem(KEY)),
+        "api_jwt_public_key": SecretStr(public_pem(KEY)),
         "api_jwt_issuer": ISSUER,
     }
     values.update(overrides)

@@ -27,7 +27,8 @@ from service.config import Settings
 from service.domain.engine import assess
 from service.synthetic import pan_tumour_cohort
 
-from .test_stats_api import ISSUER, RSA_KEY, _pem, bearer, token
+from .jwts import public_pem
+from .test_stats_api import ISSUER, RSA_KEY, bearer, token
 
 SEED = 1
 GROUPS = ("DR", "PsPD", "CR-PR", "SD", "PD")
@@ -106,7 +107,7 @@ async def acceptance(
     migrate(app_settings.database_url)
     async with Container(app_settings) as box:
         app = create_app(app_settings, container=box)
-        app.state.stats_config = StatsConfig(jwt_public_key_pem=_pem(RSA_KEY), jwt_issuer=ISSUER)
+        app.state.stats_config = StatsConfig(jwt_public_key_pem=public_pem(RSA_KEY), jwt_issuer=ISSUER)
         assert box.store is not None
         await box.store.record(assessments, run_id="acceptance")
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

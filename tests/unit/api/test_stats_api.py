@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,6 @@ import httpx
 import jwt
 import pytest
 import time_machine
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from pydantic import BaseModel, SecretStr, TypeAdapter
@@ -48,16 +47,10 @@ from service.domain.results import (
     RuleTrace,
     TimepointResult,
 )
+from tests.unit.api.jwts import public_pem, signed_jwt
 
 ISSUER = "https://idp.example.org"
 AUDIENCE = "oncoresponse-stats"
-
-
-def _pem(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
-    public = private_key.public_key()
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
 
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -74,15 +67,9 @@ def token(
     expires_in: timedelta = timedelta(minutes=5),
     subject: str = "researcher-7",
 ) -> str:
-    claims = {
-        "sub": subject,
-        "iss": issuer,
-        "aud": audience,
-        "exp": datetime.now(UTC) + expires_in,
-        "scope": scope,
-    }
-    encoded: str = jwt.encode(claims, key, algorithm=algorithm)
-    return encoded
+    return signed_jwt(
+        key, algorithm, subject=subject, issuer=issuer, audience=audience, scope=scope, expires_in=expires_in
+    )
 
 
 def bearer(value: str) -> dict[str, str]:
@@ -170,7 +157,7 @@ async def portal(app_settings: Settings) -> AsyncIterator[Portal]:
     async with Container(app_settings) as box:
         app = create_app(app_settings, container=box)
         app.state.stats_config = StatsConfig(
-            jwt_public_key_pem=_pem(RSA_KEY), jwt_issuer=ISSUER, data_version_ttl_s=0
+            jwt_public_key_pem=public_pem(RSA_KEY), jwt_issuer=ISSUER, data_version_ttl_s=0
         )
         assert box.store is not None
         await box.store.record(cohort(), run_id="run-1")
@@ -195,7 +182,7 @@ async def test_no_token_is_401_problem(portal: Portal) -> None:
 async def test_portal_settings_come_from_oncoresponse_stats_variables(app_settings: Settings) -> None:
     settings = app_settings.model_copy(
         update={
-            "stats_jwt_public_key": SecretStr(_pem(EC_KEY)),
+            "stats_jwt_public_key": SecretStr(public_pem(EC_KEY)),
             "stats_jwt_issuer": ISSUER,
             "stats_min_cell_count": 5,
         }
@@ -203,7 +190,7 @@ async def test_portal_settings_come_from_oncoresponse_stats_variables(app_settin
     config = create_app(settings).state.stats_config
     assert config.jwt_issuer == ISSUER
     assert config.min_cell_count == 5
-    assert config.jwt_public_key_pem == _pem(EC_KEY)
+    assert config.jwt_public_key_pem == public_pem(EC_KEY)
 
 
 def _b64(data: bytes) -> str:
@@ -216,7 +203,7 @@ async def test_hmac_token_signed_with_the_public_key_is_refused(portal: Portal) 
     signing_input = (
         f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode())}.{_b64(json.dumps(claims).encode())}"
     )
-    signature = hmac.new(_pem(RSA_KEY).encode(), signing_input.encode(), hashlib.sha256).digest()
+    signature = hmac.new(public_pem(RSA_KEY).encode(), signing_input.encode(), hashlib.sha256).digest()
     r = await portal.http.get("/stats/response", headers=bearer(f"{signing_input}.{_b64(signature)}"))
     assert r.status_code == 401
 
@@ -252,7 +239,7 @@ async def test_token_without_researcher_scope_is_403(portal: Portal) -> None:
 
 
 async def test_es256_key_is_accepted_when_configured(portal: Portal) -> None:
-    portal.app.state.stats_config = StatsConfig(jwt_public_key_pem=_pem(EC_KEY), jwt_issuer=ISSUER)
+    portal.app.state.stats_config = StatsConfig(jwt_public_key_pem=public_pem(EC_KEY), jwt_issuer=ISSUER)
     r = await portal.http.get("/stats/response", headers=bearer(token(key=EC_KEY, algorithm="ES256")))
     assert r.status_code == 200
     rs = await portal.http.get("/stats/response", headers=bearer(token()))  # RS256 no longer matches
