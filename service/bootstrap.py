@@ -143,6 +143,7 @@ class Container:
                     base_delay_s=settings.alert_retry_base_s,
                     max_delay_s=settings.alert_retry_max_s,
                 ),
+                held_recheck_s=settings.alert_held_recheck_s,
             )
 
     def start_alert_worker(self) -> None:

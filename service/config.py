@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     alert_max_attempts: int = Field(default=8, ge=1, le=50)
     alert_retry_base_s: float = Field(default=30.0, gt=0)
     alert_retry_max_s: float = Field(default=3600.0, gt=0)
+    alert_held_recheck_s: float = Field(default=3600.0, ge=0)  # 0 = held until POST /alerts/{id}/retry
     alert_oncology_role_codes: list[str] = Field(default_factory=lambda: ["309295000"])
     alert_webhook_urls: list[AnyHttpUrl] = Field(default_factory=list)
     alert_webhook_secret: SecretStr | None = None

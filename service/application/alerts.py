@@ -22,7 +22,12 @@ Decisions (sources silent; other engineers must match them):
   that failed. Retries back off exponentially (`RetrySchedule`); after `max_attempts` the alert
   is `failed` (kept with its `last_error`, visible in `GET /alerts`, re-triable through the
   API, never dropped). When nobody can be addressed (`RecipientUnknown`), the alert is `held`
-  and reported (log warning, `GET /alerts?status=held`) after the other channels ran.
+  and reported (log warning, `GET /alerts?status=held`) after the other channels ran. A held
+  alert is tried again every `held_recheck_s` (ONCORESPONSE_ALERT_HELD_RECHECK_S, default one
+  hour), so that it reaches the oncologist once the CareTeam names one, without anybody having
+  to release it by hand (POST /alerts/{id}/retry still does at once); only the channels that have
+  not delivered run again, a hold does not use up the retry schedule's attempts, and an
+  acknowledged alert is not re-checked. 0 = held until released by hand.
 - A crash between a channel's write and its bookkeeping is harmless: the outbox row stays due
   (its claim lease runs out), and re-delivery is idempotent (FHIR conditional creates on the
   alert identifier; webhooks carry a stable delivery id for receivers to de-duplicate).
@@ -274,8 +279,10 @@ class DeliverAlerts:
         clock: Callable[[], datetime] = utc_now,
         after_channel: AfterChannelHook | None = None,
         after_claim: AfterClaimHook | None = None,
+        held_recheck_s: float = 0.0,
     ) -> None:
         self._outbox = outbox
+        self._held_recheck_s = held_recheck_s
         self._channels = tuple(channels)
         self._schedule = schedule
         self._batch_size = batch_size
@@ -305,10 +312,13 @@ class DeliverAlerts:
             clock=self._clock,
             after_channel=after_channel,
             after_claim=after_claim,
+            held_recheck_s=self._held_recheck_s,
         )
 
     async def __call__(self) -> DeliveryReport:
         report = DeliveryReport()
+        if self._held_recheck_s > 0:
+            await self._outbox.release_rechecks()
         claimed = await self._outbox.claim_due(limit=self._batch_size, lease_s=self._lease_s)
         if self._after_claim is not None:
             await self._after_claim(claimed)
@@ -382,7 +392,9 @@ class DeliverAlerts:
                     retry_at=retry_at.isoformat(),
                 )
         elif hold_reason is not None:
-            await self._outbox.hold(alert.id, hold_reason)
+            recheck = self._held_recheck_s
+            recheck_at = self._clock() + timedelta(seconds=recheck) if recheck > 0 else None
+            await self._outbox.hold(alert.id, hold_reason, recheck_at=recheck_at)
             report.held += 1
             log.warning("alert.held", alert_id=alert.id, patient_key=alert.patient_key, kind=alert.kind)
         else:

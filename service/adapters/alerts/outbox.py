@@ -42,8 +42,11 @@ class SqlDeliveryOutbox:
     async def mark_failed(self, alert_id: int, error: str, *, retry_at: datetime | None = None) -> None:
         await self.outbox.mark_failed(alert_id, error, retry_at=retry_at)
 
-    async def hold(self, alert_id: int, reason: str) -> None:
-        await self.outbox.hold(alert_id, reason)
+    async def hold(self, alert_id: int, reason: str, *, recheck_at: datetime | None = None) -> None:
+        await self.outbox.hold(alert_id, reason, recheck_at=recheck_at)
+
+    async def release_rechecks(self) -> int:
+        return await self.outbox.release_rechecks()
 
     async def give_up(self, alert_id: int, error: str) -> None:
         await self.outbox.give_up(alert_id, error)

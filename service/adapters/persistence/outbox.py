@@ -9,7 +9,9 @@ an index shifts when an earlier scan is added later, a date does not.
 
 Lifecycle: `pending` (due at `next_attempt_at`) → `delivered`; or `mark_failed` with a
 `retry_at` (stays `pending`, attempts + 1) or without one (`failed`, final); `held` rows are
-recorded but never due. `due_alerts` assumes one dispatcher; `claim_due` (issue 5) lets
+recorded but not due: `hold` may give a re-check time (`next_attempt_at`), at which
+`release_rechecks` makes the row due again (the delivery worker calls it on each pass when
+`ONCORESPONSE_ALERT_HELD_RECHECK_S` > 0); a row held without one (`NEVER`) waits for `release`. `due_alerts` assumes one dispatcher; `claim_due` (issue 5) lets
 several workers share the table: it moves each claimed row's `next_attempt_at` one lease ahead
 with a conditional UPDATE, so a row is handed to one worker at a time and a crashed worker's
 claim expires by itself (the alert is then due again and re-delivered idempotently).
@@ -26,9 +28,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 from sqlalchemy import Engine, case, func, select, update
@@ -72,6 +74,10 @@ class OutboxAlert:
 ABANDONED_ERROR = "the delivery worker stopped during this attempt (its claim expired)"
 
 
+# `next_attempt_at` of a held alert that no re-check releases (only `release` does).
+NEVER: Final = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def insert_alert(
     session: Session,
     *,
@@ -98,7 +104,7 @@ def insert_alert(
         payload_json=dict(payload),
         status=(AlertStatus.HELD if held else AlertStatus.PENDING).value,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=NEVER if held else now,
         created_at=now,
     ).on_conflict_do_nothing(index_elements=["dedup_key"])
     # RETURNING yields the new id, or no row when the key already existed.
@@ -276,16 +282,37 @@ class AlertOutboxRepository:
             channels[channel] = dict(state)
             row.channels_json = channels
 
-    def hold(self, alert_id: int, reason: str) -> None:
-        """Park an alert that cannot be delivered as it is (e.g. no recipient); never due until released."""
+    def hold(self, alert_id: int, reason: str, *, recheck_at: datetime | None = None) -> None:
+        """Park an alert that cannot be delivered as it is (e.g. no recipient): not due until
+        released (`release`), or until `recheck_at` when given (`release_rechecks`).
+
+        Decision: a hold is not a failed delivery, so `attempts` is not increased: a held alert
+        keeps being re-checked, without limit, until it is delivered, released or acknowledged,
+        instead of ending `failed` after the retry schedule's attempts."""
         with self._sessions.begin() as session:
             row = session.get(AlertOutboxRow, alert_id)
             if row is None:
                 raise UnknownAlertError(alert_id)
             row.status = AlertStatus.HELD.value
-            row.attempts += 1
+            row.next_attempt_at = recheck_at or NEVER
             row.last_error = reason[:LAST_ERROR_MAX_CHARS]
             row.lease_token = None
+
+    def release_rechecks(self) -> int:
+        """Make due every held, unacknowledged alert whose re-check time has come; how many."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(AlertOutboxRow)
+                .where(
+                    AlertOutboxRow.status == AlertStatus.HELD.value,
+                    AlertOutboxRow.next_attempt_at <= now,
+                    AlertOutboxRow.acknowledged_at.is_(None),
+                )
+                .values(status=AlertStatus.PENDING.value, next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def release(self, alert_id: int) -> OutboxAlert:
         """Make a held or failed alert due now (attempts are kept); other states are left alone."""
@@ -383,8 +410,11 @@ class SqlAlertOutbox:
     async def give_up(self, alert_id: int, error: str) -> None:
         await anyio.to_thread.run_sync(self.repository.give_up, alert_id, error)
 
-    async def hold(self, alert_id: int, reason: str) -> None:
-        await anyio.to_thread.run_sync(self.repository.hold, alert_id, reason)
+    async def hold(self, alert_id: int, reason: str, *, recheck_at: datetime | None = None) -> None:
+        await anyio.to_thread.run_sync(partial(self.repository.hold, alert_id, reason, recheck_at=recheck_at))
+
+    async def release_rechecks(self) -> int:
+        return await anyio.to_thread.run_sync(self.repository.release_rechecks)
 
     async def release(self, alert_id: int) -> OutboxAlert:
         return await anyio.to_thread.run_sync(self.repository.release, alert_id)

@@ -27,7 +27,10 @@ class AlertOut(BaseModel):
     kind: str = Field(description="DR or PsPD")
     status: AlertStatus
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: datetime = Field(
+        description="When the alert is next tried; for a held alert, when it is checked again for a "
+        "recipient (9999-01-01: only when released with POST /alerts/{id}/retry)"
+    )
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None

@@ -137,6 +137,29 @@ def test_giving_up_and_held_alerts_are_never_due(outbox: AlertOutboxRepository, 
     assert len(failed.last_error) == 1000
 
 
+def test_release_rechecks_makes_due_only_held_alerts_whose_recheck_time_has_come(
+    outbox: AlertOutboxRepository, clock: Clock
+) -> None:
+    for patient in ("p1", "p2", "p3"):
+        dr_alert(outbox, patient=patient)
+    first, second, third = outbox.due_alerts()
+    outbox.hold(first.id, "no recipient", recheck_at=clock.now + timedelta(hours=1))
+    outbox.hold(second.id, "no recipient", recheck_at=clock.now + timedelta(hours=3))
+    outbox.hold(third.id, "no recipient")  # no re-check time: only `release` makes it due
+    assert outbox.record_alert(fhir_patient_id="p4", kind="DR", timepoint_date=TP, payload={}, held=True)
+    assert outbox.due_alerts() == []
+    clock.now += timedelta(hours=2)
+    assert outbox.release_rechecks() == 1
+    assert [a.id for a in outbox.due_alerts()] == [first.id]
+    clock.now += timedelta(days=3650)
+    assert outbox.release_rechecks() == 1  # the second; never the third nor the one held at record time
+    assert {a.id for a in outbox.due_alerts()} == {first.id, second.id}
+    held = outbox.get(third.id)
+    assert held is not None
+    assert held.status is AlertStatus.HELD
+    assert held.attempts == 0  # a hold is not a failed delivery attempt
+
+
 def test_due_alerts_come_oldest_first_and_respect_the_limit(
     outbox: AlertOutboxRepository, clock: Clock
 ) -> None:

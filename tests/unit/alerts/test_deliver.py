@@ -129,6 +129,42 @@ async def test_no_recipient_holds_the_alert_after_the_other_channels_ran_and_ret
     assert len(hook.calls) == 1  # the webhook had already been delivered
 
 
+async def test_a_held_alert_is_checked_again_each_interval_and_reaches_the_oncologist_once_named(
+    outbox: SqlAlertOutbox, clock: Clock
+) -> None:
+    """Contract section 3: the responsible oncologist is told. Once the CareTeam names one, a held
+    alert goes out at its next re-check, without a manual release; re-checks do not use up the
+    retry schedule (more of them than `max_attempts` here), and the webhook is not repeated."""
+    await record(outbox)
+    fhir, hook = RecordingChannel("fhir", no_recipient=True), RecordingChannel("webhook:x")
+    deliver = deliverer(outbox, clock, fhir, hook, max_attempts=2, held_recheck_s=3600)
+    assert (await deliver()).held == 1
+    clock.now += timedelta(seconds=3599)
+    assert (await deliver()).attempted == 0  # not before its re-check time
+    for _ in range(3):
+        clock.now += timedelta(seconds=3600)
+        assert (await deliver()).held == 1
+    fhir.no_recipient = False  # the CareTeam was corrected
+    clock.now += timedelta(seconds=3600)
+    assert (await deliver()).delivered == 1
+    assert len(fhir.calls) == 5
+    assert len(hook.calls) == 1
+    (alert,), _ = await outbox.list_alerts()
+    assert alert.status is AlertStatus.DELIVERED
+
+
+async def test_an_acknowledged_held_alert_is_not_checked_again(outbox: SqlAlertOutbox, clock: Clock) -> None:
+    await record(outbox)
+    fhir = RecordingChannel("fhir", no_recipient=True)
+    deliver = deliverer(outbox, clock, fhir, held_recheck_s=60)
+    assert (await deliver()).held == 1
+    (alert,), _ = await outbox.list_alerts()
+    await outbox.acknowledge(alert.id, "oncologist-on-call")
+    clock.now += timedelta(days=1)
+    assert (await deliver()).attempted == 0
+    assert len(fhir.calls) == 1
+
+
 async def test_a_crash_after_a_channel_wrote_leaves_the_alert_due_once_the_claim_expires(
     outbox: SqlAlertOutbox, clock: Clock
 ) -> None:
