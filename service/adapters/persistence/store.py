@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,7 @@ from service.adapters.persistence.tables import (
     PatientAssessmentRow,
     RunStatus,
     RunTrigger,
+    StoreVersionRow,
 )
 from service.application.ports import AlertRecord
 from service.domain.results import DrTrigger, ImmuneResponse, PatientAssessment, Response, ResponseGroup
@@ -343,6 +344,12 @@ class AssessmentRepository:
             set_={name: insert.excluded[name] for name in _UPDATED_ON_CONFLICT},
         )
         session.execute(statement, list(rows.values()))
+        if rows:  # the store version changes in the same transaction (`version`)
+            session.execute(
+                update(StoreVersionRow)
+                .where(StoreVersionRow.id == 1)
+                .values(version=StoreVersionRow.version + 1, changed_at=at)
+            )
         return len(rows)
 
     def latest(self, fhir_patient_id: str) -> StoredAssessment | None:
@@ -363,6 +370,13 @@ class AssessmentRepository:
             )
             for row in rows:
                 yield _stored(row)
+
+    def version(self) -> int:
+        """The store version: increased by every transaction that writes patient assessments, so
+        any new or re-assessed patient changes it, whatever the clocks of the writers say (one
+        row, read in constant time; migration 0004)."""
+        with self._sessions() as session:
+            return session.scalar(select(StoreVersionRow.version).where(StoreVersionRow.id == 1)) or 0
 
     def count(self) -> int:
         """How many patients have a stored assessment."""

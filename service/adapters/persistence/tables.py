@@ -190,6 +190,18 @@ class AuditLogRow(Base):
     detail_json: Mapped[dict[str, Any]] = mapped_column(PortableJSON)
 
 
+class StoreVersionRow(Base):
+    """One row (`id` 1): a counter increased in the same transaction as every write of patient
+    assessments (issue 6: the research portal's cache key; migration 0004 says why)."""
+
+    __tablename__ = "store_version"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class CdsTokenUseRow(Base):
     """CDS Hooks bearer JWTs already used (issue 5, replay protection shared by every replica):
     one row per token until it expires. `token_key` is a SHA-256 of the issuer and the `jti`

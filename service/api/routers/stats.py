@@ -5,8 +5,8 @@ latest assessment of every patient, filtered by the query (`CohortFilter`); what
 the caller's minimum cell size (`analytics/privacy.py`); every query is written to the audit log
 (principal = token subject; the endpoint, its parameters and the cohort filter; never a patient
 identifier). Results are cached per endpoint + parameters + cohort filter + minimum cell size +
-data version, where the data version is a hash of the number of stored assessments and their
-latest `assessed_at` (any new or re-assessed patient changes it). A refused analysis is 422
+data version, where the data version is the store's version counter (`AssessmentRepository.version`:
+every write of assessments increases it, so any new or re-assessed patient changes it). A refused analysis is 422
 `/problems/analysis-refused`.
 
 Decision (issue 6, API overhead <= 1.2x the analysis itself): a query costs ONE worker-thread hop
@@ -19,7 +19,6 @@ wake-ups, which on a loaded machine cost more than the work they carry.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import threading
@@ -37,10 +36,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from sqlalchemy import func, select
 
 from service.adapters.persistence.audit import SqlAuditLog
-from service.adapters.persistence.tables import PatientAssessmentRow
 from service.analytics import reports
 from service.analytics.cohort import CATEGORICAL, GROUPS, CohortFilter, analysis_table, apply_filter
 from service.api.auth import Principal, ResearcherDep, StatsConfig, stats_config
@@ -83,9 +80,9 @@ class StatsRuntime:
     """Per-app state of the portal: the analysis table of the current data version and an LRU of
     results. Lives on `app.state.stats_runtime` (created on first use).
 
-    The data version is looked up at most every `version_ttl_s` seconds (the lookup scans
-    `patient_assessments` for max(assessed_at), which has no index): a sync becomes visible to
-    the portal within that delay. Used from worker threads: the table and the LRU have locks."""
+    The data version is looked up at most every `version_ttl_s` seconds (one row, constant
+    time): a sync becomes visible to the portal within that delay. Used from worker threads: the
+    table and the LRU have locks."""
 
     def __init__(self, container: Container, config: StatsConfig) -> None:
         if container.store is None:
@@ -101,11 +98,7 @@ class StatsRuntime:
         self._results_lock = threading.Lock()
 
     def _version(self) -> str:
-        with self.store.repository.engine.connect() as connection:
-            count, latest = connection.execute(
-                select(func.count(), func.max(PatientAssessmentRow.assessed_at))
-            ).one()
-        return hashlib.sha256(f"{count}|{latest}".encode()).hexdigest()[:16]
+        return f"v{self.store.repository.version()}"
 
     def load(self) -> tuple[str, pd.DataFrame]:
         """The analysis table and its data version (blocking: call from a worker thread)."""

@@ -21,7 +21,14 @@ from service.adapters.persistence.database import (
 )
 from service.adapters.persistence.tables import Base
 
-TABLES = {"assessment_runs", "patient_assessments", "alert_outbox", "audit_log", "cds_token_uses"}
+TABLES = {
+    "assessment_runs",
+    "patient_assessments",
+    "alert_outbox",
+    "audit_log",
+    "cds_token_uses",
+    "store_version",
+}
 
 
 def table_names(database_url: str) -> set[str]:

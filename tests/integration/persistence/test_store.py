@@ -194,6 +194,26 @@ def test_data_version_follows_the_inputs(repo: AssessmentRepository) -> None:
     assert stored.data_version == same
 
 
+def test_store_version_changes_with_every_write_even_one_stamped_before_the_latest(engine: Engine) -> None:
+    """Issue 6: the portal caches results per data version, so every write of assessments must
+    change it, including a re-assessment whose writer's clock is behind (another replica):
+    `max(assessed_at)`, the old version, missed exactly that one."""
+    ahead = AssessmentRepository(
+        engine, patient_key_salt=SALT, clock=lambda: datetime(2024, 6, 2, tzinfo=UTC)
+    )
+    behind = AssessmentRepository(
+        engine, patient_key_salt=SALT, clock=lambda: datetime(2024, 6, 1, tzinfo=UTC)
+    )
+    start = ahead.version()
+    ahead.record([stable("p1"), stable("p2")], run_id="r1")
+    after_first = ahead.version()
+    assert after_first == start + 1  # one transaction, one step
+    behind.record([progressive("p1")], run_id="r2")  # the same patient, stamped a day earlier
+    assert behind.version() == ahead.version() == after_first + 1
+    ahead.record([], run_id="r3")  # nothing written: the data did not change
+    assert ahead.version() == after_first + 1
+
+
 def test_runs_are_opened_and_closed_with_their_counts(repo: AssessmentRepository) -> None:
     run = repo.start_run(RunTrigger.SYNC, patients_total=3)
     opened = repo.get_run(run)
