@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     public_base_url: AnyHttpUrl | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # /metrics answers only "Authorization: Bearer <this>" when set (Prometheus: `authorization`
+    # with `credentials_file`); unset = open, for a scrape inside the cluster network only.
+    metrics_token: SecretStr | None = None
     log_json: bool = True
 
     # --- response engine -----------------------------------------------------------------------

@@ -1,16 +1,32 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+Decision: /healthz and /readyz are open (Kubernetes probes send no credentials; they answer only
+"ok" or which dependency is not ready). /metrics is open unless `ONCORESPONSE_METRICS_TOKEN` is
+set; then it needs that bearer token (compared in constant time).
+"""
 
 from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import ContainerDep
-from service.api.problems import PROBLEM_RESPONSES, problem
+from service.api.problems import PROBLEM_RESPONSES, _doc, problem
 from service.api.schemas.health import Health, Readiness
+from service.application.errors import ApplicationError
 
 router = APIRouter(tags=["operations"])
+
+
+class MetricsNotAuthenticated(ApplicationError):
+    problem_type = "/problems/not-authenticated"
+    title = "Not authenticated"
+    status = 401
+    headers: Mapping[str, str] = {"WWW-Authenticate": 'Bearer realm="oncoresponse-metrics"'}
 
 
 @router.get("/healthz", operation_id="operations-healthz")
@@ -44,8 +60,18 @@ async def readyz(request: Request, container: ContainerDep) -> Response:
     "/metrics",
     operation_id="operations-metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}},
+        401: _doc("ONCORESPONSE_METRICS_TOKEN is set and the bearer token is missing or wrong"),
+    },
 )
-async def metrics(container: ContainerDep) -> Response:
-    """Prometheus text exposition."""
+async def metrics(request: Request, container: ContainerDep) -> Response:
+    """Prometheus text exposition. Needs `Authorization: Bearer <ONCORESPONSE_METRICS_TOKEN>`
+    when that is set."""
+    token = container.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise MetricsNotAuthenticated("/metrics needs the metrics bearer token")
     return Response(generate_latest(container.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from pydantic import SecretStr
 
 from service.adapters.persistence.database import migrate
 from service.api.app import create_app
@@ -27,6 +28,28 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     r = await client.get("/metrics")
     assert r.status_code == 200
     assert 'oncoresponse_http_requests_total{method="GET",route="/healthz",status="2xx"} 1.0' in r.text
+
+
+async def test_metrics_need_the_metrics_token_when_one_is_set(app_settings: Settings) -> None:
+    """ONCORESPONSE_METRICS_TOKEN: without it or with another token, 401 problem+json (RFC 9457,
+    with a Bearer challenge as RFC 6750 section 3 asks); with it, the exposition. Probes stay open."""
+    settings = app_settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    migrate(settings.database_url)
+    async with Container(settings) as box:
+        transport = httpx.ASGITransport(app=create_app(settings, container=box))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            missing = await http.get("/metrics")
+            wrong = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me-not"})
+            right = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+            probe = await http.get("/healthz")
+    for refused in (missing, wrong):
+        assert refused.status_code == 401
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert "oncoresponse_http_requests_total" not in refused.text
+    assert right.status_code == 200
+    assert "oncoresponse_http_requests_total" in right.text
+    assert probe.status_code == 200
 
 
 async def test_readyz_is_503_naming_an_unreachable_fhir_server(app_settings: Settings) -> None:
