@@ -3,9 +3,15 @@
 What each measure means (as an integration engineer reads it; benchmarks/README.md has more):
 
 1. parse cost: bytes of FHIR search pages (one Bundle page per resource type, as the REST
-   reader gets them) -> the service's parsed per-patient input (`orjson.loads`, the page walk
-   of `FhirClient.search`, `inbound.patient_input`) against `orjson.loads` of the same bytes
-   (goal <= 3x): the path of every REST sync (full, incremental, notified). The same for Bulk
+   reader gets them) -> the service's parsed per-patient input, against `orjson.loads` of the
+   same bytes (goal <= 3x): the path of every REST sync (full, incremental, notified). Ours runs
+   the production functions: each page through `typed.read_search_page` as `FhirClient` reads it
+   for `FhirMeasurementSource` (typed, with msgspec, for the types in `source.TYPED_SEARCHES`:
+   Observation, MedicationAdministration, MedicationRequest, ImagingStudy, BodyStructure; as
+   dicts, `orjson.loads`, for the others), then `inbound.patient_input` of the patient's
+   resources. (In a sync the Patient is a read, `orjson.loads` of its body; here it is a page
+   read as dicts, about the same work.) Resources the typed decoder or the typed fast paths
+   cannot take fall back to `orjson.loads` of their bytes and the dict paths (typed.py). The same for Bulk
    Data NDJSON lines of the same patients is printed for reference, without a verdict, along the
    service's own path: each page of an export file is parsed to file every line by patient in the
    on-disk spool (`NdjsonSpool.add_page`), each patient's lines are read back and parsed again
@@ -13,8 +19,9 @@ What each measure means (as an integration engineer reads it; benchmarks/README.
    three steps are printed beside it, and the same lines parsed once in memory (no spool).
    Decision: the goal is judged on the REST path. The spool parses every line twice by design
    (once to find its patient, once when the patient is read back), the price of holding at most
-   one page of parsed objects (issue 4); the Bulk path's own goal is the end-to-end rate (4.). fhir.resources model validation of one patient's pages is printed for reference
-   (kept off the hot path).
+   one page of parsed objects (issue 4); the Bulk path's own goal is the end-to-end rate (4.).
+   fhir.resources model validation of one patient's pages is printed for reference (kept off the
+   hot path).
 2. serialisation: the service's emitted resources (the transaction Bundle dict that
    `FhirClient.transaction` sends) -> bytes on the wire, against `orjson.dumps` of the same
    dict (goal <= 2x). The service already emits plain dicts and calls `orjson.dumps` (with a
@@ -72,7 +79,8 @@ from service.adapters.fhir.bulk import BulkMeasurementSource, FhirBulkExport, Nd
 from service.adapters.fhir.client import FhirClient, _json_default, create_http_client
 from service.adapters.fhir.inbound import patient_input
 from service.adapters.fhir.resources import validate_resource
-from service.adapters.fhir.source import FhirMeasurementSource
+from service.adapters.fhir.source import TYPED_SEARCHES, FhirMeasurementSource
+from service.adapters.fhir.typed import read_search_page
 from service.adapters.fhir.writer import FhirAssessmentWriter, transaction_bundle
 from service.application.assess import AssessPatients, SyncPatients
 from service.application.ports import PatientRef
@@ -122,16 +130,16 @@ def row(label: str, seconds: float, base: float, goal: str = "", result: str = "
 def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> None:
     sample = patients[: max(1, min(len(patients), 20))]
     n = len(sample)
-    paged: list[tuple[str, list[bytes]]] = []
+    paged: list[tuple[str, list[tuple[str, bytes]]]] = []
     lines: list[tuple[str, list[bytes]]] = []
     for resources in sample:
         by_type: dict[str, list[dict[str, Any]]] = {}
         for r in resources:
             by_type.setdefault(r["resourceType"], []).append(r)
         patient_id = next(r["id"] for r in resources if r["resourceType"] == "Patient")
-        paged.append((patient_id, [searchset(group) for group in by_type.values()]))
+        paged.append((patient_id, [(rtype, searchset(group)) for rtype, group in by_type.items()]))
         lines.append((patient_id, [orjson.dumps(r) for r in resources]))
-    size = sum(len(p) for _, pages in paged for p in pages)
+    size = sum(len(p) for _, pages in paged for _, p in pages)
     count = sum(len(r) for r in sample)
     # The same lines as export files (one per resource type), in the pages `FhirBulkExport` hands
     # to the spool (1000 lines, its default).
@@ -144,18 +152,25 @@ def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> No
 
     def loads_pages() -> None:
         for _, pages in paged:
-            for page in pages:
+            for _, page in pages:
                 orjson.loads(page)
 
-    def ours_pages() -> None:
+    for patient_id, pages in paged:  # the typed pages map exactly as the dict pages (tests prove it)
+        found = [
+            r
+            for rtype, page in pages
+            for r in read_search_page(page, rtype, typed=rtype in TYPED_SEARCHES).resources
+        ]
+        plain = [r for _, page in pages for r in read_search_page(page, "dicts").resources]
+        assert repr(patient_input(patient_id, found)) == repr(patient_input(patient_id, plain))
+
+    def ours_pages() -> None:  # each page as `FhirClient.search`/`search_typed` reads it, then mapped
         for patient_id, pages in paged:
-            found: list[dict[str, Any]] = []
-            for page in pages:
-                body = orjson.loads(page)
-                for entry in body["entry"]:
-                    resource = entry.get("resource")
-                    if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str):
-                        found.append(resource)
+            found: list[Any] = []
+            for rtype, page in pages:
+                found += read_search_page(
+                    page, f"{rtype} search page 1", typed=rtype in TYPED_SEARCHES
+                ).resources
             patient_input(patient_id, found)
 
     def loads_lines() -> None:
@@ -197,7 +212,7 @@ def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> No
             patient_input(patient_id, [orjson.loads(line) for line in items])
 
     def models() -> None:
-        for page in paged[0][1]:
+        for _, page in paged[0][1]:
             for entry in orjson.loads(page)["entry"]:
                 validate_resource(entry["resource"])
 

@@ -17,7 +17,10 @@ takes the FHIR base URL itself (relative paths and `next` links are resolved aga
   Bundle ends that search; an entry without a resource is skipped; a next link to another
   origin than the base URL is not followed (the bearer token must not leak). Each of these
   is a `DataIssue` in the caller's `issues` list (or `FhirClient.issues`) and counted in
-  `FhirClient.skipped`; none of them raises.
+  `FhirClient.skipped`; none of them raises. A page's issues are reported before its resources
+  are yielded. Each page is read by `typed.read_search_page`; `search_typed` (the patient
+  searches of `FhirMeasurementSource`) yields the usual resource shapes as msgspec Structs
+  (`typed.TypedResource`), the same resources, issues and links otherwise.
 - `transaction` is retried like any request: its entries are conditional creates, so a
   repeated transaction does not duplicate Observations (see `writer.py`).
 
@@ -68,6 +71,7 @@ from service.adapters.fhir.errors import (
     outcome_summary,
 )
 from service.adapters.fhir.transport import AiohttpBody, AiohttpTransport
+from service.adapters.fhir.typed import TypedResource, read_search_page
 from service.domain.results import DataIssue
 
 if TYPE_CHECKING:
@@ -296,17 +300,6 @@ def _json_default(value: object) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _next_link(bundle: JsonDict) -> str | None:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            url: str = link["url"]
-            return url or None
-    return None
-
-
 class FhirClient:
     """FHIR REST operations over one shared `httpx.AsyncClient` (see module doc)."""
 
@@ -345,14 +338,31 @@ class FhirClient:
             raise MalformedResource(ref, f"body is not a {resource_type}")
         return body
 
-    async def search(
+    def search(
         self,
         resource_type: str,
         params: QueryParams | None = None,
         *,
         issues: list[DataIssue] | None = None,
     ) -> AsyncIterator[JsonDict]:
-        """Every resource of a search, following `next` links; bad pages and entries are reported."""
+        """Every resource of a search (JSON dicts), following `next` links; bad pages and entries
+        are reported."""
+        return self._walk(resource_type, params, issues, typed=False)
+
+    def search_typed(
+        self,
+        resource_type: str,
+        params: QueryParams | None = None,
+        *,
+        issues: list[DataIssue] | None = None,
+    ) -> AsyncIterator[JsonDict | TypedResource]:
+        """`search`, with the usual Observations, MedicationAdministrations, MedicationRequests,
+        ImagingStudies and BodyStructures as `TypedResource`s (for `inbound.patient_input`; typed.py)."""
+        return self._walk(resource_type, params, issues, typed=True)
+
+    async def _walk(
+        self, resource_type: str, params: QueryParams | None, issues: list[DataIssue] | None, *, typed: bool
+    ) -> AsyncIterator[Any]:
         sink = self.issues if issues is None else issues
         url: str | None = resource_type
         query: QueryParams | None = params
@@ -363,32 +373,15 @@ class FhirClient:
             label = f"{resource_type} search page {page}"
             response = await self._request("GET", url, params=query, resource_type=resource_type)
             query = None
-            try:
-                body = self._json(response, label)
-            except MalformedResource:
-                self._report(sink, "malformed-page", "search page is not JSON; search ended", label)
+            found = read_search_page(response.content, label, typed=typed)
+            for issue, counted in found.issues:
+                self.skipped += counted
+                sink.append(issue)
+            if found.ended:
                 return
-            if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
-                self._report(sink, "malformed-page", "search page is not a Bundle; search ended", label)
-                return
-            entries = body.get("entry", [])
-            if not isinstance(entries, list):
-                self._report(sink, "malformed-page", "Bundle.entry is not a list", label)
-                entries = []
-            for position, entry in enumerate(entries):
-                resource = entry.get("resource") if isinstance(entry, dict) else None
-                where = f"{label} entry {position}"
-                if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                    self._report(sink, "malformed-entry", "search entry without a resource", where)
-                    continue
-                search = entry.get("search")
-                mode = search.get("mode") if isinstance(search, dict) else None
-                if mode == "outcome" or resource["resourceType"] == "OperationOutcome":
-                    _, text = outcome_summary(resource)
-                    sink.append(DataIssue("information", "server-outcome", text or "server note", where))
-                    continue
+            for resource in found.resources:
                 yield resource
-            url = _next_link(body)
+            url = found.next_url
             if url is None:
                 return
             if url in seen:

@@ -1,7 +1,8 @@
 """FHIR resources of one patient -> `PatientInput` (FHIR-CONTRACT.md section 1).
 
-Works on plain JSON dicts as parsed by orjson, never on fhir.resources models: this is the hot
-path of every sync and the models are about 65 times slower. Every field is read defensively
+Works on plain JSON dicts as parsed by orjson, and on the msgspec Structs of `typed.py` (the usual
+shapes, from the typed search pages of a REST sync), never on fhir.resources models: this is the
+hot path of every sync and the models are about 65 times slower. Every field is read defensively
 (`isinstance` checks); a resource that cannot be parsed or used becomes a `DataIssue` naming
 it (`Type/id`) and is skipped, never an exception and never a failed patient, except that a
 patient without an ICI start has no timeline (issue `no-ici-start`).
@@ -15,8 +16,12 @@ frozen results are built by `domain.frozen.fast_constructor`. A fast path change
 can finish, and otherwise hands the resource to the general path, which reports what is wrong;
 tests/unit/fhir/test_inbound_fast_paths.py checks that both give the same result (to the digit of
 every Decimal) and the same issues in the same order on odd inputs, every single edit of its pools
-and random combinations. The mapper holds no reference cycle, so a patient's parsed
-resources are freed as soon as the mapping returns (no wait for the cyclic collector).
+and random combinations. Typed resources take typed fast paths (`_typed_observation` and the
+others: the same reading, by attribute, the Structs' types standing for the type checks); whatever
+they decline is mapped as the dict it was decoded from, so the dict paths see exactly what they
+saw before (tests/unit/fhir/test_inbound_typed.py). The mapper holds no reference cycle, so a
+patient's parsed resources are freed as soon as the mapping returns (no wait for the cyclic
+collector).
 
 Decisions where the contract is silent (all [P]):
 
@@ -66,7 +71,7 @@ from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Any, Final
 
-from service.adapters.fhir import codes
+from service.adapters.fhir import codes, typed
 from service.adapters.fhir.errors import MalformedResource
 from service.application.ports import PatientInput, PatientRef
 from service.domain.frozen import fast_constructor
@@ -972,6 +977,331 @@ def _fast_request(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
     return True
 
 
+# --- typed fast paths (`typed.py`: the usual shapes, decoded from a search page by msgspec) -------
+# Each reads a typed resource exactly as its dict fast path reads the same resource as a dict, and
+# declines (None/False, nothing changed) wherever that one declines or could; the caller then hands
+# `resource.as_dict()` to the dict fast path and the general path. The Structs' types stand for the
+# dict paths' type checks (a value of another type fails the typed decode: the resource is a dict),
+# and the contact elements a fast path refuses fail it too (`typed.Refused`).
+def _typed_first_code(
+    concept: typed.Concept | typed.CodeableConcept | None, system: str
+) -> str | bool | None:
+    """`_first_code` of a typed concept (False for none: `_first_code` of a non-dict)."""
+    if concept is None:
+        return False
+    codings = concept.coding
+    if codings is None:
+        return None
+    for coding in codings:
+        if coding.system == system and coding.code:
+            return coding.code
+    return None
+
+
+def _typed_quantity(quantity: typed.Quantity | None, units: Mapping[str, Decimal]) -> Decimal | None:
+    """`_fast_quantity` of a typed quantity."""
+    if quantity is None:
+        return None
+    value, unit = quantity.value, quantity.code
+    if type(value) is float:
+        if not -_INF < value < _INF:
+            return None
+        number = _decimal_of_float(value) if value else Decimal(str(value))
+    elif type(value) is int:
+        number = Decimal(value)
+    else:
+        return None
+    system = quantity.system
+    if not unit or (system is not None and system != codes.UCUM):
+        return None
+    factor = units.get(unit)
+    return None if factor is None else number * factor
+
+
+def _typed_observation(mapper: _PatientMapper, res: typed.ObservationT, ref: str) -> _Ready | None:
+    """`_fast_observation` of a typed Observation."""
+    code, effective, status = res.code, res.effectiveDateTime, res.status
+    if code is None or effective is None:
+        return None
+    codings = code.coding
+    if codings is None or len(codings) != 1:
+        return None
+    coding = codings[0]
+    system, value = coding.system, coding.code
+    if system is None or not value or status == "entered-in-error":
+        return None
+    try:
+        on = _date_text(effective)
+    except ValueError:
+        return None
+    kind = _OBSERVATION_KINDS.get((system, value))
+    if kind is None:
+        return on, None, None, False
+    if kind is _OWN_OUTPUT or status not in OBSERVATION_STATUSES:
+        return None
+    if kind is _MEASUREMENT:
+        return _typed_measurement(mapper, res, ref, on)
+    if kind is _NON_TARGET:
+        found = _typed_lesion_and_scan(mapper, res)
+        state_code = _typed_first_code(res.valueCodeableConcept, codes.CS_NON_TARGET_STATUS)
+        state = _NON_TARGET_BY_CODE.get(state_code) if type(state_code) is str else None
+        if found is None or state is None:
+            return None
+        return on, found[1].non_target, _new_non_target(found[0].lesion_id, state, ref), True
+    if type(kind) is LabKind:
+        number = _typed_quantity(res.valueQuantity, _LAB_UNITS[kind])
+        return None if number is None else (on, mapper.labs, _new_lab(kind, on, number, ref), True)
+    covariate: Any
+    if kind == "ecog":
+        covariate = res.valueInteger
+        if covariate is None or not 0 <= covariate <= 5:
+            return None
+    elif kind == "smoking":
+        snomed = _typed_first_code(res.valueCodeableConcept, codes.SNOMED)
+        covariate = codes.SMOKING_STATUS_BY_SNOMED.get(snomed) if type(snomed) is str else None
+    else:
+        covariate = _typed_quantity(res.valueQuantity, _BMI_UNITS if kind == "bmi" else _PERCENT)
+    if covariate is None:
+        return None
+    return on, mapper.covariates[kind], _Dated(on, covariate, ref), False
+
+
+def _typed_lesion_and_scan(
+    mapper: _PatientMapper, res: typed.ObservationT
+) -> tuple[Lesion, _ScanParts] | None:
+    """`_lesion_and_scan` of a typed Observation."""
+    focus, derived = res.focus, res.derivedFrom
+    if focus is None or derived is None or len(focus) != 1 or len(derived) != 1:
+        return None
+    focus_text, derived_text = focus[0].reference, derived[0].reference
+    if focus_text is None or derived_text is None:
+        return None
+    lesion = mapper.lesion_by_key.get(_reference_key(focus_text) or "")
+    scan = mapper.studies.get(_reference_key(derived_text) or "")
+    if lesion is None or scan is None:
+        return None
+    return lesion, scan
+
+
+def _typed_measurement(mapper: _PatientMapper, res: typed.ObservationT, ref: str, on: date) -> _Ready | None:
+    """`_fast_measurement` of a typed Observation."""
+    components = res.component
+    if components is None:
+        return None
+    found = _typed_lesion_and_scan(mapper, res)
+    if found is None:
+        return None
+    lesion, scan = found
+    flag: MeasurementFlag | None = None
+    interpretation = res.interpretation
+    if interpretation is not None:
+        for concept in interpretation:
+            flag_code = _typed_first_code(concept, codes.CS_MEASUREMENT_FLAG)
+            if flag_code is None:
+                continue
+            flag = _FLAG_BY_CODE.get(flag_code) if type(flag_code) is str else None
+            if flag is None:
+                return None
+            break
+    long_mm: Decimal | None = None
+    short_mm: Decimal | None = None
+    for component in components:
+        component_code, quantity = component.code, component.valueQuantity
+        if component_code is None or quantity is None:
+            return None
+        codings = component_code.coding
+        if codings is None:
+            return None
+        is_long = is_short = False
+        for coding in codings:
+            system, code = coding.system, coding.code
+            if system == codes.LOINC and code == codes.LOINC_LONGEST_DIAMETER:
+                is_long = True
+            elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
+                is_short = True
+        if not (is_long or is_short):
+            continue
+        value, unit = quantity.value, quantity.code
+        if type(value) is float:
+            if not -_INF < value < _INF:
+                return None
+            number = _decimal_of_float(value) if value else Decimal(str(value))
+        elif type(value) is int:
+            number = Decimal(value)
+        else:
+            return None
+        system = quantity.system
+        if unit is None or (system is not None and system != codes.UCUM):
+            return None
+        factor = _MM_PER_UNIT.get(unit)
+        if factor is None:
+            return None
+        number *= factor
+        if number < 0:
+            return None
+        if is_long:
+            long_mm = number
+        else:
+            short_mm = number
+    if long_mm is None and short_mm is None and flag is None:
+        return None
+    return on, scan.measurements, _new_measurement(lesion.lesion_id, long_mm, short_mm, flag, ref), True
+
+
+def _typed_study(mapper: _PatientMapper, res: typed.ImagingStudyT, ref: str) -> bool:
+    """`_fast_study` of a typed ImagingStudy."""
+    started = res.started
+    if started is None or res.status in STUDY_STATUSES_SKIPPED:
+        return False
+    try:
+        on = _date_text(started)
+    except ValueError:
+        return False
+    mapper.contact_dates.append(on)
+    parts = _ScanParts(on, ref)
+    rid = res.id
+    mapper.studies[f"ImagingStudy/{rid}"] = parts
+    mapper.studies[f"urn:uuid:{rid}"] = parts
+    mapper.used_refs.append(ref)
+    return True
+
+
+def _typed_body_structure(mapper: _PatientMapper, res: typed.BodyStructureT, ref: str) -> bool:
+    """`_fast_body_structure` of a typed BodyStructure."""
+    identifiers, location = res.identifier, res.location
+    if identifiers is None or location is None or res.active is False:
+        return False
+    lesion_id = next((i.value for i in identifiers if i.value), None)
+    location_code = _typed_first_code(location, codes.SNOMED)
+    if lesion_id is None or lesion_id in mapper.lesion_by_id:
+        return False
+    node_ext: bool | None = None
+    role_coding: typed.Coding | None = None
+    extensions = res.extension
+    if extensions is not None:
+        node_ext = next((e.valueBoolean for e in extensions if e.url == codes.EXT_LYMPH_NODE), None)
+        role_coding = next((e.valueCoding for e in extensions if e.url == codes.EXT_LESION_ROLE), None)
+    is_node = node_ext is True or location_code == codes.SNOMED_LYMPH_NODE
+    text = location.text
+    if type(location_code) is str:
+        organ = codes.ORGAN_BY_CODE.get(location_code, location_code)
+    elif text:
+        organ = text.strip().lower()
+    elif is_node:
+        organ = "lymph-node"
+    else:
+        return False
+    role: LesionRole | None = None
+    if role_coding is not None and role_coding.code is not None:
+        role = _ROLE_BY_CODE.get(role_coding.code)
+        if role is None:
+            return False
+    lesion = _new_lesion(lesion_id, organ, is_node, role, ref)
+    mapper.lesions.append(lesion)
+    mapper.lesion_by_id[lesion_id] = lesion
+    rid = res.id
+    mapper.lesion_by_key[f"BodyStructure/{rid}"] = lesion
+    mapper.lesion_by_key[f"urn:uuid:{rid}"] = lesion
+    mapper.used_refs.append(ref)
+    return True
+
+
+def _typed_line_and_drug(
+    mapper: _PatientMapper,
+    extensions: list[typed.Extension] | None,
+    concept: typed.DrugConcept,
+    ref: str,
+) -> tuple[int | None, tuple[str, IciClass | None, bool] | None] | None:
+    """`_line_and_drug` of a typed medication resource: the same line, the same classification
+    (through the same per-patient cache, `_classify_cached`, with the same key)."""
+    line: int | None = None
+    if extensions is not None:
+        for ext in extensions:
+            if ext.url == codes.EXT_LINE_OF_THERAPY:
+                line = ext.valuePositiveInt
+                if line is not None and line < 1:
+                    return None
+                break
+    text, codings = concept.text, concept.coding
+    key: tuple[object, ...] = (text,)
+    if codings is not None:
+        items: list[object] = [text]
+        for c in codings:
+            items.append(c.system)
+            items.append(c.code)
+            items.append(c.display)
+        key = tuple(items)
+    classes = mapper.drug_classes
+    if key in classes:
+        return line, classes[key]
+    as_dict: JsonDict = {"text": text}
+    if codings is not None:
+        as_dict["coding"] = [{"system": c.system, "code": c.code, "display": c.display} for c in codings]
+    try:
+        return line, mapper._classify_cached(as_dict, ref)
+    except MalformedResource:
+        return None
+
+
+def _typed_administration(mapper: _PatientMapper, res: typed.MedicationAdministrationT, ref: str) -> bool:
+    """`_fast_administration` of a typed MedicationAdministration."""
+    status, effective, concept = res.status, res.effectiveDateTime, res.medicationCodeableConcept
+    if status not in ADMINISTRATION_STATUSES or effective is None or concept is None:
+        return False
+    try:
+        on = _date_text(effective)
+    except ValueError:
+        return False
+    found = _typed_line_and_drug(mapper, res.extension, concept, ref)
+    if found is None:
+        return False
+    line, drug = found
+    mapper.contact_dates.append(on)
+    if drug is not None:
+        name, cls, is_ici = drug
+        dose = status in DOSE_STATUSES
+        mapper.drugs.append(_DrugRecord(on, name, cls, is_ici, True, line, ref, dose))
+    return True
+
+
+def _typed_request(mapper: _PatientMapper, res: typed.MedicationRequestT, ref: str) -> bool:
+    """`_fast_request` of a typed MedicationRequest."""
+    authored, concept = res.authoredOn, res.medicationCodeableConcept
+    if res.status not in REQUEST_STATUSES or authored is None or concept is None:
+        return False
+    starts: list[date] = []
+    dosages = res.dosageInstruction
+    try:
+        authored_on = _date_text(authored)
+        if dosages is not None:
+            for dosage in dosages:
+                timing = dosage.timing
+                if timing is None:
+                    continue
+                repeat = timing.repeat
+                if repeat is None:
+                    continue
+                bounds = repeat.boundsPeriod
+                if bounds is None:
+                    continue
+                start = bounds.start
+                if start is None:
+                    continue
+                starts.append(_date_text(start))
+    except ValueError:
+        return False
+    found = _typed_line_and_drug(mapper, res.extension, concept, ref)
+    if found is None:
+        return False
+    line, drug = found
+    mapper.contact_dates.append(authored_on)
+    if drug is not None:
+        name, cls, is_ici = drug
+        on = min(starts) if starts else authored_on
+        mapper.drugs.append(_DrugRecord(on, name, cls, is_ici, False, line, ref))
+    return True
+
+
 class _PatientMapper:
     """Single-use: collects the pieces of one patient and the issues met on the way."""
 
@@ -991,7 +1321,7 @@ class _PatientMapper:
         self.labs: list[LabResult] = []
         self.covariates: dict[str, list[_Dated]] = {"ecog": [], "bmi": [], "smoking": [], "pdl1": []}
         self.treatments: list[LocalTreatment] = []
-        self.pending_reads: list[tuple[JsonDict, str, str | _NotRead | _Ready | None]] = []
+        self.pending_reads: list[tuple[Any, str, str | _NotRead | _Ready | None]] = []
         self.drug_classes: dict[tuple[object, ...], tuple[str, IciClass | None, bool] | None] = {}
         self.death_date: date | None = None
         self.lesion_by_id: dict[str, Lesion] = {}
@@ -1003,23 +1333,34 @@ class _PatientMapper:
     def run(self, resources: Iterable[object]) -> PatientInput:
         # BodyStructures and ImagingStudies first: measurements refer to them (a stable sort by
         # rank, done as buckets). Only Medications are indexed by key: they are the only resources
-        # looked up by reference among the inputs (`medicationReference`).
-        first: list[tuple[JsonDict, str]] = []
-        lesions: list[tuple[JsonDict, str]] = []
-        studies: list[tuple[JsonDict, str]] = []
-        medications: list[tuple[JsonDict, str]] = []
-        rest: list[tuple[JsonDict, str]] = []
+        # looked up by reference among the inputs (`medicationReference`). Resources are JSON dicts
+        # or, from the typed search pages of a REST sync, `typed.TypedResource`s: each of those
+        # tries its typed fast path, then, as the dict it was decoded from, the dict paths.
+        first: list[tuple[Any, str]] = []
+        lesions: list[tuple[Any, str]] = []
+        studies: list[tuple[Any, str]] = []
+        medications: list[tuple[Any, str]] = []
+        rest: list[tuple[Any, str]] = []
         bucket = {
             "Patient": first,
             "BodyStructure": lesions,
             "ImagingStudy": studies,
             "Medication": medications,
         }
+        typed_resource = typed.TypedResource
         for position, resource in enumerate(resources):
             if type(resource) is dict:  # the usual case, checked at once
                 rtype, rid = resource.get("resourceType"), resource.get("id")
                 if type(rtype) is str and type(rid) is str and rid and rtype != "Medication":
                     bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    continue
+            elif isinstance(resource, typed_resource):
+                rtype, rid = resource.resource_type, resource.id
+                if rid:
+                    bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    continue
+                resource = self._as_dict(resource, f"resource[{position}]")  # the dict path reports it
+                if resource is None:
                     continue
             if not isinstance(resource, dict) or not isinstance(rtype := resource.get("resourceType"), str):
                 self.issue("error", "malformed-resource", "not a FHIR resource", f"resource[{position}]")
@@ -1034,12 +1375,25 @@ class _PatientMapper:
             bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
         # Looked up here, so that the equivalence tests can switch the fast paths off.
         fast_lesion, fast_study = _fast_body_structure, _fast_study
+        typed_lesion, typed_study = _typed_body_structure, _typed_study
         for resource, ref in first:
             self._one(resource, ref)
         for resource, ref in lesions:
+            if type(resource) is not dict:
+                if typed_lesion(self, resource, ref):
+                    continue
+                resource = self._as_dict(resource, ref)
+                if resource is None:
+                    continue
             if not fast_lesion(self, resource, ref):
                 self._one(resource, ref)
         for resource, ref in studies:
+            if type(resource) is not dict:
+                if typed_study(self, resource, ref):
+                    continue
+                resource = self._as_dict(resource, ref)
+                if resource is None:
+                    continue
             if not fast_study(self, resource, ref):
                 self._one(resource, ref)
         for resource, ref in medications:
@@ -1054,13 +1408,26 @@ class _PatientMapper:
             _fast_administration,
             _fast_request,
         )
+        typed_observation, typed_administration, typed_request = (
+            _typed_observation,
+            _typed_administration,
+            _typed_request,
+        )
         contact, pending = self.contact_dates.append, self.pending_reads.append
         read_refs: list[str] = []
         in_order = True  # no Observation waits in `pending_reads` yet
         for resource, ref in rest:
-            rtype = resource["resourceType"]
+            is_dict = type(resource) is dict
+            rtype = resource["resourceType"] if is_dict else resource.resource_type
             if rtype == "Observation":
-                ready = fast_observation(self, resource, ref)
+                if is_dict:
+                    ready = fast_observation(self, resource, ref)
+                else:
+                    ready = typed_observation(self, resource, ref)
+                    if ready is None:
+                        if (resource := self._as_dict(resource, ref)) is None:
+                            continue
+                        ready = fast_observation(self, resource, ref)
                 if ready is not None:  # its only contact date is the effectiveDateTime
                     contact(ready[0])
                     target = ready[1]
@@ -1075,10 +1442,23 @@ class _PatientMapper:
                     continue
                 in_order = False
             elif rtype == "MedicationAdministration":
+                if not is_dict:
+                    if typed_administration(self, resource, ref):
+                        continue
+                    resource = self._as_dict(resource, ref)
+                    if resource is None:
+                        continue
                 if fast_administration(self, resource, ref):
                     continue
-            elif rtype == "MedicationRequest" and fast_request(self, resource, ref):
-                continue
+            elif rtype == "MedicationRequest":
+                if not is_dict:
+                    if typed_request(self, resource, ref):
+                        continue
+                    resource = self._as_dict(resource, ref)
+                    if resource is None:
+                        continue
+                if fast_request(self, resource, ref):
+                    continue
             self._one(resource, ref)
         self.used_refs.extend(read_refs)
         used = self.used_refs.append
@@ -1097,6 +1477,15 @@ class _PatientMapper:
             except _Unusable as exc:
                 self.issue(exc.severity, exc.code, exc.message, ref)
         return self._assemble()
+
+    def _as_dict(self, resource: typed.TypedResource, ref: str) -> JsonDict | None:
+        """A typed resource as the dict it was decoded from; None, with an issue, where there is
+        none (`TypedResource.as_dict`)."""
+        try:
+            return resource.as_dict()
+        except MalformedResource as exc:
+            self.issue("error", "malformed-resource", exc.reason, ref)
+            return None
 
     def _guarded(self, handler: _Handler, resource: JsonDict, ref: str) -> None:
         try:
@@ -1673,11 +2062,11 @@ _HANDLERS: Final[Mapping[str, _Handler]] = MappingProxyType(
 def patient_input(
     patient_id: str, resources: Iterable[object], mapping: InboundMapping = DEFAULT_MAPPING
 ) -> PatientInput:
-    """Map one patient's resources (JSON dicts) to a `PatientInput` (contract section 1).
+    """Map one patient's resources to a `PatientInput` (contract section 1).
 
-    `resources` are everything read for the patient, in any order; resources of other types
-    only count towards `last_contact`. Never raises for bad data: every resource that cannot
-    be used is one `DataIssue` naming it, and the rest is kept.
+    `resources` (JSON dicts or `typed.TypedResource`s) are everything read for the patient, in
+    any order; resources of other types only count towards `last_contact`. Never raises for bad
+    data: every resource that cannot be used is one `DataIssue` naming it, and the rest is kept.
     """
     return _PatientMapper(patient_id, mapping).run(resources)
 
@@ -1696,8 +2085,13 @@ _CONTRACT_TYPES: Final = frozenset(
 )
 
 
-def patient_of(resource: JsonDict) -> str | None:
+def patient_of(resource: JsonDict | typed.TypedResource) -> str | None:
     """Patient id a resource belongs to (`subject`, else `patient`); None when it names none."""
+    if isinstance(resource, typed.TypedResource):
+        for value in (resource.subject, resource.patient):
+            if value is not None and value.reference is not None:
+                return _patient_id_of_reference(value.reference)
+        return None
     for key in ("subject", "patient"):
         value = resource.get(key)
         if isinstance(value, dict) and isinstance(value.get("reference"), str):

@@ -4,7 +4,10 @@ Per patient: read Patient; search Condition, MedicationAdministration, Medicatio
 ImagingStudy, Observation and Procedure with `patient=<id>` (all pages, concurrently over the
 shared client); then fetch the BodyStructures that Observations point at (`focus`) and any
 Medication referenced by a medication record. Everything then goes through
-`inbound.patient_input`.
+`inbound.patient_input`. The searches of the types `inbound` reads typed (`TYPED_SEARCHES`) use
+`FhirClient.search_typed`: their usual resources come as msgspec Structs (typed.py), the rest as
+JSON dicts, and every step here (the `have` set, `focus` and `medicationReference`, `_include`d
+resources, the foreign-lesion check) reads both.
 
 Capabilities (read once from the server's CapabilityStatement, `capabilities.py`):
 - `_include=Observation:focus` (and `MedicationAdministration:medication`,
@@ -33,7 +36,7 @@ not: they become issues of the patient's `PatientInput`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -48,12 +51,15 @@ from service.adapters.fhir.inbound import (
     patient_of,
     reference_key,
 )
+from service.adapters.fhir.typed import TypedResource
 from service.application.ports import PatientInput, PatientRef
 from service.domain.results import DataIssue
 
 __all__ = ["CHANGE_SEARCHES", "PATIENT_SEARCHES", "FhirMeasurementSource"]
 
 JsonDict = dict[str, Any]
+# A resource as the patient searches yield it: a JSON dict, or one of the usual shapes typed (typed.py).
+Resource = JsonDict | TypedResource
 
 # Resource types searched with `patient=<id>` for every patient.
 PATIENT_SEARCHES: Final = (
@@ -76,6 +82,11 @@ CHANGE_SEARCHES: Final = (
     ("Procedure", "subject"),
     ("BodyStructure", "patient"),
 )
+# Searched with `FhirClient.search_typed` (the types `inbound` reads from typed resources); the
+# others (Condition, Procedure, Medication) as dicts.
+TYPED_SEARCHES: Final = frozenset(
+    {"Observation", "MedicationAdministration", "MedicationRequest", "ImagingStudy", "BodyStructure"}
+)
 # `_include`s used when the server offers them: resource type searched -> include.
 INCLUDES: Final = {
     "Observation": "Observation:focus",
@@ -90,6 +101,14 @@ def _ours(resource: JsonDict) -> bool:
     return isinstance(identifiers, list) and any(
         isinstance(i, dict) and i.get("system") == codes.IDENTIFIER_ASSESSMENT for i in identifiers
     )
+
+
+def _type_of(resource: Resource) -> object:
+    return resource.resource_type if isinstance(resource, TypedResource) else resource.get("resourceType")
+
+
+def _id_of(resource: Resource) -> object:
+    return resource.id if isinstance(resource, TypedResource) else resource.get("id")
 
 
 def _chunks(ids: list[str], size: int) -> Iterable[list[str]]:
@@ -153,7 +172,7 @@ class FhirMeasurementSource:
     async def timeline_for(self, patient: PatientRef) -> PatientInput:
         patient_id = patient.patient_id
         issues: list[DataIssue] = []
-        resources: list[JsonDict] = []
+        resources: list[Resource] = []
         try:
             resources.append(await self._client.read("Patient", patient_id))
         except MalformedResource as exc:
@@ -168,13 +187,14 @@ class FhirMeasurementSource:
         return await self.complete(patient_id, resources, issues)
 
     async def complete(
-        self, patient_id: str, resources: list[JsonDict], issues: list[DataIssue]
+        self, patient_id: str, resources: Sequence[Resource], issues: list[DataIssue]
     ) -> PatientInput:
         """Fetch the BodyStructures and Medications referenced but not among `resources`; map all.
 
         Used after the patient searches and by the Bulk Data source (an export may lack them).
+        `resources` are JSON dicts or typed resources (`FhirClient.search_typed`), in any mix.
         """
-        have = {(r.get("resourceType"), r.get("id")) for r in resources}
+        have = {(_type_of(r), _id_of(r)) for r in resources}
         lesion_ids = [
             i
             for i in self._referenced(resources, "Observation", "focus", "BodyStructure")
@@ -192,13 +212,14 @@ class FhirMeasurementSource:
         ]
         included = list(
             {
-                (r.get("resourceType"), r.get("id")): r
+                (_type_of(r), _id_of(r)): r
                 for r in resources
-                if r.get("resourceType") in ("BodyStructure", "Medication")
+                if _type_of(r) in ("BodyStructure", "Medication")
             }.values()
         )
+        kept = list(resources)
         if included:  # came by _include: they are checked like fetched ones below
-            resources = [r for r in resources if r.get("resourceType") not in ("BodyStructure", "Medication")]
+            kept = [r for r in resources if _type_of(r) not in ("BodyStructure", "Medication")]
         extra = await self._gather(
             [
                 *(
@@ -214,14 +235,14 @@ class FhirMeasurementSource:
         for batch in [included, *extra]:
             for resource in batch:
                 owner = patient_of(resource)
-                if resource.get("resourceType") == "BodyStructure" and owner != patient_id:
-                    ref = f"BodyStructure/{resource.get('id')}"
+                if _type_of(resource) == "BodyStructure" and owner != patient_id:
+                    ref = f"BodyStructure/{_id_of(resource)}"
                     issues.append(
                         DataIssue("error", "foreign-lesion", "lesion belongs to another patient", ref)
                     )
                     continue
-                resources.append(resource)
-        mapped = patient_input(patient_id, resources, self._mapping)
+                kept.append(resource)
+        mapped = patient_input(patient_id, kept, self._mapping)
         return PatientInput(mapped.ref, mapped.timeline, (*issues, *mapped.issues))
 
     # -- helpers --------------------------------------------------------------------------------------
@@ -235,10 +256,10 @@ class FhirMeasurementSource:
         return query
 
     @staticmethod
-    async def _gather(coroutines: Iterable[Any]) -> list[list[JsonDict]]:
+    async def _gather(coroutines: Iterable[Any]) -> list[list[Resource]]:
         """Run searches concurrently; every one finishes before the first error is raised."""
         results = await asyncio.gather(*coroutines, return_exceptions=True)
-        batches: list[list[JsonDict]] = []
+        batches: list[list[Resource]] = []
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -247,23 +268,34 @@ class FhirMeasurementSource:
 
     async def _collect(
         self, resource_type: str, params: QueryParams, issues: list[DataIssue]
-    ) -> list[JsonDict]:
+    ) -> list[Resource]:
+        if resource_type in TYPED_SEARCHES:
+            return [r async for r in self._client.search_typed(resource_type, params, issues=issues)]
         return [r async for r in self._client.search(resource_type, params, issues=issues)]
 
-    async def _by_id(self, resource_type: str, ids: list[str], issues: list[DataIssue]) -> list[JsonDict]:
+    async def _by_id(self, resource_type: str, ids: list[str], issues: list[DataIssue]) -> list[Resource]:
         params = {"_id": ",".join(ids), "_count": str(len(ids))}
         return await self._collect(resource_type, params, issues)
 
     @staticmethod
     def _referenced(
-        resources: list[JsonDict], source_types: str | tuple[str, ...], element: str, target_type: str
+        resources: Sequence[Resource], source_types: str | tuple[str, ...], element: str, target_type: str
     ) -> list[str]:
-        """Ids of `target_type` resources referenced by `element` of `source_types` resources."""
+        """Ids of `target_type` resources referenced by `element` of `source_types` resources
+        (`focus`, `medicationReference`: typed resources have them as `typed.Reference`s)."""
         ids: dict[str, None] = {}
         for resource in resources:
-            if resource.get("resourceType") not in (
+            if _type_of(resource) not in (
                 source_types if isinstance(source_types, tuple) else (source_types,)
             ):
+                continue
+            if isinstance(resource, TypedResource):
+                value = getattr(resource, element, None)
+                for item in value if isinstance(value, list) else [value]:
+                    reference = item.reference if item is not None else None
+                    key = reference_key(reference) if isinstance(reference, str) else None
+                    if key is not None and key.startswith(f"{target_type}/"):
+                        ids[key.removeprefix(f"{target_type}/")] = None
                 continue
             value = resource.get(element)
             for item in value if isinstance(value, list) else [value]:
