@@ -15,13 +15,14 @@ import copy
 import sys
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pytest_httpx import HTTPXMock
 
-from service.adapters.fhir import codes, source, typed
+from service.adapters.fhir import codes, inbound, source, typed
 from service.adapters.fhir.client import FhirClient, create_http_client
 from service.adapters.fhir.inbound import patient_input, patient_of
 from service.adapters.fhir.source import FhirMeasurementSource
@@ -454,3 +455,22 @@ async def test_search_typed_yields_typed_resources(httpx_mock: HTTPXMock) -> Non
     assert [type(r) for r in found] == [typed.ObservationT, dict]
     assert [type(r) for r in plain] == [dict, dict]
     assert _as_dicts(SearchPage(found)) == plain
+
+
+@pytest.mark.parametrize(
+    ("struct", "refused"),
+    [
+        (typed.ObservationT, inbound._UNUSUAL_EFFECTIVE),
+        (typed.MedicationAdministrationT, inbound._UNUSUAL_EFFECTIVE),
+        (typed.MedicationRequestT, inbound._UNUSUAL_AUTHORED),
+        (typed.ImagingStudyT, inbound._UNUSUAL_STUDY),
+        (typed.BodyStructureT, inbound._CONTACT_KEYS),
+    ],
+)
+def test_each_struct_refuses_exactly_the_elements_its_dict_fast_path_refuses(
+    struct: type[typed.TypedResource], refused: frozenset[str]
+) -> None:
+    """The Structs copy inbound's lists of contact elements that send a resource to the general
+    path; a key added there and not here would let the typed path read what the dict path refuses."""
+    declared = {f.name for f in msgspec.structs.fields(struct) if f.default is msgspec.UNSET}
+    assert declared == set(refused)
