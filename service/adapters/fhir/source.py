@@ -111,6 +111,26 @@ def _id_of(resource: Resource) -> object:
     return resource.id if isinstance(resource, TypedResource) else resource.get("id")
 
 
+def _add_referenced(ids: dict[str, None], resource: Resource, element: str, target_type: str) -> None:
+    """Add to `ids` the ids of `target_type` resources that `element` of `resource` references
+    (`focus`, `medicationReference`: typed resources have them as `typed.Reference`s)."""
+    prefix = f"{target_type}/"
+    if isinstance(resource, TypedResource):
+        value = getattr(resource, element, None)
+        for item in value if isinstance(value, list) else [value]:
+            reference = item.reference if item is not None else None
+            key = reference_key(reference) if isinstance(reference, str) else None
+            if key is not None and key.startswith(prefix):
+                ids[key.removeprefix(prefix)] = None
+        return
+    value = resource.get(element)
+    for item in value if isinstance(value, list) else [value]:
+        reference = item.get("reference") if isinstance(item, dict) else None
+        key = reference_key(reference) if isinstance(reference, str) else None
+        if key is not None and key.startswith(prefix):
+            ids[key.removeprefix(prefix)] = None
+
+
 def _chunks(ids: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
@@ -194,32 +214,27 @@ class FhirMeasurementSource:
         Used after the patient searches and by the Bulk Data source (an export may lack them).
         `resources` are JSON dicts or typed resources (`FhirClient.search_typed`), in any mix.
         """
-        have = {(_type_of(r), _id_of(r)) for r in resources}
-        lesion_ids = [
-            i
-            for i in self._referenced(resources, "Observation", "focus", "BodyStructure")
-            if ("BodyStructure", i) not in have
-        ]
-        medication_ids = [
-            i
-            for i in self._referenced(
-                resources,
-                ("MedicationAdministration", "MedicationRequest"),
-                "medicationReference",
-                "Medication",
-            )
-            if ("Medication", i) not in have
-        ]
-        included = list(
-            {
-                (_type_of(r), _id_of(r)): r
-                for r in resources
-                if _type_of(r) in ("BodyStructure", "Medication")
-            }.values()
-        )
-        kept = list(resources)
-        if included:  # came by _include: they are checked like fetched ones below
-            kept = [r for r in resources if _type_of(r) not in ("BodyStructure", "Medication")]
+        # One pass over the resources (a patient has a hundred or so; Bulk Data calls this for
+        # every patient): what is there, what is referenced, what came by _include.
+        have: set[tuple[object, object]] = set()
+        lesions: dict[str, None] = {}
+        medications: dict[str, None] = {}
+        by_include: dict[tuple[object, object], Resource] = {}
+        kept: list[Resource] = []
+        for resource in resources:
+            rtype, rid = _type_of(resource), _id_of(resource)
+            have.add((rtype, rid))
+            if rtype == "Observation":
+                _add_referenced(lesions, resource, "focus", "BodyStructure")
+            elif rtype == "MedicationAdministration" or rtype == "MedicationRequest":
+                _add_referenced(medications, resource, "medicationReference", "Medication")
+            if rtype == "BodyStructure" or rtype == "Medication":
+                by_include[(rtype, rid)] = resource  # checked like fetched ones below
+            else:
+                kept.append(resource)
+        lesion_ids = [i for i in lesions if ("BodyStructure", i) not in have]
+        medication_ids = [i for i in medications if ("Medication", i) not in have]
+        included = list(by_include.values())
         extra = await self._gather(
             [
                 *(
@@ -276,31 +291,3 @@ class FhirMeasurementSource:
     async def _by_id(self, resource_type: str, ids: list[str], issues: list[DataIssue]) -> list[Resource]:
         params = {"_id": ",".join(ids), "_count": str(len(ids))}
         return await self._collect(resource_type, params, issues)
-
-    @staticmethod
-    def _referenced(
-        resources: Sequence[Resource], source_types: str | tuple[str, ...], element: str, target_type: str
-    ) -> list[str]:
-        """Ids of `target_type` resources referenced by `element` of `source_types` resources
-        (`focus`, `medicationReference`: typed resources have them as `typed.Reference`s)."""
-        ids: dict[str, None] = {}
-        for resource in resources:
-            if _type_of(resource) not in (
-                source_types if isinstance(source_types, tuple) else (source_types,)
-            ):
-                continue
-            if isinstance(resource, TypedResource):
-                value = getattr(resource, element, None)
-                for item in value if isinstance(value, list) else [value]:
-                    reference = item.reference if item is not None else None
-                    key = reference_key(reference) if isinstance(reference, str) else None
-                    if key is not None and key.startswith(f"{target_type}/"):
-                        ids[key.removeprefix(f"{target_type}/")] = None
-                continue
-            value = resource.get(element)
-            for item in value if isinstance(value, list) else [value]:
-                reference = item.get("reference") if isinstance(item, dict) else None
-                key = reference_key(reference) if isinstance(reference, str) else None
-                if key is not None and key.startswith(f"{target_type}/"):
-                    ids[key.removeprefix(f"{target_type}/")] = None
-        return list(ids)
