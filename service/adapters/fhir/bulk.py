@@ -39,7 +39,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 from array import array
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +54,7 @@ from service.adapters.fhir.client import FhirClient, Sleep
 from service.adapters.fhir.errors import FhirRejected, FhirUnavailable, outcome_summary
 from service.adapters.fhir.inbound import patient_input, patient_of
 from service.adapters.fhir.source import FhirMeasurementSource
+from service.adapters.fhir.typed import TypedResource, read_resources
 from service.application.ports import PatientInput, PatientRef
 from service.domain.results import DataIssue
 
@@ -277,6 +278,20 @@ class NdjsonSpool:
             return [orjson.loads(line) for body, sizes in rows for line in _lines(body, sizes)]
         return found
 
+    def patient_items(self, patient_id: str) -> list[JsonDict | TypedResource]:
+        """`patient_resources`, with the usual shapes as typed resources where they fit
+        (`typed.read_resources`; `inbound` maps both kinds alike, tests/unit/fhir/test_bulk_spool.py):
+        what `BulkMeasurementSource` maps."""
+        rows = self._db.execute(
+            "SELECT body FROM res WHERE patient = ? ORDER BY rowid", (patient_id,)
+        ).fetchall()
+        items: list[JsonDict | TypedResource] = []
+        if rows:
+            typed_items = read_resources(b"[" + b",".join([body for (body,) in rows]) + b"]")
+            items = list(self.resources_of(patient_id)) if typed_items is None else typed_items
+        items.extend(self.shared("Medication", _medication_ids(items)))
+        return items
+
     def patient_resources(self, patient_id: str) -> list[JsonDict]:
         """What the spool holds for one patient: their resources and the Medications they reference."""
         resources = self.resources_of(patient_id)
@@ -431,7 +446,7 @@ class BulkMeasurementSource:
             yield PatientRef(patient_id)
 
     async def timeline_for(self, patient: PatientRef) -> PatientInput:
-        resources = self._spool.patient_resources(patient.patient_id)
+        resources = self._spool.patient_items(patient.patient_id)
         if self._rest is not None:
             return await self._rest.complete(patient.patient_id, resources, [])
         return patient_input(patient.patient_id, resources)
@@ -445,11 +460,15 @@ def _lines(body: bytes, sizes: bytes) -> Iterator[bytes]:
         start += size + 1
 
 
-def _medication_ids(resources: list[JsonDict]) -> list[str]:
+def _medication_ids(resources: Sequence[JsonDict | TypedResource]) -> list[str]:
     ids: dict[str, None] = {}
     for resource in resources:
-        reference = resource.get("medicationReference")
-        ref = reference.get("reference") if isinstance(reference, dict) else None
+        if isinstance(resource, TypedResource):
+            typed_reference = getattr(resource, "medicationReference", None)
+            ref = None if typed_reference is None else typed_reference.reference
+        else:
+            reference = resource.get("medicationReference")
+            ref = reference.get("reference") if isinstance(reference, dict) else None
         if isinstance(ref, str) and "Medication/" in ref:
             ids[ref.rsplit("/", 1)[-1]] = None
     return list(ids)

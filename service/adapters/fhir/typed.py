@@ -58,6 +58,7 @@ __all__ = [
     "ObservationT",
     "SearchPage",
     "TypedResource",
+    "read_resources",
     "read_search_page",
 ]
 
@@ -290,6 +291,44 @@ class BodyStructureT(TypedResource, tag="BodyStructure", kw_only=True, gc=False)
 _RESOURCE: Final = msgspec.json.Decoder(
     ObservationT | MedicationAdministrationT | MedicationRequestT | ImagingStudyT | BodyStructureT
 )
+
+
+_ARRAY: Final = msgspec.json.Decoder(list[Raw])
+
+
+def read_resources(body: bytes) -> list[JsonDict | TypedResource] | None:
+    """The elements of a JSON array of resources that `orjson.loads` each accepted alone (the rows
+    of the Bulk Data spool, `bulk.NdjsonSpool.patient_items`): typed where the usual shapes fit,
+    as in a typed search page, else the dict `orjson.loads` gives. None where msgspec cannot read
+    the array (the caller then reads it with orjson, as before)."""
+    if not body.isascii():  # msgspec does not check the UTF-8 of the strings it skips
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        raws = _ARRAY.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    found: list[JsonDict | TypedResource] = []
+    add = found.append
+    decode = _RESOURCE.decode
+    for raw in raws:
+        try:
+            resource = decode(raw)
+        except msgspec.DecodeError:
+            pass
+        except RecursionError:
+            return None
+        else:
+            resource.json_origin = raw
+            add(resource)
+            continue
+        try:
+            add(orjson.loads(memoryview(raw)))
+        except orjson.JSONDecodeError:
+            return None
+    return found
 
 
 # --- the page ------------------------------------------------------------------------------------

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from service.adapters.fhir.bulk import NdjsonSpool
-from service.adapters.fhir.inbound import patient_of
+from service.adapters.fhir.inbound import patient_input, patient_of
+from service.adapters.fhir.typed import TypedResource
+from tests.unit.fhir.test_inbound_fast_paths import PATIENTS, POOLS, TARGETS, _assert_same, _edited, _general
 
 Resource = dict[str, Any]
 
@@ -95,3 +98,48 @@ def test_the_same_reference_text_in_another_element_finds_the_same_patient() -> 
         spool.add_page(_lines_of(resources), "Observation export")
         assert [r["id"] for r in spool.resources_of("a")] == ["o1", "o2"]
         assert [r["id"] for r in spool.resources_of("b")] == ["o3", "o4"]
+
+
+# --- typed read-back (`patient_items`, what `BulkMeasurementSource` maps) -----------------------------
+def _spooled_alike(patient_id: str, resources: list[Resource]) -> int:
+    """A patient's export lines filed in a spool map the same read back typed (`patient_items`) as
+    read back as dicts by the general path (`==` and `repr`, issues included); how many typed."""
+    with NdjsonSpool() as spool:
+        spool.add_page([orjson.dumps(r) for r in resources], "export")
+        items = spool.patient_items(patient_id)
+        _assert_same(
+            patient_input(patient_id, items), _general(patient_id, spool.patient_resources(patient_id))
+        )
+        return sum(isinstance(i, TypedResource) for i in items)
+
+
+def test_typed_read_back_maps_as_the_dicts_on_well_formed_patients() -> None:
+    for patient_id, resources in PATIENTS:
+        assert _spooled_alike(patient_id, resources) > 0  # the typed path is really taken
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_typed_read_back_maps_as_the_dicts_on_every_single_edit(target: str) -> None:
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        for key in TARGETS[target]:
+            for value in POOLS[key]:
+                _spooled_alike(patient_id, _edited(original, [(target, 0, (key, value))]))
+
+
+def test_typed_read_back_brings_the_medication_a_typed_administration_references() -> None:
+    administration = {
+        "resourceType": "MedicationAdministration",
+        "id": "m1",
+        "status": "completed",
+        "effectiveDateTime": "2024-01-02",
+        "subject": {"reference": "Patient/a"},
+        "medicationReference": {"reference": "Medication/med"},
+    }
+    medication = {"resourceType": "Medication", "id": "med", "code": {"text": "x"}}
+    with NdjsonSpool() as spool:
+        spool.add_page(
+            _lines_of([{"resourceType": "Patient", "id": "a"}, administration, medication]), "export"
+        )
+        *resources, last = spool.patient_items("a")
+        assert any(isinstance(r, TypedResource) and r.id == "m1" for r in resources)
+        assert last == medication
