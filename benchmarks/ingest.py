@@ -15,7 +15,7 @@ What each measure means (as an integration engineer reads it; benchmarks/README.
    Data NDJSON lines of the same patients is printed for reference, without a verdict, along the
    service's own path: each page of an export file is parsed to file every line by patient in the
    on-disk spool (`NdjsonSpool.add_page`), each patient's lines are read back and parsed again
-   (`patient_resources`), then mapped; the spool's set-up (once per export) is not counted. The
+   (`patient_items`, typed where the usual shapes fit, as the Bulk source does), then mapped; the spool's set-up (once per export) is not counted. The
    three steps are printed beside it, and the same lines parsed once in memory (no spool).
    Decision: the goal is judged on the REST path. The spool parses every line twice by design
    (once to find its patient, once when the patient is read back), the price of holding at most
@@ -183,7 +183,7 @@ def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> No
             for rtype, page in file_pages:
                 spool.add_page(page, f"{rtype} export")
             for patient_id in patient_ids:
-                patient_input(patient_id, spool.patient_resources(patient_id))
+                patient_input(patient_id, spool.patient_items(patient_id))
 
     def spool_set_up() -> None:  # once per export, not per line: taken out of `ours_lines`
         with NdjsonSpool():
@@ -197,11 +197,11 @@ def parse_and_serialise(patients: list[list[dict[str, Any]]], repeat: int) -> No
     filled = NdjsonSpool()
     for rtype, page in file_pages:
         filled.add_page(page, f"{rtype} export")
-    read_back = [(patient_id, filled.patient_resources(patient_id)) for patient_id in patient_ids]
+    read_back = [(patient_id, filled.patient_items(patient_id)) for patient_id in patient_ids]
 
     def reading() -> None:
         for patient_id in patient_ids:
-            filled.patient_resources(patient_id)
+            filled.patient_items(patient_id)
 
     def mapping_only() -> None:
         for patient_id, resources in read_back:

@@ -13,8 +13,9 @@ Flow (`FhirBulkExport.run`):
    on-disk spool (`NdjsonSpool`, SQLite in a temporary file; a patient's lines of one page are
    one row), and the page is dropped, so at most one page of parsed objects is alive however
    big the export. The price of that bound: a line is parsed twice, once to find its patient
-   and once when the patient is read back (one `orjson.loads` for all of a patient's rows);
-   benchmarks/ingest.py prints both steps. The bearer token goes
+   and once when the patient is read back (all of a patient's rows at once: decoded by
+   `typed.read_resources` into the typed Structs of a REST sync where the usual shapes fit, the
+   rest as orjson dicts; `patient_items`); benchmarks/ingest.py prints both steps. The bearer token goes
    with the files only when the manifest says `requiresAccessToken` and they are on the
    server's origin.
 4. Each `error` file (NDJSON OperationOutcomes) becomes `DataIssue`s (`export-error`).
