@@ -1121,23 +1121,8 @@ def _typed_measurement(mapper: _PatientMapper, res: typed.ObservationT, ref: str
                 is_short = True
         if not (is_long or is_short):
             continue
-        value, unit = quantity.value, quantity.code
-        if type(value) is float:
-            if not -_INF < value < _INF:
-                return None
-            number = _decimal_of_float(value) if value else Decimal(str(value))
-        elif type(value) is int:
-            number = Decimal(value)
-        else:
-            return None
-        system = quantity.system
-        if unit is None or (system is not None and system != codes.UCUM):
-            return None
-        factor = _MM_PER_UNIT.get(unit)
-        if factor is None:
-            return None
-        number *= factor
-        if number < 0:
+        number = _typed_quantity(quantity, _MM_PER_UNIT)
+        if number is None or number < 0:
             return None
         if is_long:
             long_mm = number
