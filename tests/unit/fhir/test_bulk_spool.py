@@ -15,7 +15,7 @@ import pytest
 from service.adapters.fhir.bulk import NdjsonSpool
 from service.adapters.fhir.inbound import patient_input, patient_of
 from service.adapters.fhir.typed import TypedResource
-from tests.unit.fhir.test_inbound_fast_paths import PATIENTS, POOLS, TARGETS, _assert_same, _edited, _general
+from tests.unit.fhir.test_inbound_fast_paths import PATIENTS, TARGETS, _assert_same, _general, single_edits
 
 Resource = dict[str, Any]
 
@@ -120,10 +120,8 @@ def test_typed_read_back_maps_as_the_dicts_on_well_formed_patients() -> None:
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_typed_read_back_maps_as_the_dicts_on_every_single_edit(target: str) -> None:
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        for key in TARGETS[target]:
-            for value in POOLS[key]:
-                _spooled_alike(patient_id, _edited(original, [(target, 0, (key, value))]))
+    for patient_id, resources in single_edits(target):
+        _spooled_alike(patient_id, resources)
 
 
 def test_typed_read_back_brings_the_medication_a_typed_administration_references() -> None:

@@ -12,6 +12,7 @@ date, an unknown unit, another status, a missing reference, ...), as a hospital 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -452,6 +453,47 @@ def _edited(original: Resources, edits: list[tuple[str, int, tuple[str, Any]]]) 
     return resources
 
 
+# --- the cases, shared by the typed-page and Bulk read-back equivalence tests ----------------------
+def single_edits(target: str) -> Iterator[tuple[str, Resources]]:
+    """Every value of every element of the target's pool, one at a time, on two patients (a
+    generated one and the contract fixture): no combination is left to chance."""
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        for key in TARGETS[target]:
+            for value in POOLS[key]:
+                yield patient_id, _edited(original, [(target, 0, (key, value))])
+
+
+def request_edits(key: str) -> Iterator[tuple[str, Resources]]:
+    """Every value of `key` on a MedicationRequest of a patient without administrations (the ICI
+    start then comes from the requests: their dates count)."""
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        requests_only = [r for r in original if r["resourceType"] != "MedicationAdministration"]
+        for value in POOLS[key]:
+            yield patient_id, _edited(requests_only, [("MedicationRequest", 0, (key, value))])
+
+
+def with_observation_no_input(status: object, verification: object) -> Iterator[tuple[str, Resources]]:
+    """Two patients with an Observation the service does not read (a heart rate) on their latest
+    date, with this status and verificationStatus (None: element absent)."""
+    heart_rate: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": "hr",
+        "code": _coding(codes.LOINC, "8867-4"),
+        "effectiveDateTime": "2099-01-01",
+    }
+    for key, value in (("status", status), ("verificationStatus", verification)):
+        if value is not None:
+            heart_rate[key] = value
+    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
+        yield (
+            patient_id,
+            [
+                *copy.deepcopy(original),
+                {**heart_rate, "subject": {"reference": f"Patient/{patient_id}"}},
+            ],
+        )
+
+
 def test_fast_and_general_paths_agree_on_well_formed_patients() -> None:
     for patient_id, resources in PATIENTS:
         fast = patient_input(patient_id, copy.deepcopy(resources))
@@ -461,25 +503,16 @@ def test_fast_and_general_paths_agree_on_well_formed_patients() -> None:
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_fast_and_general_paths_agree_on_every_single_edit(target: str) -> None:
-    """Every value of every element of the target's pool, one at a time, on two patients (a
-    generated one and the contract fixture): no combination is left to chance."""
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        for key in TARGETS[target]:
-            for value in POOLS[key]:
-                resources = _edited(original, [(target, 0, (key, value))])
-                fast = patient_input(patient_id, copy.deepcopy(resources))
-                _assert_same(fast, _general(patient_id, resources))
+    for patient_id, resources in single_edits(target):
+        fast = patient_input(patient_id, copy.deepcopy(resources))
+        _assert_same(fast, _general(patient_id, resources))
 
 
 @pytest.mark.parametrize("key", TARGETS["MedicationRequest"])
 def test_fast_and_general_paths_agree_on_requests_when_no_dose_was_given(key: str) -> None:
-    """Without administrations the ICI start comes from the requests: their dates then count."""
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        requests_only = [r for r in original if r["resourceType"] != "MedicationAdministration"]
-        for value in POOLS[key]:
-            resources = _edited(requests_only, [("MedicationRequest", 0, (key, value))])
-            fast = patient_input(patient_id, copy.deepcopy(resources))
-            _assert_same(fast, _general(patient_id, resources))
+    for patient_id, resources in request_edits(key):
+        fast = patient_input(patient_id, copy.deepcopy(resources))
+        _assert_same(fast, _general(patient_id, resources))
 
 
 @pytest.mark.parametrize("status", POOLS["status"])
@@ -489,21 +522,7 @@ def test_fast_and_general_paths_agree_on_an_observation_that_is_no_input(
 ) -> None:
     """An Observation the service does not read still counts as a contact, unless it was entered in
     error: here it is the patient's latest date, so `last_contact` shows whether it was noted."""
-    heart_rate: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": "hr",
-        "subject": {"reference": "Patient/p1"},
-        "code": _coding(codes.LOINC, "8867-4"),
-        "effectiveDateTime": "2099-01-01",
-    }
-    for key, value in (("status", status), ("verificationStatus", verification)):
-        if value is not None:
-            heart_rate[key] = value
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        resources = [
-            *copy.deepcopy(original),
-            {**heart_rate, "subject": {"reference": f"Patient/{patient_id}"}},
-        ]
+    for patient_id, resources in with_observation_no_input(status, verification):
         fast = patient_input(patient_id, copy.deepcopy(resources))
         _assert_same(fast, _general(patient_id, resources))
 

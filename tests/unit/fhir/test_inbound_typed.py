@@ -38,6 +38,9 @@ from tests.unit.fhir.test_inbound_fast_paths import (
     _coding,
     _edited,
     _general,
+    request_edits,
+    single_edits,
+    with_observation_no_input,
 )
 
 TYPED_TYPES = {
@@ -124,34 +127,21 @@ def r_type(resource: Any) -> object:
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_typed_pages_agree_on_every_single_edit(target: str) -> None:
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        for key in TARGETS[target]:
-            for value in POOLS[key]:
-                check(patient_id, _edited(original, [(target, 0, (key, value))]))
+    for patient_id, resources in single_edits(target):
+        check(patient_id, resources)
 
 
 @pytest.mark.parametrize("key", TARGETS["MedicationRequest"])
 def test_typed_pages_agree_on_requests_when_no_dose_was_given(key: str) -> None:
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        requests_only = [r for r in original if r["resourceType"] != "MedicationAdministration"]
-        for value in POOLS[key]:
-            check(patient_id, _edited(requests_only, [("MedicationRequest", 0, (key, value))]))
+    for patient_id, resources in request_edits(key):
+        check(patient_id, resources)
 
 
 @pytest.mark.parametrize("status", POOLS["status"])
 @pytest.mark.parametrize("verification", [None, *POOLS["verificationStatus"]])
 def test_typed_pages_agree_on_an_observation_that_is_no_input(status: object, verification: object) -> None:
-    heart_rate: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": "hr",
-        "code": _coding(codes.LOINC, "8867-4"),
-        "effectiveDateTime": "2099-01-01",
-    }
-    for key, value in (("status", status), ("verificationStatus", verification)):
-        if value is not None:
-            heart_rate[key] = value
-    for patient_id, original in (PATIENTS[0], PATIENTS[-1]):
-        check(patient_id, [*original, {**heart_rate, "subject": {"reference": f"Patient/{patient_id}"}}])
+    for patient_id, resources in with_observation_no_input(status, verification):
+        check(patient_id, resources)
 
 
 @given(
