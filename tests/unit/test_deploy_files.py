@@ -98,7 +98,7 @@ def test_env_example_defaults_are_accepted_by_settings() -> None:
 def test_compose_runs_the_service_hapi_r4_and_postgres_16_with_a_volume() -> None:
     (compose,) = yaml_documents(DEPLOY / "compose.yaml")
     services = compose["services"]
-    assert services["hapi"]["image"] == "hapiproject/hapi:latest"
+    assert services["hapi"]["image"] == "hapiproject/hapi:v7.6.0"  # a version, never :latest
     assert services["hapi"]["environment"]["hapi.fhir.fhir_version"] == "R4"
     assert services["postgres"]["image"].startswith("postgres:16")
     volume = services["postgres"]["volumes"][0].split(":")[0]
@@ -147,7 +147,7 @@ def test_deployment_probes_and_pod_security() -> None:
 @pytest.mark.parametrize(
     "needle",
     [
-        "ARG PYTHON_IMAGE=python:3.11-slim",
+        "ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm",
         "FROM ${PYTHON_IMAGE}",
         "uv sync --frozen --no-dev",
         "/healthz",
@@ -163,3 +163,34 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", (DEPLOY / "Dockerfile").read_text(), flags=re.MULTILINE)
     assert users
     assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_every_image_is_pinned_to_a_version() -> None:
+    """Reproducible deployments: no floating tag (`latest`, a bare major version) in any image."""
+    (compose,) = yaml_documents(DEPLOY / "compose.yaml")
+    images = [
+        svc["image"] for svc in compose["services"].values() if "image" in svc and svc.get("build") is None
+    ]
+    images += re.findall(r"^ARG \w+_IMAGE=(\S+)", (DEPLOY / "Dockerfile").read_text(), flags=re.MULTILINE)
+    assert images
+    for image in images:
+        tag = image.split("@")[0].rpartition(":")[2]
+        assert re.search(r"\d+\.\d+", tag), f"{image} is not pinned to a version"
+
+
+def test_every_secret_setting_comes_from_the_secret_and_is_in_its_recipe() -> None:
+    """Following the Secret recipe in deployment.yaml gives every secret the service can read
+    (a recipe without the JWT keys gave a Deployment that answered 503)."""
+    secret_settings = {
+        f"ONCORESPONSE_{name.upper()}"
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in str(field.annotation)
+    }
+    (container,) = k8s("Deployment")["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"] if "valueFrom" in e}
+    assert secret_settings <= refs.keys()
+    recipe = (DEPLOY / "k8s" / "deployment.yaml").read_text().split("apiVersion")[0]
+    for key in refs.values():
+        assert re.search(rf"--from-(?:literal|file)={key}=", recipe), (
+            f"the Secret recipe does not create {key}"
+        )

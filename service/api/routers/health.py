@@ -1,8 +1,10 @@
 """Liveness, readiness and metrics.
 
-Decision: /healthz and /readyz are open (Kubernetes probes send no credentials; they answer only
-"ok" or which dependency is not ready). /metrics is open unless `ONCORESPONSE_METRICS_TOKEN` is
-set; then it needs that bearer token (compared in constant time).
+/healthz and /readyz are open (Kubernetes probes send no credentials; they answer only "ok" or
+which dependency is not ready). Readiness is gated by the database alone: the hospital's FHIR
+server is checked and reported (`degraded`), but a FHIR outage must not take `$assess`, the
+alerts API or the portal out of the Service (docs/operations.md). /metrics is open unless
+`ONCORESPONSE_METRICS_TOKEN` is set; then it needs that bearer token (compared in constant time).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from service.api.schemas.health import Health, Readiness
 from service.application.errors import ApplicationError
 
 router = APIRouter(tags=["operations"])
+
+# Dependencies without which this instance cannot serve; every other check is reported only.
+GATING_CHECKS = frozenset({"database"})
 
 
 class MetricsNotAuthenticated(ApplicationError):
@@ -41,11 +46,14 @@ async def healthz() -> Health:
     responses={503: PROBLEM_RESPONSES[503]},
 )
 async def readyz(request: Request, container: ContainerDep) -> Response:
-    """Ready to serve: the database answers and the FHIR server's `/metadata` answers (when configured)."""
+    """Ready to serve when the database answers. The FHIR server's `/metadata` is checked too and
+    reported under `degraded` when it fails, without making the instance unready."""
     checks = await container.readiness()
-    if all(v == "ok" for v in checks.values()):
-        return JSONResponse(Readiness(status="ready", checks=checks).model_dump())
-    failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+    gating = {k: v for k, v in checks.items() if k in GATING_CHECKS}
+    if all(v == "ok" for v in gating.values()):
+        degraded = sorted(k for k, v in checks.items() if v != "ok")
+        return JSONResponse(Readiness(status="ready", checks=checks, degraded=degraded).model_dump())
+    failing = ", ".join(f"{k}: {v}" for k, v in gating.items() if v != "ok")
     return problem(
         request,
         status=503,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Health(BaseModel):
@@ -14,3 +14,6 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"]
     checks: dict[str, str]
+    degraded: list[str] = Field(
+        default_factory=list, description="Checks that fail without making the instance unready (e.g. fhir)."
+    )

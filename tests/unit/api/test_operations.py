@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from pydantic import SecretStr
 
@@ -9,6 +11,8 @@ from service.adapters.persistence.database import migrate
 from service.api.app import create_app
 from service.bootstrap import Container
 from service.config import Settings
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "fhir"
 
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
@@ -20,7 +24,7 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 async def test_readyz_checks_the_database(client: httpx.AsyncClient) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert r.json() == {"status": "ready", "checks": {"database": "ok"}, "degraded": []}
 
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
@@ -52,8 +56,9 @@ async def test_metrics_need_the_metrics_token_when_one_is_set(app_settings: Sett
     assert probe.status_code == 200
 
 
-async def test_readyz_is_503_naming_an_unreachable_fhir_server(app_settings: Settings) -> None:
-    """/readyz checks the FHIR server's /metadata (issue 2); a closed port makes it not ready."""
+async def test_readyz_stays_ready_and_reports_an_unreachable_fhir_server(app_settings: Settings) -> None:
+    """A FHIR outage is reported, not gating: `$assess` and the portal need no FHIR server, so the
+    instance stays in the Service (docs/operations.md, probes)."""
     settings = app_settings.model_copy(
         update={"fhir_base_url": "http://127.0.0.1:9/fhir", "fhir_max_retries": 0}
     )
@@ -62,9 +67,29 @@ async def test_readyz_is_503_naming_an_unreachable_fhir_server(app_settings: Set
         transport = httpx.ASGITransport(app=create_app(settings, container=box))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             r = await http.get("/readyz")
-    assert r.status_code == 503
-    assert r.headers["content-type"].startswith("application/problem+json")
+            assessed = await http.post(
+                "/$assess",
+                content=(FIXTURES / "patient-nsclc-pembrolizumab.json").read_bytes(),
+                headers={"Content-Type": "application/fhir+json"},
+            )
+    assert r.status_code == 200
     body = r.json()
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["fhir"] != "ok"
-    assert "fhir" in body["detail"]
+    assert body["degraded"] == ["fhir"]
+    assert assessed.status_code == 200
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(app_settings: Settings) -> None:
+    """The database gates readiness: without it no alert, sync or portal request can be served."""
+    settings = app_settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/test"}
+    )
+    async with Container(settings) as box:
+        transport = httpx.ASGITransport(app=create_app(settings, container=box))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            r = await http.get("/readyz")
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["checks"]["database"] != "ok"
+    assert "database" in r.json()["detail"]
