@@ -12,7 +12,7 @@ from service import __version__
 from service.api import problems
 from service.api.auth import stats_config_from
 from service.api.middleware import RequestContextMiddleware
-from service.api.routers import alerts, assess, cds_hooks, health, stats, subscriptions, sync
+from service.api.routers import alerts, assess, cds_hooks, health, patients, stats, subscriptions, sync
 from service.api.security import ApiAuthConfig
 from service.bootstrap import Container
 from service.config import Settings
@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
             {"name": "sync", "description": "Pull from the FHIR server, assess and write back"},
             {"name": "operations", "description": "Health, readiness and metrics"},
             {"name": "alerts", "description": "Alerts on dissociated response and pseudoprogression"},
+            {"name": "patients", "description": "A patient's latest stored assessment, lesion by lesion"},
             {"name": "cds-hooks", "description": "CDS Hooks 2.0 service for EHRs (patient-view)"},
             {"name": "subscriptions", "description": "FHIR Subscription notifications (rest-hook)"},
             {
@@ -66,6 +67,6 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     app.state.api_auth = ApiAuthConfig.from_settings(settings)
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
-    for module in (assess, sync, health, alerts, cds_hooks, stats, subscriptions):
+    for module in (assess, sync, health, alerts, patients, cds_hooks, stats, subscriptions):
         app.include_router(module.router)
     return app

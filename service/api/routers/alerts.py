@@ -1,4 +1,4 @@
-"""Alerts (issue 5): list, inspect, acknowledge, retry, deliver now; and the lesion table of a patient."""
+"""Alerts: list, inspect, acknowledge, retry, deliver now."""
 
 from __future__ import annotations
 
@@ -15,18 +15,16 @@ from service.api.schemas.alerts import (
     AlertListOut,
     AlertOut,
     DeliveryReportOut,
-    LesionRowOut,
-    LesionTableOut,
 )
 from service.api.security import ANONYMOUS, ReaderDep, WriterDep
 from service.application.alerts import AlertNotFound
-from service.application.errors import InvalidInput, UpstreamNotFound
+from service.application.errors import InvalidInput
 
 router = APIRouter(tags=["alerts"])
 
 AlertId = Annotated[int, Path(ge=1, description="Alert id (GET /alerts)")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: _doc("No such alert or patient"),
+    404: _doc("No such alert"),
     422: PROBLEM_RESPONSES[422],
 }
 
@@ -92,46 +90,4 @@ async def deliver_alerts(container: ContainerDep, _caller: WriterDep) -> Deliver
     report = await container.require_alert_delivery()()
     return DeliveryReportOut(
         delivered=report.delivered, retrying=report.retrying, failed=report.failed, held=report.held
-    )
-
-
-@router.get("/patients/{patient_id}/lesion-table", operation_id="alerts-lesion-table", responses=NOT_FOUND)
-async def lesion_table(
-    patient_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9\-.]{1,64}$")],
-    container: ContainerDep,
-    _caller: ReaderDep,
-) -> LesionTableOut:
-    """Every lesion's response at every timepoint of the patient's latest assessment (linked from CDS cards)."""
-    if container.store is None:
-        raise UpstreamNotFound("No database is open")
-    stored = await container.store.latest(patient_id)
-    if stored is None:
-        raise AlertNotFound("This patient has not been assessed")
-    rows = []
-    for lesion in stored.result.get("lesions", []):
-        rows.append(
-            LesionRowOut(
-                lesion_id=str(lesion.get("lesion_id")),
-                timepoint_index=int(lesion.get("timepoint_index", 0)),
-                timepoint_date=str(lesion.get("timepoint_date")),
-                status=str(lesion.get("status")),
-                is_target=bool(lesion.get("is_target")),
-                diameter_mm=lesion.get("diameter_mm"),
-                change_from_baseline_pct=lesion.get("change_from_baseline_pct"),
-                change_from_nadir_pct=lesion.get("change_from_nadir_pct"),
-            )
-        )
-    atypical = [
-        {
-            k: f.get(k)
-            for k in ("kind", "timepoint_index", "timepoint_date", "growing_lesions", "shrinking_lesions")
-        }
-        for f in stored.result.get("atypical", [])
-    ]
-    return LesionTableOut(
-        patient_id=patient_id,
-        response_group=stored.response_group.value,
-        assessed_at=stored.assessed_at,
-        atypical=atypical,
-        lesions=rows,
     )

@@ -136,6 +136,20 @@ async def test_a_signed_patient_view_gets_a_warning_card_from_the_database(
     assert {row["lesion_id"] for row in table["lesions"]} == {"LIV", "LUN"}
 
 
+async def test_lesion_table_of_a_patient_never_assessed_is_a_patient_not_assessed_problem(
+    api: tuple[httpx.AsyncClient, Container],
+) -> None:
+    """Not "alert not found": the caller asked for a patient, and the fix is to assess it."""
+    http, _ = api
+    response = await http.get("/patients/p-unknown/lesion-table")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"].endswith("/problems/patient-not-assessed")
+    assert problem["title"] == "Patient not assessed"
+    assert "p-unknown" in problem["detail"]
+
+
 async def test_prefetch_is_used_for_a_patient_the_service_never_assessed(
     api: tuple[httpx.AsyncClient, Container],
 ) -> None:
