@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import gc
+import ipaddress
 import sys
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import anyio
 import orjson
 import typer
+from pydantic import ValidationError
 
 from service.application.assess import SyncReport
+from service.cli_errors import (
+    describe,
+    describe_configuration_error,
+    exit_code_of,
+    parse_date_option,
+    parse_instant_option,
+)
 from service.config import Settings
 
 app = typer.Typer(
     name="oncoresponse",
-    help="Tumour response (RECIST 1.1, iRECIST, dissociated response, pseudoprogression) over HL7 FHIR.",
+    help=(
+        "Tumour response (RECIST 1.1, iRECIST, dissociated response, pseudoprogression) over HL7 FHIR. "
+        "Errors are one line; add --debug to any command to see the traceback."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -27,8 +38,8 @@ def _settings(**overrides: object) -> Settings:
     values = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**values)  # type: ignore[arg-type]
-    except ValueError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
+    except ValidationError as exc:
+        typer.echo(describe_configuration_error(exc), err=True)
         raise typer.Exit(2) from None
 
 
@@ -73,7 +84,7 @@ def assess(
     settings = _settings(environment="development")
     _configure_logging(settings)
     raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    reference = date.fromisoformat(as_of) if as_of else today()
+    reference = parse_date_option("--as-of", as_of) if as_of else today()
     box = Container(settings)
     try:
         data = orjson.loads(raw)
@@ -103,7 +114,7 @@ def sync(
     from service.bootstrap import Container
 
     settings = _fhir_command_settings(fhir_base_url)
-    since_dt = datetime.fromisoformat(since) if since else None
+    since_dt = parse_instant_option("--since", since) if since else None
 
     async def run() -> None:
         async with Container(settings) as box:
@@ -137,7 +148,7 @@ def ingest_bulk(
     from service.bootstrap import Container
 
     settings = _fhir_command_settings(fhir_base_url)
-    since_dt = datetime.fromisoformat(since) if since else None
+    since_dt = parse_instant_option("--since", since) if since else None
 
     async def run() -> None:
         async with Container(settings) as box:
@@ -211,6 +222,13 @@ def serve(
     from service.api.app import create_app
 
     settings = _settings(host=host, port=port)
+    if settings.environment != "production" and not _is_loopback(settings.host):
+        typer.echo(
+            f"refusing to serve {settings.environment} settings on {settings.host}: set "
+            "ONCORESPONSE_ENVIRONMENT=production (with real secrets) to listen beyond this machine",
+            err=True,
+        )
+        raise typer.Exit(2)
     _configure_logging(settings)
     migrate(settings.database_url)
     app = create_app(settings)
@@ -220,6 +238,15 @@ def serve(
     gc.collect()
     gc.freeze()
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @app.command()
@@ -296,4 +323,19 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """Run a command; a user's mistake is one line on stderr (the traceback with `--debug`)."""
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        line = describe(exc)
+        if debug or line is None:
+            raise
+        typer.echo(f"oncoresponse: {line}", err=True)
+        sys.exit(exit_code_of(exc))
+    sys.exit(code if isinstance(code, int) else 0)

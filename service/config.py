@@ -26,7 +26,9 @@ class Settings(BaseSettings):
         secrets_dir=None,
     )
 
-    environment: Literal["development", "test", "production"] = "production"
+    # A checkout runs as `development` (placeholders allowed, loopback only: `serve` refuses another
+    # address); the container image and the Kubernetes ConfigMap set `production` (docs/operations.md).
+    environment: Literal["development", "test", "production"] = "development"
 
     # --- FHIR server ---------------------------------------------------------------------------
     fhir_base_url: AnyHttpUrl | None = None

@@ -32,7 +32,20 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(message)s", force=True)
+    # Libraries that log through the standard library (Alembic, uvicorn) are rendered the same way,
+    # so a JSON log stays JSON from the first line.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    logging.basicConfig(level=lvl, handlers=[handler], force=True)
     # httpx logs full URLs at INFO, and our search URLs carry patient ids: keep it quiet.
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
