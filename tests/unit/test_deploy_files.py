@@ -153,6 +153,7 @@ def test_deployment_probes_and_pod_security() -> None:
         "/healthz",
         'ENTRYPOINT ["oncoresponse"]',
         'CMD ["serve"]',
+        "ONCORESPONSE_ENVIRONMENT=production",  # the image enforces production; a checkout is development
     ],
 )
 def test_dockerfile_builds_from_the_lock_and_runs_serve(needle: str) -> None:
