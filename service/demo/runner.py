@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import httpx
 import orjson
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -29,6 +30,7 @@ from service.application.clock import today
 from service.bootstrap import Container
 from service.config import Settings
 from service.demo import sekmet
+from service.demo.portal import demo_portal_issuer
 from service.synthetic import Cohort, mixed_cohort, nsclc_cohort, pan_tumour_cohort
 
 console = Console(stderr=True)
@@ -159,6 +161,9 @@ def _demo_path(
         task = progress.add_task("loading synthetic patients", total=len(bundles))
         anyio.run(lambda: load_patients(server.base_url, bundles, advance=lambda: progress.advance(task)))
 
+    portal = demo_portal_issuer(
+        audience=Settings.model_fields["stats_jwt_audience"].default, scope="stats.read"
+    )
     settings = Settings(
         environment="development",
         api_auth="off",  # a local demo on 127.0.0.1; deployments take tokens (service/api/security.py)
@@ -167,6 +172,8 @@ def _demo_path(
         log_level="warning",
         log_json=False,
         port=port,
+        stats_jwt_public_key=SecretStr(portal.public_key_pem),
+        stats_jwt_issuer=portal.issuer,
     )
     from service.observability import configure_logging
 
@@ -207,6 +214,7 @@ def _demo_path(
             problems.append(f"{sum(groups.values())} ResponseGroup Observations for {len(patients)} patients")
         if second.created != 0:
             problems.append(f"the second sync created {second.created} resources")
+        problems += anyio.run(lambda: _check_portal(settings, portal.token, len(patients)))
         if problems:
             raise DemoFailed("; ".join(problems))
         console.print("[green]demo path complete[/green]")
@@ -220,6 +228,9 @@ def _demo_path(
         "\n[bold]Open:[/bold]\n"
         f"  API docs      http://127.0.0.1:{port}/docs\n"
         f"  metrics       http://127.0.0.1:{port}/metrics\n"
+        f"  portal        http://127.0.0.1:{port}/stats/response  (and /stats/survival, /stats/cox, ...)\n"
+        f"  portal token  export TOKEN={portal.token}\n"
+        f'                curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{port}/stats/response\n'
         f"  FHIR server   {server.base_url}/Observation?code={codes.CS_ONCORESPONSE}|{codes.CODE_RESPONSE_GROUP}\n"
         f"  FHIR console  {server.base_url.removesuffix('/fhir')}/ui\n"
         f"  try           curl -s -X POST -H 'Content-Type: application/json' -d '{{}}' "
@@ -228,3 +239,17 @@ def _demo_path(
         soft_wrap=True,
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning")
+
+
+async def _check_portal(settings: Settings, token: str, patients: int) -> list[str]:
+    """The research portal answers the printed token with the cohort's response table."""
+    from service.api.app import create_app
+
+    async with Container(settings) as box:
+        transport = httpx.ASGITransport(app=create_app(settings, container=box))
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as http:
+            answer = await http.get("/stats/response", headers={"Authorization": f"Bearer {token}"})
+    if answer.status_code != 200:
+        return [f"the research portal answered {answer.status_code} to the demo token"]
+    console.print(f"research portal: /stats/response answered for the cohort of {patients} patients")
+    return []

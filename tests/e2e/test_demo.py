@@ -33,3 +33,5 @@ def test_demo_once_loads_assesses_writes_back_and_is_idempotent(tmp_path: Path) 
     assert "second sync: 0 created" in out
     # every generated patient of the pan-tumour cohort (seed study Table 1: 177) was assessed
     assert "177/177 patients assessed" in out
+    # the research portal answers the token the demo prints (a key pair of its own, no set-up)
+    assert "research portal: /stats/response answered" in out
