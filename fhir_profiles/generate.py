@@ -140,9 +140,9 @@ SRC_RXN_IN = (
 SRC_RXN_IN_CPIC = "RxNorm ingredient (TTY IN); CPIC cpic-schema drug table"
 SRC_RXN_DRUG = "RxNorm clinical/branded drug with its RxNorm name; public oncology prescribing code list"
 SRC_RXN_BN = "RxNorm brand name (TTY BN); RxNav name lookup recorded in a public test"
-SRC_SCT_MII = "SNOMED CT substance; MII core data set test data (Charite)"
-SRC_SCT_CH = "SNOMED CT substance; Swiss eHealth ValueSet ActivePharmaceuticalIngredient"
-SRC_SCT_FIXTURE = "SNOMED CT substance; public SNOMED CT catalogue fixture (single source)"
+SRC_SCT = (
+    "SNOMED CT substance; Swiss eHealth ValueSet ActivePharmaceuticalIngredient (2.16.756.5.30.1.1.11.82)"
+)
 SRC_NCIT = "NCI Thesaurus concept; public oncology data dictionaries (drug -> NCIt)"
 
 
@@ -170,6 +170,10 @@ def _rxn(code: str, display: str, source: str = SRC_RXN_DRUG) -> DrugCoding:
     return DrugCoding(RXNORM, code, display, source)
 
 
+def _sct(code: str, display: str) -> DrugCoding:
+    return DrugCoding(SNOMED, code, display, SRC_SCT)
+
+
 DRUGS: tuple[DrugDef, ...] = (
     # PD-1 inhibitors (ATC L01FF)
     DrugDef(
@@ -183,7 +187,7 @@ DRUGS: tuple[DrugDef, ...] = (
             _rxn("1657750", "4 ML pembrolizumab 25 MG/ML Injection"),
             _rxn("1657751", "4 ML pembrolizumab 25 MG/ML Injection [Keytruda]"),
             _rxn("1657749", "pembrolizumab 50 MG Injection [Keytruda]"),
-            DrugCoding(SNOMED, "716125002", "Pembrolizumab (substance)", SRC_SCT_MII),
+            _sct("716125002", "Pembrolizumab (substance)"),
             DrugCoding(NCIT, "C106432", "Pembrolizumab", SRC_NCIT),
         ),
     ),
@@ -201,7 +205,7 @@ DRUGS: tuple[DrugDef, ...] = (
             _rxn("1657196", "10 ML nivolumab 10 MG/ML Injection [Opdivo]"),
             _rxn("1991412", "24 ML nivolumab 10 MG/ML Injection"),
             _rxn("1991413", "24 ML nivolumab 10 MG/ML Injection [Opdivo]"),
-            DrugCoding(SNOMED, "704191007", "Nivolumab (substance)", SRC_SCT_FIXTURE),
+            _sct("704191007", "Nivolumab (substance)"),
             DrugCoding(NCIT, "C68814", "Nivolumab", SRC_NCIT),
         ),
     ),
@@ -230,7 +234,7 @@ DRUGS: tuple[DrugDef, ...] = (
         (
             _atc("L01FF05", "atezolizumab"),
             _rxn("1792776", "atezolizumab", SRC_RXN_IN),
-            DrugCoding(SNOMED, "719371003", "Atezolizumab (substance)", SRC_SCT_CH),
+            _sct("719371003", "Atezolizumab (substance)"),
             DrugCoding(NCIT, "C106250", "Atezolizumab", SRC_NCIT),
         ),
     ),
@@ -240,6 +244,7 @@ DRUGS: tuple[DrugDef, ...] = (
         ("Imfinzi",),
         (
             _atc("L01FF03", "durvalumab"),
+            _sct("735230005", "Durvalumab (substance)"),
             _rxn("1919503", "durvalumab", SRC_RXN_IN),
             DrugCoding(NCIT, "C103194", "Durvalumab", SRC_NCIT),
         ),
@@ -248,7 +253,11 @@ DRUGS: tuple[DrugDef, ...] = (
         "avelumab",
         "ici-pd-l1",
         ("Bavencio",),
-        (_atc("L01FF04", "avelumab"), _rxn("1875534", "avelumab", SRC_RXN_IN)),
+        (
+            _atc("L01FF04", "avelumab"),
+            _rxn("1875534", "avelumab", SRC_RXN_IN),
+            _sct("733055009", "Avelumab (substance)"),
+        ),
     ),
     DrugDef("sugemalimab", "ici-pd-l1", ("Cejemly",), (_atc("L01FF11", "sugemalimab"),)),
     # CTLA-4 inhibitors (ATC L01FX): combination partners of a PD-1/PD-L1 inhibitor
@@ -258,6 +267,7 @@ DRUGS: tuple[DrugDef, ...] = (
         ("Yervoy",),
         (
             _atc("L01FX04", "ipilimumab"),
+            _sct("697995005", "Ipilimumab (substance)"),
             _rxn("1094833", "ipilimumab", SRC_RXN_IN),
             DrugCoding(NCIT, "C2654", "Ipilimumab", SRC_NCIT),
         ),
@@ -270,6 +280,7 @@ DRUGS: tuple[DrugDef, ...] = (
         (),
         (
             _atc("L01XA01", "cisplatin"),
+            _sct("387318005", "Cisplatin (substance)"),
             _rxn("2555", "cisplatin", SRC_RXN_IN_CPIC),
             _rxn("309311", "cisplatin 1 MG/ML Injectable Solution"),
         ),
@@ -278,16 +289,34 @@ DRUGS: tuple[DrugDef, ...] = (
         "carboplatin",
         "antineoplastic-other",
         ("Paraplatin",),
-        (_atc("L01XA02", "carboplatin"), _rxn("40048", "carboplatin", SRC_RXN_IN_CPIC)),
+        (
+            _atc("L01XA02", "carboplatin"),
+            _rxn("40048", "carboplatin", SRC_RXN_IN_CPIC),
+            _sct("386905002", "Carboplatin (substance)"),
+        ),
     ),
     DrugDef(
         "oxaliplatin",
         "antineoplastic-other",
         ("Eloxatin",),
-        (_atc("L01XA03", "oxaliplatin"), _rxn("32592", "oxaliplatin", SRC_RXN_IN_CPIC)),
+        (
+            _atc("L01XA03", "oxaliplatin"),
+            _rxn("32592", "oxaliplatin", SRC_RXN_IN_CPIC),
+            _sct("395814003", "Oxaliplatin (substance)"),
+        ),
     ),
-    DrugDef("pemetrexed", "antineoplastic-other", ("Alimta",), (_atc("L01BA04", "pemetrexed"),)),
-    DrugDef("paclitaxel", "antineoplastic-other", ("Taxol", "Abraxane"), (_atc("L01CD01", "paclitaxel"),)),
+    DrugDef(
+        "pemetrexed",
+        "antineoplastic-other",
+        ("Alimta",),
+        (_atc("L01BA04", "pemetrexed"), _sct("409159000", "Pemetrexed (substance)")),
+    ),
+    DrugDef(
+        "paclitaxel",
+        "antineoplastic-other",
+        ("Taxol", "Abraxane"),
+        (_atc("L01CD01", "paclitaxel"), _sct("387374002", "Paclitaxel (substance)")),
+    ),
     DrugDef("docetaxel", "antineoplastic-other", ("Taxotere",), (_atc("L01CD02", "docetaxel"),)),
     DrugDef(
         "gemcitabine",
@@ -306,6 +335,7 @@ DRUGS: tuple[DrugDef, ...] = (
         (),
         (
             _atc("L01CB01", "etoposide"),
+            _sct("387316009", "Etoposide (substance)"),
             _rxn("4179", "etoposide", SRC_RXN_IN_CPIC),
             _rxn("1734340", "etoposide 100 MG Injection"),
             _rxn("310248", "etoposide 20 MG/ML Injectable Solution"),
@@ -316,29 +346,51 @@ DRUGS: tuple[DrugDef, ...] = (
         "fluorouracil",
         "antineoplastic-other",
         (),
-        (_atc("L01BC02", "fluorouracil"), _rxn("4492", "fluorouracil", SRC_RXN_IN_CPIC)),
+        (
+            _atc("L01BC02", "fluorouracil"),
+            _rxn("4492", "fluorouracil", SRC_RXN_IN_CPIC),
+            _sct("387172005", "Fluorouracil (substance)"),
+        ),
     ),
     DrugDef(
         "capecitabine",
         "antineoplastic-other",
         ("Xeloda",),
-        (_atc("L01BC06", "capecitabine"), _rxn("194000", "capecitabine", SRC_RXN_IN_CPIC)),
+        (
+            _atc("L01BC06", "capecitabine"),
+            _rxn("194000", "capecitabine", SRC_RXN_IN_CPIC),
+            _sct("386906001", "Capecitabine (substance)"),
+        ),
     ),
     DrugDef(
         "irinotecan",
         "antineoplastic-other",
         (),
-        (_atc("L01CE02", "irinotecan"), _rxn("51499", "irinotecan", SRC_RXN_IN_CPIC)),
+        (
+            _atc("L01CE02", "irinotecan"),
+            _rxn("51499", "irinotecan", SRC_RXN_IN_CPIC),
+            _sct("372538008", "Irinotecan (substance)"),
+        ),
     ),
     DrugDef("topotecan", "antineoplastic-other", (), (_atc("L01CE01", "topotecan"),)),
-    DrugDef("vinorelbine", "antineoplastic-other", (), (_atc("L01CA04", "vinorelbine"),)),
+    DrugDef(
+        "vinorelbine",
+        "antineoplastic-other",
+        (),
+        (_atc("L01CA04", "vinorelbine"), _sct("372541004", "Vinorelbine (substance)")),
+    ),
     DrugDef(
         "cyclophosphamide",
         "antineoplastic-other",
         (),
         (_atc("L01AA01", "cyclophosphamide"), _rxn("3002", "cyclophosphamide", SRC_RXN_IN_CPIC)),
     ),
-    DrugDef("bevacizumab", "antineoplastic-other", ("Avastin",), (_atc("L01FG01", "bevacizumab"),)),
+    DrugDef(
+        "bevacizumab",
+        "antineoplastic-other",
+        ("Avastin",),
+        (_atc("L01FG01", "bevacizumab"), _sct("409406007", "Bevacizumab (substance)")),
+    ),
     DrugDef("ramucirumab", "antineoplastic-other", ("Cyramza",), (_atc("L01FG02", "ramucirumab"),)),
     DrugDef(
         "cetuximab",

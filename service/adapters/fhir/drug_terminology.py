@@ -139,10 +139,6 @@ class DrugTerminology:
                 found = found or name.drug
         return found
 
-    def codes_of(self, drug: str, system: str) -> tuple[str, ...]:
-        """The listed codes of one system for a drug (e.g. its ATC code), in ValueSet order."""
-        return tuple(code for (sys_, code), d in self.by_code.items() if sys_ == system and d.name == drug)
-
 
 def _by_atc_class(unlisted: Sequence[CodeRef]) -> DrugMatch | None:
     for ref in unlisted:

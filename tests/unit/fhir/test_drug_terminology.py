@@ -144,6 +144,7 @@ def test_a_name_is_matched_as_whole_words_only() -> None:
         (codes.SNOMED, "716125002", "pembrolizumab", IciClass.PD1),  # Pembrolizumab (substance)
         (codes.SNOMED, "704191007", "nivolumab", IciClass.PD1),  # Nivolumab (substance)
         (codes.SNOMED, "719371003", "atezolizumab", IciClass.PDL1),  # Atezolizumab (substance)
+        (codes.SNOMED, "735230005", "durvalumab", IciClass.PDL1),  # Durvalumab (substance)
         (codes.NCIT, "C106432", "pembrolizumab", IciClass.PD1),  # NCIt Pembrolizumab
         (codes.NCIT, "C68814", "nivolumab", IciClass.PD1),  # NCIt Nivolumab
         (codes.NCIT, "C106250", "atezolizumab", IciClass.PDL1),  # NCIt Atezolizumab
@@ -165,9 +166,11 @@ def test_snomed_and_ncit_codings(system: str, code: str, drug: str, ici_class: I
         (coding(codes.RXNORM, "4179"), codes.COMBINATION_WINDOW_DAYS + 1, False),  # one day out
         (coding(codes.ATC, "L01BA04"), 0, True),  # WHO ATC pemetrexed
         (coding(codes.RXNORM, "26225"), 0, False),  # RxNorm IN ondansetron: an antiemetic, not a partner
+        (coding(codes.SNOMED, "386905002"), 0, True),  # SNOMED CT Carboplatin (substance)
+        (coding(codes.SNOMED, "372487007"), 0, False),  # SNOMED CT Ondansetron (substance): not a partner
     ],
 )
-def test_rxnorm_coded_chemotherapy_makes_a_combination(
+def test_rxnorm_or_otherwise_coded_chemotherapy_makes_a_combination(
     chemo: dict[str, str], chemo_day: int, combination: bool
 ) -> None:
     result = read(
