@@ -138,6 +138,7 @@ SRC_RXN_IN = (
     "RxNorm ingredient (TTY IN); public ICI code lists (TriNetX ICI extraction, mCODE trial matching)"
 )
 SRC_RXN_IN_CPIC = "RxNorm ingredient (TTY IN); CPIC cpic-schema drug table"
+SRC_RXN_IN_SINGLE = "RxNorm ingredient (TTY IN); one public oncology data dictionary (CanDIG)"
 SRC_RXN_DRUG = "RxNorm clinical/branded drug with its RxNorm name; public oncology prescribing code list"
 SRC_RXN_BN = "RxNorm brand name (TTY BN); RxNav name lookup recorded in a public test"
 SRC_SCT = (
@@ -293,6 +294,7 @@ DRUGS: tuple[DrugDef, ...] = (
             _atc("L01XA02", "carboplatin"),
             _rxn("40048", "carboplatin", SRC_RXN_IN_CPIC),
             _sct("386905002", "Carboplatin (substance)"),
+            DrugCoding(NCIT, "C1282", "Carboplatin", SRC_NCIT),
         ),
     ),
     DrugDef(
@@ -315,7 +317,12 @@ DRUGS: tuple[DrugDef, ...] = (
         "paclitaxel",
         "antineoplastic-other",
         ("Taxol", "Abraxane"),
-        (_atc("L01CD01", "paclitaxel"), _sct("387374002", "Paclitaxel (substance)")),
+        (
+            _atc("L01CD01", "paclitaxel"),
+            _rxn("56946", "paclitaxel", SRC_RXN_IN_SINGLE),
+            _sct("387374002", "Paclitaxel (substance)"),
+            DrugCoding(NCIT, "C1411", "Paclitaxel", SRC_NCIT),
+        ),
     ),
     DrugDef("docetaxel", "antineoplastic-other", ("Taxotere",), (_atc("L01CD02", "docetaxel"),)),
     DrugDef(
