@@ -104,6 +104,19 @@ def test_rxnorm_code_only(code: str, drug: str, ici_class: IciClass) -> None:
     assert not {c for c, _ in issue_codes(result)} & {"drug-code-not-listed", "unlisted-antineoplastic-code"}
 
 
+def test_rxnorm_code_of_a_referenced_medication_resource() -> None:
+    # EHR exports often code the drug on a Medication resource that the administration references.
+    medication = {
+        "resourceType": "Medication",
+        "id": "med-opdivo",
+        "code": {"coding": [coding(codes.RXNORM, "1657192")]},  # RxNorm SBD ... [Opdivo]
+    }
+    given = administration("ici", START)
+    del given["medicationCodeableConcept"]
+    given["medicationReference"] = {"reference": "Medication/med-opdivo"}
+    assert therapy_of(read(medication, given)) == ("nivolumab", IciClass.PD1, START, False)
+
+
 # --- brand name only --------------------------------------------------------------------------------
 def test_brand_name_display_with_an_unknown_code_is_the_drug_and_the_code_is_reported() -> None:
     # A local formulary code the lists cannot know, displayed with the brand name.
