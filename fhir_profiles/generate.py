@@ -82,6 +82,7 @@ class Concept:
     code: str
     display: str
     definition: str
+    synonyms: tuple[str, ...] = ()  # CodeSystem.concept.designation (SNOMED CT "Synonym" use)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,349 @@ class ValueSetDef:
 
 def _c(code: str, display: str, definition: str) -> Concept:
     return Concept(code, display, definition)
+
+
+# --- drug terminology ------------------------------------------------------------------------------
+# Which medications are immune checkpoint inhibitors (ICIs) or other antineoplastics, in the
+# terminologies hospitals code them with. The service reads these ValueSets at run time
+# (`service/adapters/fhir/drug_terminology.py`); docs/fhir/drug-terminology.md explains the lists,
+# their sources and the codes left out because they could not be verified.
+ATC = "http://www.whocc.no/atc"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
+SNOMED_SYNONYM = "900000000000013009"  # SNOMED CT designation type "Synonym"
+CONCEPT_COMMENTS = f"{FHIR_SD}/valueset-concept-comments"  # core R4 extension on include.concept
+
+# Where each code was checked (ValueSet concept comment). Kept short; the docs give the detail.
+SRC_ATC = "WHO ATC; code and substance as in BfArM ATC-DE 2024 (MII onco ValueSet 2024)"
+SRC_RXN_IN = (
+    "RxNorm ingredient (TTY IN); public ICI code lists (TriNetX ICI extraction, mCODE trial matching)"
+)
+SRC_RXN_IN_CPIC = "RxNorm ingredient (TTY IN); CPIC cpic-schema drug table"
+SRC_RXN_IN_SINGLE = "RxNorm ingredient (TTY IN); one public oncology data dictionary (CanDIG)"
+SRC_RXN_DRUG = "RxNorm clinical/branded drug with its RxNorm name; public oncology prescribing code list"
+SRC_RXN_BN = "RxNorm brand name (TTY BN); RxNav name lookup recorded in a public test"
+SRC_SCT = (
+    "SNOMED CT substance; Swiss eHealth ValueSet ActivePharmaceuticalIngredient (2.16.756.5.30.1.1.11.82)"
+)
+SRC_NCIT = "NCI Thesaurus concept; public oncology data dictionaries (drug -> NCIt)"
+
+
+@dataclass(frozen=True)
+class DrugCoding:
+    system: str
+    code: str
+    display: str
+    source: str
+
+
+@dataclass(frozen=True)
+class DrugDef:
+    name: str  # INN, lower case: the code in CodeSystem antineoplastic-drug
+    group: str  # id of the drug ValueSet: ici-pd-1, ici-pd-l1, ici-ctla-4 or antineoplastic-other
+    brands: tuple[str, ...]
+    codings: tuple[DrugCoding, ...]
+
+
+def _atc(code: str, display: str) -> DrugCoding:
+    return DrugCoding(ATC, code, display, SRC_ATC)
+
+
+def _rxn(code: str, display: str, source: str = SRC_RXN_DRUG) -> DrugCoding:
+    return DrugCoding(RXNORM, code, display, source)
+
+
+def _sct(code: str, display: str) -> DrugCoding:
+    return DrugCoding(SNOMED, code, display, SRC_SCT)
+
+
+DRUGS: tuple[DrugDef, ...] = (
+    # PD-1 inhibitors (ATC L01FF)
+    DrugDef(
+        "pembrolizumab",
+        "ici-pd-1",
+        ("Keytruda",),
+        (
+            _atc("L01FF02", "pembrolizumab"),
+            _rxn("1547545", "pembrolizumab", SRC_RXN_IN),
+            _rxn("1547550", "Keytruda", SRC_RXN_BN),
+            _rxn("1657750", "4 ML pembrolizumab 25 MG/ML Injection"),
+            _rxn("1657751", "4 ML pembrolizumab 25 MG/ML Injection [Keytruda]"),
+            _rxn("1657749", "pembrolizumab 50 MG Injection [Keytruda]"),
+            _sct("716125002", "Pembrolizumab (substance)"),
+            DrugCoding(NCIT, "C106432", "Pembrolizumab", SRC_NCIT),
+        ),
+    ),
+    DrugDef(
+        "nivolumab",
+        "ici-pd-1",
+        ("Opdivo", "Opdualag"),
+        (
+            _atc("L01FF01", "nivolumab"),
+            _atc("L01FY02", "nivolumab and relatlimab"),
+            _rxn("1597876", "nivolumab", SRC_RXN_IN),
+            _rxn("1657190", "4 ML nivolumab 10 MG/ML Injection"),
+            _rxn("1657192", "4 ML nivolumab 10 MG/ML Injection [Opdivo]"),
+            _rxn("1657195", "10 ML nivolumab 10 MG/ML Injection"),
+            _rxn("1657196", "10 ML nivolumab 10 MG/ML Injection [Opdivo]"),
+            _rxn("1991412", "24 ML nivolumab 10 MG/ML Injection"),
+            _rxn("1991413", "24 ML nivolumab 10 MG/ML Injection [Opdivo]"),
+            _sct("704191007", "Nivolumab (substance)"),
+            DrugCoding(NCIT, "C68814", "Nivolumab", SRC_NCIT),
+        ),
+    ),
+    DrugDef(
+        "cemiplimab",
+        "ici-pd-1",
+        ("Libtayo",),
+        (_atc("L01FF06", "cemiplimab"), _rxn("2058826", "cemiplimab", SRC_RXN_IN)),
+    ),
+    DrugDef(
+        "dostarlimab",
+        "ici-pd-1",
+        ("Jemperli",),
+        (_atc("L01FF07", "dostarlimab"), _rxn("2539967", "dostarlimab", SRC_RXN_IN)),
+    ),
+    DrugDef("tislelizumab", "ici-pd-1", ("Tevimbra",), (_atc("L01FF09", "tislelizumab"),)),
+    DrugDef("retifanlimab", "ici-pd-1", ("Zynyz",), (_atc("L01FF10", "retifanlimab"),)),
+    DrugDef("toripalimab", "ici-pd-1", ("Loqtorzi",), ()),
+    DrugDef("camrelizumab", "ici-pd-1", (), ()),
+    DrugDef("sintilimab", "ici-pd-1", (), ()),
+    # PD-L1 inhibitors (ATC L01FF)
+    DrugDef(
+        "atezolizumab",
+        "ici-pd-l1",
+        ("Tecentriq",),
+        (
+            _atc("L01FF05", "atezolizumab"),
+            _rxn("1792776", "atezolizumab", SRC_RXN_IN),
+            _sct("719371003", "Atezolizumab (substance)"),
+            DrugCoding(NCIT, "C106250", "Atezolizumab", SRC_NCIT),
+        ),
+    ),
+    DrugDef(
+        "durvalumab",
+        "ici-pd-l1",
+        ("Imfinzi",),
+        (
+            _atc("L01FF03", "durvalumab"),
+            _sct("735230005", "Durvalumab (substance)"),
+            _rxn("1919503", "durvalumab", SRC_RXN_IN),
+            DrugCoding(NCIT, "C103194", "Durvalumab", SRC_NCIT),
+        ),
+    ),
+    DrugDef(
+        "avelumab",
+        "ici-pd-l1",
+        ("Bavencio",),
+        (
+            _atc("L01FF04", "avelumab"),
+            _rxn("1875534", "avelumab", SRC_RXN_IN),
+            _sct("733055009", "Avelumab (substance)"),
+        ),
+    ),
+    DrugDef("sugemalimab", "ici-pd-l1", ("Cejemly",), (_atc("L01FF11", "sugemalimab"),)),
+    # CTLA-4 inhibitors (ATC L01FX): combination partners of a PD-1/PD-L1 inhibitor
+    DrugDef(
+        "ipilimumab",
+        "ici-ctla-4",
+        ("Yervoy",),
+        (
+            _atc("L01FX04", "ipilimumab"),
+            _sct("697995005", "Ipilimumab (substance)"),
+            _rxn("1094833", "ipilimumab", SRC_RXN_IN),
+            DrugCoding(NCIT, "C2654", "Ipilimumab", SRC_NCIT),
+        ),
+    ),
+    DrugDef("tremelimumab", "ici-ctla-4", ("Imjudo",), (_atc("L01FX20", "tremelimumab"),)),
+    # Other antineoplastics given with ICIs (chemotherapy, anti-angiogenics, TKIs)
+    DrugDef(
+        "cisplatin",
+        "antineoplastic-other",
+        (),
+        (
+            _atc("L01XA01", "cisplatin"),
+            _sct("387318005", "Cisplatin (substance)"),
+            _rxn("2555", "cisplatin", SRC_RXN_IN_CPIC),
+            _rxn("309311", "cisplatin 1 MG/ML Injectable Solution"),
+        ),
+    ),
+    DrugDef(
+        "carboplatin",
+        "antineoplastic-other",
+        ("Paraplatin",),
+        (
+            _atc("L01XA02", "carboplatin"),
+            _rxn("40048", "carboplatin", SRC_RXN_IN_CPIC),
+            _sct("386905002", "Carboplatin (substance)"),
+            DrugCoding(NCIT, "C1282", "Carboplatin", SRC_NCIT),
+        ),
+    ),
+    DrugDef(
+        "oxaliplatin",
+        "antineoplastic-other",
+        ("Eloxatin",),
+        (
+            _atc("L01XA03", "oxaliplatin"),
+            _rxn("32592", "oxaliplatin", SRC_RXN_IN_CPIC),
+            _sct("395814003", "Oxaliplatin (substance)"),
+        ),
+    ),
+    DrugDef(
+        "pemetrexed",
+        "antineoplastic-other",
+        ("Alimta",),
+        (_atc("L01BA04", "pemetrexed"), _sct("409159000", "Pemetrexed (substance)")),
+    ),
+    DrugDef(
+        "paclitaxel",
+        "antineoplastic-other",
+        ("Taxol", "Abraxane"),
+        (
+            _atc("L01CD01", "paclitaxel"),
+            _rxn("56946", "paclitaxel", SRC_RXN_IN_SINGLE),
+            _sct("387374002", "Paclitaxel (substance)"),
+            DrugCoding(NCIT, "C1411", "Paclitaxel", SRC_NCIT),
+        ),
+    ),
+    DrugDef("docetaxel", "antineoplastic-other", ("Taxotere",), (_atc("L01CD02", "docetaxel"),)),
+    DrugDef(
+        "gemcitabine",
+        "antineoplastic-other",
+        ("Gemzar",),
+        (
+            _atc("L01BC05", "gemcitabine"),
+            _rxn("12574", "gemcitabine", SRC_RXN_IN_CPIC),
+            _rxn("1719000", "gemcitabine 200 MG Injection"),
+            _rxn("1719003", "gemcitabine 1000 MG Injection"),
+        ),
+    ),
+    DrugDef(
+        "etoposide",
+        "antineoplastic-other",
+        (),
+        (
+            _atc("L01CB01", "etoposide"),
+            _sct("387316009", "Etoposide (substance)"),
+            _rxn("4179", "etoposide", SRC_RXN_IN_CPIC),
+            _rxn("1734340", "etoposide 100 MG Injection"),
+            _rxn("310248", "etoposide 20 MG/ML Injectable Solution"),
+            _rxn("197687", "etoposide 50 MG Oral Capsule"),
+        ),
+    ),
+    DrugDef(
+        "fluorouracil",
+        "antineoplastic-other",
+        (),
+        (
+            _atc("L01BC02", "fluorouracil"),
+            _rxn("4492", "fluorouracil", SRC_RXN_IN_CPIC),
+            _sct("387172005", "Fluorouracil (substance)"),
+        ),
+    ),
+    DrugDef(
+        "capecitabine",
+        "antineoplastic-other",
+        ("Xeloda",),
+        (
+            _atc("L01BC06", "capecitabine"),
+            _rxn("194000", "capecitabine", SRC_RXN_IN_CPIC),
+            _sct("386906001", "Capecitabine (substance)"),
+        ),
+    ),
+    DrugDef(
+        "irinotecan",
+        "antineoplastic-other",
+        (),
+        (
+            _atc("L01CE02", "irinotecan"),
+            _rxn("51499", "irinotecan", SRC_RXN_IN_CPIC),
+            _sct("372538008", "Irinotecan (substance)"),
+        ),
+    ),
+    DrugDef("topotecan", "antineoplastic-other", (), (_atc("L01CE01", "topotecan"),)),
+    DrugDef(
+        "vinorelbine",
+        "antineoplastic-other",
+        (),
+        (_atc("L01CA04", "vinorelbine"), _sct("372541004", "Vinorelbine (substance)")),
+    ),
+    DrugDef(
+        "cyclophosphamide",
+        "antineoplastic-other",
+        (),
+        (_atc("L01AA01", "cyclophosphamide"), _rxn("3002", "cyclophosphamide", SRC_RXN_IN_CPIC)),
+    ),
+    DrugDef(
+        "bevacizumab",
+        "antineoplastic-other",
+        ("Avastin",),
+        (_atc("L01FG01", "bevacizumab"), _sct("409406007", "Bevacizumab (substance)")),
+    ),
+    DrugDef("ramucirumab", "antineoplastic-other", ("Cyramza",), (_atc("L01FG02", "ramucirumab"),)),
+    DrugDef(
+        "cetuximab",
+        "antineoplastic-other",
+        ("Erbitux",),
+        (_atc("L01FE01", "cetuximab"), _rxn("318341", "cetuximab", SRC_RXN_IN_CPIC)),
+    ),
+    DrugDef("trastuzumab", "antineoplastic-other", ("Herceptin",), (_atc("L01FD01", "trastuzumab"),)),
+    DrugDef(
+        "enfortumab vedotin", "antineoplastic-other", ("Padcev",), (_atc("L01FX13", "enfortumab vedotin"),)
+    ),
+    DrugDef("lenvatinib", "antineoplastic-other", ("Lenvima",), (_atc("L01EX08", "lenvatinib"),)),
+    DrugDef("axitinib", "antineoplastic-other", ("Inlyta",), (_atc("L01EK01", "axitinib"),)),
+    DrugDef("cabozantinib", "antineoplastic-other", ("Cabometyx",), (_atc("L01EX07", "cabozantinib"),)),
+    DrugDef(
+        "sunitinib",
+        "antineoplastic-other",
+        ("Sutent",),
+        (_atc("L01EX01", "sunitinib"), _rxn("357977", "sunitinib", SRC_RXN_IN_CPIC)),
+    ),
+    DrugDef(
+        "pazopanib",
+        "antineoplastic-other",
+        ("Votrient",),
+        (_atc("L01EX03", "pazopanib"), _rxn("714438", "pazopanib", SRC_RXN_IN_CPIC)),
+    ),
+)
+
+# The drug ValueSets: id -> (name, title, description).
+DRUG_GROUPS: Mapping[str, tuple[str, str, str]] = {
+    "ici-pd-1": (
+        "IciPd1VS",
+        "PD-1 inhibitors",
+        "Anti-PD-1 immune checkpoint inhibitors, in ATC, RxNorm, SNOMED CT and NCI Thesaurus codes and "
+        "by antineoplastic-drug concept (generic and brand names). An ICI start.",
+    ),
+    "ici-pd-l1": (
+        "IciPdl1VS",
+        "PD-L1 inhibitors",
+        "Anti-PD-L1 immune checkpoint inhibitors, coded as for ici-pd-1. An ICI start.",
+    ),
+    "ici-ctla-4": (
+        "IciCtla4VS",
+        "CTLA-4 inhibitors",
+        "Anti-CTLA-4 antibodies. Given with a PD-1/PD-L1 inhibitor they make a combination; they do not "
+        "start ICI treatment in the sense of this service on their own.",
+    ),
+    "antineoplastic-other": (
+        "AntineoplasticOtherVS",
+        "Other antineoplastics",
+        "Chemotherapy, anti-angiogenic antibodies and kinase inhibitors commonly combined with ICIs. "
+        "Given within the first cycle of an ICI they make a combination.",
+    ),
+}
+
+DRUG_CODE_SYSTEM = CodeSystemDef(
+    "antineoplastic-drug",
+    "AntineoplasticDrugCS",
+    "Antineoplastic drugs",
+    "The drugs of the drug ValueSets, one concept per active ingredient (code and display: the INN "
+    "in lower case; designations: brand names). A medication naming one of them in "
+    "CodeableConcept.text or Coding.display is that drug when none of its codes is listed.",
+    tuple(Concept(d.name, d.name, DRUG_GROUPS[d.group][1].rstrip("s") + ".", d.brands) for d in DRUGS),
+)
 
 
 CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
@@ -541,6 +885,7 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
             ),
         ),
     ),
+    DRUG_CODE_SYSTEM,
 )
 CS_BY_ID: Mapping[str, CodeSystemDef] = {cs.id: cs for cs in CODE_SYSTEMS}
 
@@ -1134,6 +1479,15 @@ EXTENSIONS: tuple[ExtensionDef, ...] = (
         ("Observation",),
         "string",
     ),
+    ExtensionDef(
+        "drug-ingredient",
+        "DrugIngredientExtension",
+        "Drug ingredient",
+        "The antineoplastic drug (active ingredient) that a code of a drug ValueSet stands for.",
+        ("ValueSet.compose.include.concept",),
+        "Coding",
+        "antineoplastic-drug",
+    ),
 )
 
 
@@ -1160,8 +1514,51 @@ def code_system_json(cs: CodeSystemDef) -> JsonDict:
         "caseSensitive": True,
         "content": "complete",
         "count": len(cs.concepts),
-        "concept": [{"code": c.code, "display": c.display, "definition": c.definition} for c in cs.concepts],
+        "concept": [_cs_concept(c) for c in cs.concepts],
     }
+    return out
+
+
+def _cs_concept(c: Concept) -> JsonDict:
+    out: JsonDict = {"code": c.code, "display": c.display, "definition": c.definition}
+    if c.synonyms:
+        use = {"system": SNOMED, "code": SNOMED_SYNONYM, "display": "Synonym"}
+        out["designation"] = [{"use": use, "value": name} for name in c.synonyms]
+    return out
+
+
+def drug_value_set_json(group: str) -> JsonDict:
+    """One drug ValueSet: the antineoplastic-drug concepts of the group, then every external code
+    (ATC, RxNorm, SNOMED CT, NCIt) with its display, its drug and where it was checked."""
+    name, title, description = DRUG_GROUPS[group]
+    out = _common("ValueSet", group, vs_url(group), name, title, description)
+    drugs = [d for d in DRUGS if d.group == group]
+    includes: list[JsonDict] = [
+        {
+            "system": DRUG_CODE_SYSTEM.url,
+            "concept": [{"code": d.name, "display": d.name} for d in drugs],
+        }
+    ]
+    for system in (ATC, RXNORM, SNOMED, NCIT):
+        concepts = [
+            {
+                "extension": [
+                    {
+                        "url": sd_url("drug-ingredient"),
+                        "valueCoding": {"system": DRUG_CODE_SYSTEM.url, "code": d.name},
+                    },
+                    {"url": CONCEPT_COMMENTS, "valueString": coding.source},
+                ],
+                "code": coding.code,
+                "display": coding.display,
+            }
+            for d in drugs
+            for coding in d.codings
+            if coding.system == system
+        ]
+        if concepts:
+            includes.append({"system": system, "concept": concepts})
+    out["compose"] = {"include": includes}
     return out
 
 
@@ -1716,6 +2113,10 @@ def _fsh_path(element_id: str) -> str:
     return ".".join(out) or "."
 
 
+def _fsh_code(code: str) -> str:
+    return code if re.fullmatch(r"[^\s\"]+", code) else _q(code)
+
+
 def _fsh_header(kind: str, name: str, rid: str, title: str, description: str) -> list[str]:
     return [f"{kind}: {name}", f"Id: {rid}", f"Title: {_q(title)}", f"Description: {_q(description)}"]
 
@@ -1903,7 +2304,11 @@ def fsh_files() -> dict[str, str]:
     for cs in CODE_SYSTEMS:
         cs_lines += _fsh_header("CodeSystem", cs.name, cs.id, cs.title, cs.description)
         cs_lines += [*_fsh_meta(), "* ^caseSensitive = true", "* ^content = #complete"]
-        cs_lines += [f"* #{c.code} {_q(c.display)} {_q(c.definition)}" for c in cs.concepts]
+        for c in cs.concepts:
+            cs_lines.append(f"* #{_fsh_code(c.code)} {_q(c.display)} {_q(c.definition)}")
+            for i, synonym in enumerate(c.synonyms):
+                cs_lines.append(f'  * ^designation[{i}].use = {SNOMED}#{SNOMED_SYNONYM} "Synonym"')
+                cs_lines.append(f"  * ^designation[{i}].value = {_q(synonym)}")
         cs_lines.append("")
     vs_lines = list(header)
     for vs in VALUE_SETS:
@@ -1914,6 +2319,9 @@ def fsh_files() -> dict[str, str]:
             else:
                 vs_lines.append(f"* include codes from system {inc.system}")
         vs_lines.append("")
+    for group in DRUG_GROUPS:
+        vs = drug_value_set_json(group)
+        vs_lines += [*_fsh_instance(vs, "ValueSet", "definition", vs["title"]), ""]
     ext_lines = list(header)
     for ext in EXTENSIONS:
         ext_lines += _fsh_header("Extension", ext.name, ext.id, ext.title, ext.description)
@@ -1973,6 +2381,7 @@ def conformance_resources() -> list[JsonDict]:
         *(profile_json(p) for p in PROFILES),
         *(code_system_json(cs) for cs in CODE_SYSTEMS),
         *(value_set_json(vs) for vs in VALUE_SETS),
+        *(drug_value_set_json(group) for group in DRUG_GROUPS),
         capability_statement(),
         operation_definition(),
     ]

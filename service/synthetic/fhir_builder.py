@@ -177,7 +177,7 @@ def primary_condition(
 
 # --- medication ----------------------------------------------------------------------------------
 def medication_concept(name: str, atc: str | None) -> dict[str, Any]:
-    if atc is None:  # recognised by name (codes.ICI_CLASS_BY_NAME); no ATC code known to us
+    if atc is None:  # recognised by name (drug ValueSets, drug_terminology.py); no ATC code listed
         return {"text": name}
     return concept(codes.ATC, atc, name, text=name)
 

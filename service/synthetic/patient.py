@@ -2,10 +2,10 @@
 
 Encoding decisions the FHIR reader must match (contract section 1; [P] where the contract is open):
 
-- ICI start = the earliest ICI MedicationAdministration.effectiveDateTime (day 0). ICIs carry an ATC
-  code from `codes.ICI_BY_ATC` (system `codes.ATC`) or, for drugs without one (camrelizumab,
-  sintilimab, toripalimab), only `medicationCodeableConcept.text` = the drug name of
-  `codes.ICI_CLASS_BY_NAME`. Doses every 21 days until progression is confirmed (true PD: until the PD
+- ICI start = the earliest ICI MedicationAdministration.effectiveDateTime (day 0). ICIs carry their
+  ATC L01FF code of the package's drug ValueSets (`ATC_BY_ICI`, system `codes.ATC`) or, for drugs
+  without one there (camrelizumab, sintilimab, toripalimab), only `medicationCodeableConcept.text`
+  = the drug name (CodeSystem antineoplastic-drug). Doses every 21 days until progression is confirmed (true PD: until the PD
   scan), at most 35. A true-PD patient treated beyond progression (`beyond_progression`, Guan 2024
   Fig. 2g) keeps the 21-day schedule for `BEYOND_PROGRESSION_DAYS` (63) days after the PD scan [P], so
   at least one dose falls strictly after it (the patient is kept alive long enough for that dose).
@@ -40,6 +40,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from service.adapters.fhir import codes
+from service.adapters.fhir.drug_terminology import drug_terminology
 from service.synthetic import fhir_builder as fb
 from service.synthetic.covariates import Covariates, birth_date_for, random_covariates
 from service.synthetic.survival import (
@@ -138,7 +139,12 @@ ICI_DOSE_MG: Mapping[str, int] = {
     "cemiplimab": 350,
     "dostarlimab": 500,
 }
-ATC_BY_ICI: Mapping[str, str] = {name: atc for atc, (name, _) in codes.ICI_BY_ATC.items()}
+# The ICI's ATC code from the package's drug ValueSets (drug_terminology.py); None: name only.
+ATC_BY_ICI: Mapping[str, str] = {
+    drug.name: code
+    for (system, code), drug in drug_terminology().by_code.items()
+    if system == codes.ATC and drug.is_ici and code.startswith(codes.ICI_ATC_PREFIX)
+}
 # Chemotherapy / anti-angiogenic partners (ATC L01, not L01FF) [R].
 PARTNERS: Mapping[str, tuple[tuple[str, str, int], ...]] = {
     "AC": (("pemetrexed", "L01BA04", 800), ("carboplatin", "L01XA02", 450)),

@@ -65,3 +65,20 @@ Context: Observation
 * url = "http://oncoresponse.org/fhir/StructureDefinition/rule-trace" (exactly)
 * value[x] 1..
 * value[x] only string
+
+Extension: DrugIngredientExtension
+Id: drug-ingredient
+Title: "Drug ingredient"
+Description: "The antineoplastic drug (active ingredient) that a code of a drug ValueSet stands for."
+Context: ValueSet.compose.include.concept
+* ^version = "0.1.0"
+* ^status = #draft
+* ^experimental = false
+* ^date = 2026-11-24
+* ^publisher = "oncoresponse project"
+* . ^short = "Drug ingredient"
+* extension 0..0
+* url = "http://oncoresponse.org/fhir/StructureDefinition/drug-ingredient" (exactly)
+* value[x] 1..
+* value[x] only Coding
+* value[x] from http://oncoresponse.org/fhir/ValueSet/antineoplastic-drug (required)

@@ -47,6 +47,7 @@ import structlog
 
 from service.adapters.fhir import codes
 from service.adapters.fhir.client import FhirClient
+from service.adapters.fhir.drug_terminology import drug_terminology
 from service.adapters.fhir.errors import FhirNotFound, MalformedResource
 from service.adapters.fhir.outbound import assessment_identifier
 from service.application.alerts import KIND_DISPLAY, NEXT_STEP_TEXT, RecipientUnknown, alert_text
@@ -100,14 +101,11 @@ def _codings(concept: object) -> list[JsonDict]:
 
 
 def _is_ici(request: JsonDict) -> bool:
+    """A PD-1/PD-L1 inhibitor as the reader recognises one (the package's drug ValueSets)."""
     concept = request.get("medicationCodeableConcept")
-    for coding in _codings(concept):
-        if coding.get("system") == codes.ATC and str(coding.get("code", "")).startswith(codes.ICI_ATC_PREFIX):
-            return True
-    texts = [concept.get("text")] if isinstance(concept, dict) else []
-    texts += [c.get("display") for c in _codings(concept)]
-    words = " ".join(t.lower() for t in texts if isinstance(t, str))
-    return any(name in words for name in codes.ICI_CLASS_BY_NAME)
+    text = concept.get("text") if isinstance(concept, dict) else None
+    match = drug_terminology().classify(_codings(concept), text)
+    return match is not None and match.drug.is_ici
 
 
 def _is_oncology_role(role: object, role_codes: frozenset[str]) -> bool:

@@ -23,6 +23,7 @@ CS_ATYPICAL_RESPONSE: Final = f"{OR_BASE}/CodeSystem/atypical-response"
 CS_RESPONSE_GROUP: Final = f"{OR_BASE}/CodeSystem/response-group"
 CS_DR_TRIGGER: Final = f"{OR_BASE}/CodeSystem/dr-trigger"  # [P] values of the dr-trigger component
 CS_RESPONSE_DEFINITION: Final = f"{OR_BASE}/CodeSystem/response-definition"  # [P] DR/PsPD/HPD variants
+CS_ANTINEOPLASTIC_DRUG: Final = f"{OR_BASE}/CodeSystem/antineoplastic-drug"  # [P] drugs of the drug ValueSets
 
 IDENTIFIER_ASSESSMENT: Final = f"{OR_BASE}/identifier/assessment"
 IDENTIFIER_ALERT: Final = f"{OR_BASE}/identifier/alert"  # [P] Communication/Flag identifiers
@@ -31,6 +32,7 @@ EXT_LESION_ROLE: Final = f"{OR_BASE}/StructureDefinition/lesion-role"
 EXT_LYMPH_NODE: Final = f"{OR_BASE}/StructureDefinition/lymph-node"
 EXT_LINE_OF_THERAPY: Final = f"{OR_BASE}/StructureDefinition/line-of-therapy"
 EXT_RULE_TRACE: Final = f"{OR_BASE}/StructureDefinition/rule-trace"  # [P] rule id that produced a value
+EXT_DRUG_INGREDIENT: Final = f"{OR_BASE}/StructureDefinition/drug-ingredient"  # [P] drug of a ValueSet code
 
 
 def profile_url(name: str) -> str:
@@ -80,6 +82,7 @@ SNOMED: Final = "http://snomed.info/sct"
 UCUM: Final = "http://unitsofmeasure.org"
 ATC: Final = "http://www.whocc.no/atc"
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
+NCIT: Final = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"  # [V] NCI Thesaurus, as HL7 names it
 ICD10CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
 ICDO3: Final = "http://terminology.hl7.org/CodeSystem/icd-o-3"
 OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -127,35 +130,13 @@ ORGANS: Final[dict[str, str]] = {
 }
 ORGAN_BY_CODE: Final[dict[str, str]] = {code: name for name, code in ORGANS.items()}
 
-# --- ICIs (contract section 1: ATC starting L01FF = PD-1/PD-L1 inhibitors) --------------------
-ICI_ATC_PREFIX: Final = "L01FF"
-# ATC code -> (drug, class). [R] WHO ATC L01FF list; the class decides PD-1 vs PD-L1.
-ICI_BY_ATC: Final[dict[str, tuple[str, str]]] = {
-    "L01FF01": ("nivolumab", "PD-1"),
-    "L01FF02": ("pembrolizumab", "PD-1"),
-    "L01FF03": ("durvalumab", "PD-L1"),
-    "L01FF04": ("avelumab", "PD-L1"),
-    "L01FF05": ("atezolizumab", "PD-L1"),
-    "L01FF06": ("cemiplimab", "PD-1"),
-    "L01FF07": ("dostarlimab", "PD-1"),
-    "L01FF09": ("tislelizumab", "PD-1"),
-}
-# Drugs without a (known) ATC code are recognised by name; class by drug [P, configurable].
-ICI_CLASS_BY_NAME: Final[dict[str, str]] = {
-    "nivolumab": "PD-1",
-    "pembrolizumab": "PD-1",
-    "cemiplimab": "PD-1",
-    "dostarlimab": "PD-1",
-    "tislelizumab": "PD-1",
-    "camrelizumab": "PD-1",
-    "sintilimab": "PD-1",
-    "toripalimab": "PD-1",
-    "durvalumab": "PD-L1",
-    "avelumab": "PD-L1",
-    "atezolizumab": "PD-L1",
-}
-# Other antineoplastics (ATC L01, not L01FF) given within the first cycle make it a combination [P].
-ANTINEOPLASTIC_ATC_PREFIX: Final = "L01"
+# --- ICIs and other antineoplastics (contract section 1) --------------------------------------
+# The drug lists are FHIR ValueSets of the package (fhir_profiles/generate.py: ici-pd-1, ici-pd-l1,
+# ici-ctla-4, antineoplastic-other), read by `drug_terminology.py`; docs/fhir/drug-terminology.md.
+# These prefixes are the ATC classes a code not in those lists still belongs to.
+ICI_ATC_PREFIX: Final = "L01FF"  # PD-1/PD-L1 inhibitors (WHO ATC)
+ANTINEOPLASTIC_ATC_PREFIX: Final = "L01"  # antineoplastic agents (WHO ATC)
+# Other antineoplastics given within the first cycle make it a combination [P].
 COMBINATION_WINDOW_DAYS: Final = 21
 
 # --- tumour type mapping (contract section 1; documented and configurable) [P] ----------------

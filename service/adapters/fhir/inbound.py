@@ -36,9 +36,11 @@ Decisions where the contract is silent (all [P]):
   `information` issue.
 - ICI start: earliest ICI MedicationAdministration (`effective[x]`); only when there is none,
   earliest ICI MedicationRequest (`dosageInstruction.timing.repeat.boundsPeriod.start`, else
-  `authoredOn`). An ICI is an ATC code starting `L01FF`, a configured RxNorm code, or a known
-  drug name in the coding display or text. Combination = another L01 antineoplastic (or a
-  different ICI) administered or requested within `combination_window_days` of the start,
+  `authoredOn`). An ICI is a PD-1/PD-L1 inhibitor of the package's drug ValueSets, by ATC,
+  RxNorm, SNOMED CT or NCIt code or by generic/brand name (`drug_terminology.py`; an unlisted
+  ATC L01FF code too, reported). Combination = another antineoplastic of those ValueSets (a
+  CTLA-4 inhibitor, chemotherapy, an unlisted ATC L01 code: reported) or a different ICI,
+  administered or requested within `combination_window_days` of the start,
   either side. Line of therapy from the line-of-therapy extension of the earliest ICI record
   that carries one.
 - `ici_administration_dates`: the dates of every ICI MedicationAdministration (recognised as for
@@ -72,6 +74,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from service.adapters.fhir import codes, typed
+from service.adapters.fhir.drug_terminology import DrugTerminology, MatchBasis, drug_terminology
 from service.adapters.fhir.errors import MalformedResource
 from service.application.ports import PatientInput, PatientRef
 from service.domain.frozen import fast_constructor
@@ -132,15 +135,7 @@ class InboundMapping:
     tumour_type_by_snomed: Mapping[str, TumourType] = field(
         default_factory=lambda: _mapping(codes.TUMOUR_TYPE_BY_SNOMED, TumourType)
     )
-    ici_by_atc: Mapping[str, tuple[str, IciClass]] = field(
-        default_factory=lambda: MappingProxyType(
-            {atc: (drug, IciClass(cls)) for atc, (drug, cls) in codes.ICI_BY_ATC.items()}
-        )
-    )
-    ici_by_rxnorm: Mapping[str, tuple[str, IciClass]] = field(default_factory=lambda: MappingProxyType({}))
-    ici_class_by_name: Mapping[str, IciClass] = field(
-        default_factory=lambda: _mapping(codes.ICI_CLASS_BY_NAME, IciClass)
-    )
+    drugs: DrugTerminology = field(default_factory=drug_terminology)  # the package's drug ValueSets
     combination_window_days: int = codes.COMBINATION_WINDOW_DAYS
     radiotherapy_codes: frozenset[str] = frozenset({codes.RADIOTHERAPY_SNOMED})
     ablation_codes: frozenset[str] = codes.THERMAL_ABLATION_SNOMED
@@ -1625,31 +1620,23 @@ class _PatientMapper:
         return found
 
     def _classify_drug(self, concept: JsonDict, ref: str) -> tuple[str, IciClass | None, bool] | None:
-        """(drug, class, is_ici) for an ICI or another L01 antineoplastic; None otherwise."""
-        codings = _codings(concept, ref)
-        for coding in codings:
-            code = coding.get("code")
-            if not isinstance(code, str):
-                continue
-            system = coding.get("system")
-            if system == codes.ATC and code.startswith(codes.ICI_ATC_PREFIX):
-                drug, cls = self.mapping.ici_by_atc.get(code, (code, None))
-                return drug, cls, True
-            if system == codes.RXNORM and code in self.mapping.ici_by_rxnorm:
-                drug, cls = self.mapping.ici_by_rxnorm[code]
-                return drug, cls, True
-        texts = [concept.get("text")] + [c.get("display") for c in codings]
-        words = " ".join(t.lower() for t in texts if isinstance(t, str))
-        for name, cls in self.mapping.ici_class_by_name.items():
-            if name in words:
-                return name, cls, True
-        for coding in codings:
-            code = coding.get("code")
-            if not isinstance(code, str) or coding.get("system") != codes.ATC:
-                continue
-            if code.startswith(codes.ANTINEOPLASTIC_ATC_PREFIX):
-                return code, None, False
-        return None
+        """(drug, class, is_ici) for an ICI or another antineoplastic; None otherwise.
+
+        The drug ValueSets decide (`drug_terminology.py`); a drug recognised only by its name, or
+        only by its ATC class, is reported with the codes that the lists do not hold."""
+        match = self.mapping.drugs.classify(_codings(concept, ref), concept.get("text"))
+        if match is None:
+            return None
+        drug = match.drug
+        shown = ", ".join(map(str, match.unlisted))
+        if match.basis is MatchBasis.ATC_CLASS:
+            kind = "a PD-1/PD-L1 inhibitor of unknown class" if drug.is_ici else "another antineoplastic"
+            message = f"antineoplastic code {shown} is not in the drug ValueSets; read as {kind}"
+            self.issue("warning", "unlisted-antineoplastic-code", message, ref)
+        elif match.unlisted:
+            message = f"{drug.name} recognised by name; code {shown} is not in the drug ValueSets"
+            self.issue("information", "drug-code-not-listed", message, ref)
+        return drug.name, drug.ici_class, drug.is_ici
 
     def _drug_record(
         self, res: JsonDict, ref: str, on: date | None, administered: bool, dose: bool = False

@@ -130,6 +130,19 @@ async def test_without_oncology_role_the_ici_requester_then_the_gp() -> None:
     assert await resolve_recipient(fhir, "p1") == ("Practitioner/gp", "general-practitioner")
 
 
+@pytest.mark.parametrize(
+    "drug",
+    [
+        {"coding": [{"system": codes.RXNORM, "code": "1547545"}]},  # RxNorm IN pembrolizumab, code only
+        {"coding": [{"system": codes.RXNORM, "code": "99999999", "display": "Keytruda"}]},  # brand name
+    ],
+)
+async def test_an_ici_order_is_recognised_however_it_is_coded(drug: dict[str, Any]) -> None:
+    # The same drug ValueSets as the reader (docs/fhir/drug-terminology.md).
+    fhir, _ = client([PATIENT, order("Practitioner/requester", team=None, drug=drug)])
+    assert await resolve_recipient(fhir, "p1") == ("Practitioner/requester", "ici-order-requester")
+
+
 async def test_nobody_to_address_raises_recipient_unknown() -> None:
     fhir, _ = client([{"resourceType": "Patient", "id": "p1"}])
     with pytest.raises(RecipientUnknown):

@@ -16,8 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from service.adapters.fhir import codes
+from service.adapters.fhir.drug_terminology import drug_terminology
 
 Resource = dict[str, Any]
+# The ICIs of the package's drug ValueSets: their names and the class of each listed code.
+_ICI_CLASS = {key: d.ici_class for key, d in drug_terminology().by_code.items() if d.is_ici}
+_ICI_NAMES = frozenset(code for system, code in _ICI_CLASS if system == codes.CS_ANTINEOPLASTIC_DRUG)
 
 
 def day_of(value: str) -> date:
@@ -33,7 +37,7 @@ def is_ici(resource: Resource) -> bool:
     atc = [c["code"] for c in med.get("coding", []) if c["system"] == codes.ATC]
     if atc:
         return atc[0].startswith(codes.ICI_ATC_PREFIX)
-    return str(med.get("text", "")).lower() in codes.ICI_CLASS_BY_NAME
+    return str(med.get("text", "")).lower() in _ICI_NAMES
 
 
 def other_antineoplastic(resource: Resource) -> bool:
@@ -244,7 +248,9 @@ def covariate_categories(resources: list[Resource]) -> dict[str, str]:
     bmi = Decimal(str(obs(codes.LOINC_BMI)[0]["valueQuantity"]["value"]))
     med = ici[0]["medicationCodeableConcept"]
     atc = [c["code"] for c in med.get("coding", [])]
-    ici_class = codes.ICI_BY_ATC[atc[0]][1] if atc else codes.ICI_CLASS_BY_NAME[med["text"]]
+    ici_class = (
+        _ICI_CLASS[(codes.ATC, atc[0])] if atc else _ICI_CLASS[(codes.CS_ANTINEOPLASTIC_DRUG, med["text"])]
+    )
     line = next(e["valuePositiveInt"] for e in ici[0]["extension"] if e["url"] == codes.EXT_LINE_OF_THERAPY)
     combination = any(
         other_antineoplastic(a)
