@@ -27,7 +27,8 @@ Timepoint response (Table 2), as a state machine over follow-up timepoints:
   when no confirmation is found and the timepoint is not NE, the iUPD is dropped and the RECIST
   category applies (iCR/iPR/iSD/iNonCR-NonUPD) when the target/non-target categories are not PD,
   no new-lesion progression happened, the baseline target sum is not larger than at the iUPD nor
-  than at the previous assessment (a growing baseline disease is never a pseudoprogression), and
+  than at the latest earlier counted assessment (as for the nadir, NE timepoints and scans too
+  early to confirm do not count): a growing baseline disease is never a pseudoprogression; and
   either the basis did not involve new lesions, all new lesions resolved, the response improved
   over the iUPD timepoint's, or the baseline target sum fell further by >= 5 mm
   (`RESET_SHRINKAGE_MM`; scenario B). New lesions shrinking alone never reset (scenario F: an
@@ -394,7 +395,7 @@ def assess_immune(
     had_icr = False
     responded = False  # an iPR/iCR since the last iUPD: continued iPR (FAQ, reference W3)
     previous: Timepoint | None = None
-    previous_sum: Decimal | None = None  # complete target sum of the previous assessment
+    previous_sum: Decimal | None = None  # the latest complete target sum of a counted timepoint
     results: list[ImmuneTimepointResult] = []
     episodes: list[IupdEpisode] = []
     confirmed_categories: frozenset[str] = frozenset()  # categories whose progression was confirmed
@@ -537,7 +538,8 @@ def assess_immune(
                 known.update(new.present)
             had_icr = had_icr or code is _ICR
             previous = tp
-            previous_sum = current.sum_mm if current is not None and current.complete else None
+            if current is not None and current.complete:
+                previous_sum = current.sum_mm
     if anchor is not None and not confirmed:
         episodes.append(
             _new_episode(anchor.index, anchor.day, tuple(sorted(anchor.basis)), "open", None, None)

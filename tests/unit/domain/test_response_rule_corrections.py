@@ -226,3 +226,16 @@ def test_recist_faq_abnormal_lymph_node_a_node_below_10mm_is_no_growing_lesion(
     a = _run(b, AssessmentParameters(dr_definition=definition))
     assert (AtypicalKind.DR in _kinds(a)) is dr
     assert (a.timepoints[1].target is CR) is not dr
+
+
+@pytest.mark.parametrize(("last_mm", "expected"), [(0, ICR), (1, IPR), (15, ISD)])
+def test_irecist_a_scan_too_early_to_confirm_is_not_the_reference_for_growth(
+    last_mm: int, expected: ImmuneResponse
+) -> None:
+    # Target 20 mm; 25 mm at day 42 (iUPD); 0 mm at day 63 (21 days: too early, disregarded as the
+    # FAQ says, and left out of the nadir); `last_mm` at day 84 is judged against the iUPD (25 mm),
+    # not against the early 0 mm: 1 mm is shrinkage since the iUPD, so the iUPD resets.
+    b = TimelineBuilder().target("T", "liver").scan(-7, {"T": 20}).scan(42, {"T": 25}).scan(63, {"T": 0})
+    a = _run(b.scan(84, {"T": last_mm}))
+    assert [t.overall for t in a.immune_timepoints] == [IUPD, IUPD, expected]
+    assert AtypicalKind.PSPD in _kinds(a)

@@ -8,7 +8,8 @@ criteria that holds whatever the data:
 - RECIST 1.1 section 4.3.1: every nodal target < 10 mm short axis and no non-nodal target => target CR.
 - iRECIST (Seymour 2017, Table 2; FAQ): an iUPD followed at the next assessment (>= 4 weeks later)
   by a target sum +>= 5 mm is iCPD, whatever the gap.
-- iRECIST reset (scenarios B/F): no pseudoprogression while the baseline target sum grows.
+- iRECIST reset (scenarios B/F): no pseudoprogression while the baseline target sum grows (from the
+  iUPD, or from the latest counted assessment: NE and too-early scans do not count, as for the nadir).
 - RECIST 1.1 section 4.4.1: no response after PD.
 - No alert on a timepoint RECIST 1.1 calls CR, under every dissociated-response definition (a lymph
   node below 10 mm is normal: it neither grows nor progresses).
@@ -28,7 +29,13 @@ from service.domain.dissociated import REGISTRY as DR_REGISTRY
 from service.domain.engine import assess
 from service.domain.model import PatientTimeline
 from service.domain.parameters import AssessmentParameters
-from service.domain.results import AtypicalKind, ImmuneResponse, PatientAssessment, Response
+from service.domain.results import (
+    AtypicalKind,
+    ImmuneResponse,
+    ImmuneTimepointResult,
+    PatientAssessment,
+    Response,
+)
 
 from .builders import AS_OF, TimelineBuilder
 
@@ -113,6 +120,11 @@ def test_irecist_next_assessment_with_5mm_more_confirms_icpd_whatever_the_gap(
             assert nxt.overall is ImmuneResponse.ICPD, (k + 1, first.sum_mm, nxt.sum_mm)
 
 
+def _counted(t: ImmuneTimepointResult) -> bool:
+    """A timepoint that enters the iRECIST course (not NE, not a scan too early to confirm)."""
+    return t.overall is not ImmuneResponse.NE and t.traces[0].rule != "irecist/iupd/too-early-to-confirm"
+
+
 @given(trajectories())
 def test_irecist_no_pseudoprogression_while_the_baseline_target_sum_grows(tl: PatientTimeline) -> None:
     result = _assess(tl)
@@ -125,9 +137,9 @@ def test_irecist_no_pseudoprogression_while_the_baseline_target_sum_grows(tl: Pa
         if at_reset is None:
             continue
         iupd_sum = immune[finding.timepoint_index - 1].sum_mm
-        before = immune[resolved - 2].sum_mm
+        measured_before = [t.sum_mm for t in immune[: resolved - 1] if t.sum_mm is not None and _counted(t)]
         assert iupd_sum is None or at_reset <= iupd_sum
-        assert before is None or at_reset <= before
+        assert not measured_before or at_reset <= measured_before[-1]
 
 
 @given(trajectories())
