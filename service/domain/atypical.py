@@ -159,6 +159,7 @@ class HpdEvaluation:
 
 
 HPD_DEFINITIONS = ("champiat", "saada-bouzid", "ferrara", "kas")
+_SCAN_ROLE = {-1: "pre-baseline", 0: "baseline", 1: "first-evaluation"}
 
 
 def tumour_growth_rate(d0_mm: Decimal, dt_mm: Decimal, days: int) -> Decimal:
@@ -288,6 +289,7 @@ def detect_hyperprogression(
     scan_facts = {f"scan_{s.index}_date": s.day for s in evaluation.scans} | {
         f"scan_{s.index}_sum_mm": s.sum_mm for s in evaluation.scans
     }
+    reference_scans = tuple((_SCAN_ROLE[s.index], s.day) for s in evaluation.scans)
     growing = _ids(changes[0], (LesionStatus.PROGRESSING, LesionStatus.NEW))
     return tuple(
         new_atypical_finding(
@@ -304,6 +306,8 @@ def detect_hyperprogression(
                 f"hpd/{verdict.definition}", reason=verdict.reason, **scan_facts, **dict(metrics)
             ),
             metrics=metrics,
+            reason=verdict.reason,
+            reference_scans=reference_scans,
         )
         for verdict in evaluation.verdicts
         if verdict.met

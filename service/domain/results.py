@@ -290,6 +290,10 @@ class AtypicalFinding:
     shrinking_lesions: tuple[str, ...]
     trace: RuleTrace
     metrics: tuple[tuple[str, Decimal], ...] = ()
+    # Why the definition is met, in words with the compared numbers (HPD; see `atypical`).
+    reason: str | None = None
+    # The scans a finding compares, by role ("pre-baseline", "baseline", "first-evaluation"; HPD).
+    reference_scans: tuple[tuple[str, date], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
