@@ -767,6 +767,9 @@ def _truth(
 
     follow = course.follow_ups
     recist = [tp.recist or "NE" for tp in follow]
+    if "PD" in recist:  # RECIST 1.1 section 4.4.1: no response after PD (docs/rules/recist-1.1.md)
+        first = recist.index("PD")
+        recist[first:] = ["PD"] * (len(recist) - first)
     irecist = [tp.irecist or "NE" for tp in follow]
     targets = [lesion.key for lesion in course.lesions if lesion.role == "target"]
 
