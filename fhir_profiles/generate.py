@@ -615,6 +615,57 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
                 "Atypical response",
                 "Whether the patient's response group is atypical (DR or PsPD).",
             ),
+            _c(
+                "post-progression",
+                "After progression",
+                "A RECIST 1.1 timepoint after the first PD: the value is PD carried forward, not a "
+                "response (RECIST 1.1 section 4.4.1).",
+            ),
+            _c(
+                "tgr-reference",
+                "TGR, reference period",
+                "Tumour growth rate from the pre-baseline scan to baseline, % volume per month (Ferte 2014).",
+            ),
+            _c(
+                "tgr-experimental",
+                "TGR, experimental period",
+                "Tumour growth rate from baseline to the first evaluation, % volume per month.",
+            ),
+            _c("delta-tgr", "Delta TGR", "TGR experimental minus TGR reference, % per month."),
+            _c(
+                "tgr-ratio",
+                "TGR ratio",
+                "TGR experimental / TGR reference (Champiat 2017); absent when the reference period did not grow.",
+            ),
+            _c(
+                "tgk-reference",
+                "TGK, reference period",
+                "Tumour growth kinetics from the pre-baseline scan to baseline, mm per month (Saada-Bouzid 2017).",
+            ),
+            _c(
+                "tgk-experimental",
+                "TGK, experimental period",
+                "Tumour growth kinetics from baseline to the first evaluation, mm per month.",
+            ),
+            _c(
+                "tgk-ratio",
+                "TGKR",
+                "TGK experimental / TGK reference (Saada-Bouzid 2017); absent when the reference period did not grow.",
+            ),
+            _c(
+                "definition-reason",
+                "Why the definition is met",
+                "The comparison that met the definition, with its numbers.",
+            ),
+            _c(
+                "pre-baseline-scan", "Pre-baseline scan", "Date of the scan that starts the reference period."
+            ),
+            _c("baseline-scan", "Baseline scan", "Date of the baseline scan."),
+            _c(
+                "first-evaluation-scan",
+                "First evaluation scan",
+                "Date of the first evaluation after baseline.",
+            ),
         ),
     ),
     CodeSystemDef(
@@ -1208,6 +1259,32 @@ _SUMS: tuple[ComponentSlice, ...] = (
     _index(1),
 )
 
+
+def _rate(code: str, short: str, unit: str) -> ComponentSlice:
+    return ComponentSlice(code, 0, "1", "Quantity", short, unit=unit, value_required=True)
+
+
+# Hyperprogression (AtypicalResponse HPD only): kinetics, ratios, reason and reference scans.
+_HPD_COMPONENTS: tuple[ComponentSlice, ...] = (
+    _rate("tgr-reference", "HPD: TGR of the reference period", "%/mo"),
+    _rate("tgr-experimental", "HPD: TGR of the experimental period", "%/mo"),
+    _rate("delta-tgr", "HPD: TGR experimental - reference", "%/mo"),
+    _rate("tgr-ratio", "HPD: TGR ratio (only when the reference period grew)", "1"),
+    _rate("tgk-reference", "HPD: TGK of the reference period", "mm/mo"),
+    _rate("tgk-experimental", "HPD: TGK of the experimental period", "mm/mo"),
+    _rate("tgk-ratio", "HPD: TGKR (only when the reference period grew)", "1"),
+    ComponentSlice(
+        "definition-reason", 0, "1", "string", "HPD: why the definition is met", value_required=True
+    ),
+    ComponentSlice(
+        "pre-baseline-scan", 0, "1", "dateTime", "HPD: pre-baseline scan date", value_required=True
+    ),
+    ComponentSlice("baseline-scan", 0, "1", "dateTime", "HPD: baseline scan date", value_required=True),
+    ComponentSlice(
+        "first-evaluation-scan", 0, "1", "dateTime", "HPD: first evaluation scan date", value_required=True
+    ),
+)
+
 PROFILES: tuple[ProfileDef, ...] = (
     _outbound(
         "LesionResponse",
@@ -1231,7 +1308,10 @@ PROFILES: tuple[ProfileDef, ...] = (
         "RECIST 1.1 timepoint response",
         "RECIST 1.1 overall response at one follow-up timepoint (Eisenhauer 2009 Tables 1 and 2) "
         "with its target, non-target and new-lesion parts and the sums it was judged on. A value the "
-        "engine could not compute is given as the component's dataAbsentReason.",
+        "engine could not compute is given as the component's dataAbsentReason. RECIST 1.1 has no "
+        "response after progression (section 4.4.1): every timepoint after the first PD has the value "
+        "PD and the component post-progression = true; its target and non-target components still "
+        "show what that scan measured.",
         code="recist11-timepoint-response",
         value_vs="recist-response",
         components=(
@@ -1252,6 +1332,14 @@ PROFILES: tuple[ProfileDef, ...] = (
                 binding="recist-response",
             ),
             *_SUMS,
+            ComponentSlice(
+                "post-progression",
+                0,
+                "1",
+                "boolean",
+                "Present (true) after the first PD: the value is PD carried forward, not a response",
+                value_required=True,
+            ),
         ),
     ),
     _outbound(
@@ -1305,7 +1393,9 @@ PROFILES: tuple[ProfileDef, ...] = (
         "Atypical response",
         "A dissociated response, pseudoprogression, hyperprogression or delayed response found at one "
         "timepoint under a named definition; `hasMember`/`derivedFrom` point at the LesionResponses "
-        "that show it. Target of the alerts (FHIR-CONTRACT.md section 3).",
+        "that show it. Target of the alerts (FHIR-CONTRACT.md section 3). A hyperprogression "
+        "carries its kinetics (TGR, delta TGR, TGK and the two ratios, with units), why the "
+        "definition is met and the dates of its three reference scans.",
         code="atypical-response",
         value_vs="atypical-response",
         components=(
@@ -1337,6 +1427,7 @@ PROFILES: tuple[ProfileDef, ...] = (
                 binding="recist-response",
                 value_required=True,
             ),
+            *_HPD_COMPONENTS,
         ),
         has_member=True,
         root_constraints=(DR_TRIGGER,),

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     baseline_window_days: int = Field(default=28, ge=0, le=120)
     confirmation_min_days: int = Field(default=28, ge=1, le=120)
     min_sd_days: int = Field(default=42, ge=0, le=365)
+    icpd_min_days: int = Field(default=28, ge=0, le=120)
+    icpd_max_days: int | None = Field(default=None, ge=1, le=730)
     dr_definition: str = "bernard-tessier"
 
     # --- demo / tests: the FHIR server the demo starts (sekmet-fhir, own virtual environment) --
@@ -162,6 +164,8 @@ class Settings(BaseSettings):
             baseline_window_days=self.baseline_window_days,
             confirmation_min_days=self.confirmation_min_days,
             min_sd_days=self.min_sd_days,
+            icpd_min_days=self.icpd_min_days,
+            icpd_max_days=self.icpd_max_days,
             dr_definition=self.dr_definition,
         )
 

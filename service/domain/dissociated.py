@@ -185,7 +185,7 @@ def bernard_tessier(ctx: DrContext, key: str, version: str) -> AtypicalFinding |
         non_target: list[str] = []
         new: list[str] = []
         # Unpacked in one step: cheaper than reading the LesionChange fields by name.
-        for tracked, _, current, base, nadir, state, _, status, _, _ in row:
+        for tracked, _, current, base, nadir, state, present, status, _, _ in row:
             category = tracked.category
             if status is _NEW:
                 new.append(tracked.lesion.lesion_id)
@@ -197,7 +197,8 @@ def bernard_tessier(ctx: DrContext, key: str, version: str) -> AtypicalFinding |
                 continue
             if base and current < base * _D07:
                 shrinking.append(tracked.lesion.lesion_id)
-            if nadir is not None and current - nadir >= _FIVE_MM and current > nadir * _D12:
+            # A node below 10 mm short axis is normal, not growing (RECIST FAQ "Abnormal lymph node").
+            if present and nadir is not None and current - nadir >= _FIVE_MM and current > nadir * _D12:
                 growing.append(tracked.lesion.lesion_id)
         if not shrinking:  # no trigger without shrinking evidence (`_trigger`), whatever else grew
             return _NO_EVIDENCE
@@ -215,7 +216,7 @@ def _any_change(row: Sequence[LesionChange]) -> _Evidence:
             continue
         if current < base:
             shrinking.append(c.lesion_id)
-        if nadir is not None and current > nadir:
+        if c.present and nadir is not None and current > nadir:  # a node < 10 mm is normal
             growing.append(c.lesion_id)
     non_target, new = _qualitative(row)
     return _Evidence(tuple(shrinking), tuple(growing), non_target, new)

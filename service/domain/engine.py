@@ -46,6 +46,8 @@ from service.domain.atypical import (
     detect_delayed_response,
     detect_hyperprogression,
     detect_pseudoprogression,
+    evaluate_hyperprogression,
+    hpd_traces,
 )
 from service.domain.dissociated import DrContext, detect_dissociated_response
 from service.domain.endpoints import (
@@ -181,7 +183,8 @@ def assess(
     pspd = detect_pseudoprogression(immune, timepoints, changes)
     if pspd is not None:
         atypical.append(pspd)
-    atypical.extend(detect_hyperprogression(view, timepoints, changes))
+    hpd = evaluate_hyperprogression(view, timepoints)
+    atypical.extend(detect_hyperprogression(view, timepoints, changes, hpd))
     der = detect_delayed_response(view, immune, timepoints, params)
     if der is not None:
         atypical.append(der)
@@ -198,6 +201,7 @@ def assess(
     decisive = [*view.traces]
     decisive.extend([b.trace for b in (best, best_confirmed, immune_best) if b is not None])
     decisive.extend([f.trace for f in atypical])
+    decisive.extend(hpd_traces(hpd))  # the HPD definitions not met, and why
     decisive.append(group_trace)
     first_pd = next((t.timepoint_date for t in timepoints if t.overall is _PD), None)
     return new_patient_assessment(  # positional, in field order (keywords cost as much again)

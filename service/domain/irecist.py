@@ -9,22 +9,32 @@ Timepoint response (Table 2), as a state machine over follow-up timepoints:
 - iUPD: any RECIST 1.1 PD criterion (target sum >= +20 % and >= +5 mm versus nadir, unequivocal
   non-target progression, a new lesion not seen before, NLT sum >= +20 % and >= +5 mm versus its
   nadir, unequivocal NLNT progression). The categories that caused it are the iUPD's "basis".
-- Confirmation (iCPD) at the next assessment >= `icpd_min_days` and <= `icpd_max_days` after the
-  latest iUPD, relative to the FIRST iUPD of the episode (so increases add up, FAQ "+4 then +2"):
+- Confirmation (iCPD) at the next assessment >= `icpd_min_days` after the latest iUPD, whatever
+  the gap (Seymour 2017: "confirmed at the next assessment"; the 4-8 weeks are a recommendation
+  for scheduling that scan, and the FAQ disregards only scans earlier than 4 weeks). A protocol
+  may set `icpd_max_days`; the default (None) sets no upper limit. Judged relative to the FIRST
+  iUPD of the episode (so increases add up, FAQ "+4 then +2"):
   target sum +>= 5 mm; any further non-target increase (status `increased`); NLT sum +>= 5 mm or
   any NLNT increase (`increased` or `unequivocal-progression`); any additional new lesion; or
   RECIST PD newly met in a category that was not part of the basis. ">= 5 mm" follows the FAQ
   ("5 mm or more") where Table 2 prints ">5 mm" once.
 - A scan earlier than `icpd_min_days` after the iUPD stays iUPD and does not enter the state
   machine (FAQ "early confirmation scans"; decision: the symptom-driven exception is not modelled,
-  as symptoms are not in the input). A scan later than `icpd_max_days` cannot confirm (decision:
-  the window is a hard limit); it still may reset, otherwise it stays iUPD and restarts the window.
-- Reset: when no confirmation is found and the timepoint is not NE, the iUPD is dropped and the
-  RECIST category applies (iCR/iPR/iSD/iNonCR-NonUPD) when the target/non-target categories are not
-  PD, no new-lesion progression happened, and either the basis did not involve new lesions, all
-  new lesions resolved, the response improved over the iUPD timepoint's, or a sum fell >= 5 mm
-  (FAQ scenarios B and F: an unchanged PR with a stable new lesion stays iUPD). Stable new lesions
-  do not block iPR/iSD; iCR needs every new lesion gone (otherwise iPR).
+  as symptoms are not in the input). When a protocol sets `icpd_max_days`, a scan later than that
+  cannot confirm; it still may reset, otherwise it stays iUPD and restarts the window.
+- Reset (Seymour 2017, Table 2 and text: iUPD "followed at the next assessment by ... iSD, iPR or
+  iCR" resets; FAQ "Assigning response after the appearance of new lesions", scenarios B and F):
+  when no confirmation is found and the timepoint is not NE, the iUPD is dropped and the RECIST
+  category applies (iCR/iPR/iSD/iNonCR-NonUPD) when the target/non-target categories are not PD,
+  no new-lesion progression happened, the baseline target sum is not larger than at the iUPD nor
+  than at the latest earlier counted assessment (as for the nadir, NE timepoints and scans too
+  early to confirm do not count): a growing baseline disease is never a pseudoprogression; and
+  either the basis did not involve new lesions, all new lesions resolved, the response improved
+  over the iUPD timepoint's, or the baseline target sum fell further by >= 5 mm
+  (`RESET_SHRINKAGE_MM`; scenario B). New lesions shrinking alone never reset (scenario F: an
+  unchanged PR with a stable new lesion stays iUPD; the earlier rule also reset when the new-lesion
+  target sum fell by 5 mm). Stable new lesions do not block iPR/iSD; iCR needs every new lesion
+  gone (otherwise iPR).
 - Non-target readings: `increased` = further increase (FAQ "INCLA": confirms a non-target iUPD);
   a repeated `unequivocal-progression` = still progressed, no further change (stays iUPD, FAQ
   "NCLA"); `present` after an unequivocal progression = no longer progressed, so the iUPD may reset
@@ -125,6 +135,9 @@ _BASE_RANK: dict[Response, int] = {
     Response.PR: 3,
     Response.CR: 4,
 }
+# Further shrinkage of the baseline target sum that resets a new-lesion iUPD whose category did not
+# improve (FAQ scenario B); 5 mm, the size of change iRECIST itself counts (Table 2, "+>= 5 mm").
+RESET_SHRINKAGE_MM = Decimal(5)
 RESET_RESPONSES = frozenset({ImmuneResponse.ICR, ImmuneResponse.IPR, ImmuneResponse.ISD})
 _IRECIST = Criterion.IRECIST
 _DAY = itemgetter(0)  # sort key of (date, response) pairs, in C
@@ -251,10 +264,19 @@ def _confirmations(
     return reasons
 
 
-def _can_reset(base: Response, new: _NewLesions, anchor: _Anchor, current: TargetSum | None) -> bool:
+def _can_reset(
+    base: Response,
+    new: _NewLesions,
+    anchor: _Anchor,
+    current: TargetSum | None,
+    previous_sum_mm: Decimal | None,
+) -> bool:
+    """May this timepoint end the iUPD episode (see the module doc, "Reset")?"""
     if base in (_PD, _NE):
         return False
     if new.nlt_pd or new.nlnt_increase or new.newly:
+        return False
+    if _baseline_disease_grew(current, anchor.target_sum_mm, previous_sum_mm):
         return False
     if NEW_LESION not in anchor.basis or new.all_resolved:
         return True
@@ -262,18 +284,26 @@ def _can_reset(base: Response, new: _NewLesions, anchor: _Anchor, current: Targe
         return True
     if _BASE_RANK.get(base, -1) != _BASE_RANK.get(anchor.base, -1):
         return False
-    target_fell = (
+    # Same category as at the iUPD, new lesions still there: only further shrinkage of the baseline
+    # disease resets (FAQ scenarios B and F); new lesions shrinking alone do not.
+    return (
         current is not None
         and current.complete
         and anchor.target_sum_mm is not None
-        and anchor.target_sum_mm - current.sum_mm >= 5
+        and anchor.target_sum_mm - current.sum_mm >= RESET_SHRINKAGE_MM
     )
-    nlt_fell = (
-        new.nlt_sum_mm is not None
-        and anchor.nlt_sum_mm is not None
-        and anchor.nlt_sum_mm - new.nlt_sum_mm >= 5
+
+
+def _baseline_disease_grew(
+    current: TargetSum | None, iupd_sum_mm: Decimal | None, previous_sum_mm: Decimal | None
+) -> bool:
+    """The target sum is larger than at the iUPD or at the previous assessment: never a reset."""
+    if current is None or not current.complete:
+        return False
+    now = current.sum_mm
+    return (iupd_sum_mm is not None and now > iupd_sum_mm) or (
+        previous_sum_mm is not None and now > previous_sum_mm
     )
-    return target_fell or nlt_fell
 
 
 _TARGET_REASONS = frozenset({"target-sum-further-5mm", "target-newly-pd"})
@@ -365,6 +395,7 @@ def assess_immune(
     had_icr = False
     responded = False  # an iPR/iCR since the last iUPD: continued iPR (FAQ, reference W3)
     previous: Timepoint | None = None
+    previous_sum: Decimal | None = None  # the latest complete target sum of a counted timepoint
     results: list[ImmuneTimepointResult] = []
     episodes: list[IupdEpisode] = []
     confirmed_categories: frozenset[str] = frozenset()  # categories whose progression was confirmed
@@ -422,7 +453,8 @@ def assess_immune(
                     code = _IPR
                     traces.append(_CONTINUED_IPR)
         else:
-            in_window = since is None or since <= params.icpd_max_days
+            max_days = params.icpd_max_days
+            in_window = since is None or max_days is None or since <= max_days
             reasons = (
                 _confirmations(anchor, current, target, non_target, nt_increase, new) if in_window else []
             )
@@ -431,7 +463,7 @@ def assess_immune(
                     RuleTrace.of(
                         "irecist/confirmation-window-passed",
                         days_since_iupd=since,
-                        max_days=params.icpd_max_days,
+                        max_days=max_days,
                     )
                 )
             if reasons:
@@ -449,7 +481,7 @@ def assess_immune(
             elif base is _NE or new.not_evaluable:
                 code = _INE
                 traces.append(_trace("irecist/ne-after-iupd", facts, iupd_index=anchor.index))
-            elif _can_reset(base, new, anchor, current):
+            elif _can_reset(base, new, anchor, current, previous_sum):
                 code = _map_base(base, new)
                 traces.append(_trace("irecist/reset", facts, iupd_index=anchor.index))
                 episodes.append(
@@ -506,6 +538,8 @@ def assess_immune(
                 known.update(new.present)
             had_icr = had_icr or code is _ICR
             previous = tp
+            if current is not None and current.complete:
+                previous_sum = current.sum_mm
     if anchor is not None and not confirmed:
         episodes.append(
             _new_episode(anchor.index, anchor.day, tuple(sorted(anchor.basis)), "open", None, None)

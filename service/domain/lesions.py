@@ -10,7 +10,9 @@
   values (a few digits) are not rounded.
 - Lesion-level status (contract LesionResponse): `responding` <= -30 % versus the lesion's own
   baseline; `progressing` >= +20 % and >= +5 mm versus the lesion's own nadir (the smallest of its
-  baseline and earlier evaluable values); `disappeared` at 0 mm (or status absent); `new` for a
+  baseline and earlier evaluable values), and for a lymph node only at >= 10 mm short axis (a
+  node below 10 mm is normal: RECIST 1.1 section 4.3.1, RECIST FAQ "Abnormal lymph node"; see
+  docs/rules/recist-1.1.md); `disappeared` at 0 mm (or status absent); `new` for a
   lesion first seen after baseline; `not-evaluable` when nothing usable was recorded; otherwise
   `stable`. Progression is checked before response, as for sums. Non-target lesions without a
   diameter take their status from the qualitative reading (`unequivocal-progression` and
@@ -267,7 +269,12 @@ def lesion_course(view: TimelineView) -> LesionCourse:
                 # `meets_response` as value <= `response_to(baseline)` (both exact, see there).
                 if not value:
                     status, rule = _DISAPPEARED, "lesion/disappeared"
-                elif nadir is not None and value - nadir >= PD_ABSOLUTE_MM and value >= nadir * _PD_FACTOR:
+                elif (
+                    present
+                    and nadir is not None
+                    and value - nadir >= PD_ABSOLUTE_MM
+                    and value >= nadir * _PD_FACTOR
+                ):
                     status, rule = _PROGRESSING, "lesion/progressing"
                 elif value <= responds_to:
                     status, rule = _RESPONDING, "lesion/responding"

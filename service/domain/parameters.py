@@ -25,9 +25,12 @@ class AssessmentParameters:
     max_ne_between: int = 1
     # admiralonco `accept_sd`: one SD tolerated inside a PR confirmation period.
     accept_sd: bool = False
-    # iRECIST: the confirming assessment is 4-8 weeks after the iUPD (FAQ: >= 28 days, minus 2 days tolerance).
+    # iRECIST (Seymour 2017; FAQ "early confirmation scans"): the NEXT assessment after an iUPD confirms
+    # it or not; a scan earlier than 4 weeks (28 days) after the iUPD is disregarded for confirmation.
     icpd_min_days: int = 28
-    icpd_max_days: int = 56
+    # Latest confirming scan in days after the iUPD; None = no limit (default): the paper recommends
+    # 4-8 weeks but nothing voids a later next assessment (docs/rules/irecist.md, "Confirmation window").
+    icpd_max_days: int | None = None
     # Dissociated response definition (registry key); the seed study uses Bernard-Tessier.
     dr_definition: str = "bernard-tessier"
     # ResponseGroup precedence (contract section 2): DR before PsPD by default.

@@ -1,8 +1,12 @@
 """RECIST 1.1 (Eisenhauer et al., Eur J Cancer 2009;45:228-247): timepoint and best overall response.
 
-- Target response (section 4.3.1): PD is judged first, against the nadir (>= +20 % and >= +5 mm);
-  then CR (every non-nodal target gone and every nodal target < 10 mm short axis; the sum may be
-  > 0 at CR, reference W11); then PR (>= -30 % versus baseline); else SD. When some targets were
+- Target response (section 4.3.1): CR first when every non-nodal target is gone (0 mm) and every
+  nodal target is < 10 mm short axis: nodes keep their short axis in the sum, so the sum may be
+  > 0 at CR and may even grow by 20 % and 5 mm (two nodes 3 -> 9 mm) without any node becoming
+  pathological again; section 4.3.1 defines CR by the nodes' size, not by the sum, and the RECIST
+  FAQ ("Abnormal lymph node") counts a node as back only at >= 10 mm (docs/rules/recist-1.1.md).
+  Then PD against the nadir (>= +20 % and >= +5 mm); then PR (>= -30 % versus baseline); else
+  SD. When some targets were
   not measured the response is NE unless the measured subset already proves PD (section 4.3.4 /
   reference W1: baseline 50 mm over 3 lesions, 2 measured = 80 mm => PD).
   Reappearance after an overall CR (recist.eortc.org FAQ "Does a new lesion always result in PD?"):
@@ -21,6 +25,12 @@
   gave SD after a PD. iRECIST keeps its confirmation semantics (`irecist`).
 - Overall response: Table 1 (target disease) and Table 2 (non-target disease only, where
   NonCR-NonPD is given instead of SD). A new lesion is PD in either table.
+- After progression (section 4.4.1: the best overall response is recorded "from the start of the
+  treatment until disease progression/recurrence"; PD ends the RECIST evaluation): from the first
+  PD on, every later timepoint's `overall` and `reported` are PD and `post_progression` is set,
+  with rule `recist1.1/post-progression` carrying what Tables 1/2 alone would have said (`strict`).
+  Target and non-target categories keep what the scan showed (they are readings, not responses).
+  Previously the series went on with SD, PR or even CR after PD (e.g. when a new lesion resolved).
 - `reported` (recist.eortc.org FAQ "Managing PR when TP measurements change slightly", reference
   W2/W3): after a PR or CR, a strict SD stays PR until PD criteria are met. Decision: the
   continuation does not wait for confirmation, and NE/NonCR-NonPD/PD are reported as they are.
@@ -74,7 +84,6 @@ from service.domain.timeline import (
     Category,
     TimelineView,
     Timepoint,
-    TrackedLesion,
 )
 
 # Enum members as module constants (see `engine`, "Performance").
@@ -115,6 +124,8 @@ def target_response(
 ) -> tuple[Response, str]:
     """Target response of one timepoint and the id of the rule that gave it (see `classify_target`)."""
     total, complete, all_targets_cr, _ = current
+    if all_targets_cr:  # before the arithmetic: nodes < 10 mm keep their size in the sum (section 4.3.1)
+        return _CR, "recist1.1/target/cr"
     # `meets_progression` and `meets_response`, written out (this runs twice per timepoint).
     growth = total - nadir_mm
     if growth >= PD_ABSOLUTE_MM and _D100 * growth >= _D_PD_PCT * nadir_mm:
@@ -123,8 +134,6 @@ def target_response(
         return _PD, "recist1.1/target/pd-reappearance-after-cr"
     if not complete:
         return _NE, "recist1.1/target/ne-not-all-measured"
-    if all_targets_cr:
-        return _CR, "recist1.1/target/cr"
     if _D100 * (baseline_mm - total) >= _D_PR_PCT * baseline_mm:
         return _PR, "recist1.1/target/pr"
     return _SD, "recist1.1/target/sd"
@@ -193,29 +202,10 @@ def _overall_trace(
 _NO_NON_TARGET = RuleTrace("recist1.1/non-target/none")
 
 
-def classify_non_target(
-    non_targets: Sequence[TrackedLesion], tp: Timepoint
-) -> tuple[Response | None, RuleTrace]:
-    """Non-target response of one timepoint (RECIST 1.1 section 4.3.2)."""
-    if not non_targets:
-        return None, _NO_NON_TARGET
-    progressing: list[str] = []
-    unequivocal = False
-    missing: list[str] = []
-    present = 0
-    for t in non_targets:
-        reading = tp.reading(t.lesion_id)
-        state = reading.state
-        if state is _UNEQUIVOCAL or state is _INCREASED:  # decision: a further increase is still PD
-            progressing.append(t.lesion_id)
-            unequivocal = unequivocal or state is _UNEQUIVOCAL
-            continue
-        is_present = reading.present(t.is_node)
-        if is_present is None:
-            missing.append(t.lesion_id)
-        elif is_present:
-            present += 1
-    return _non_target_verdict(progressing, unequivocal, missing, present)
+@functools.cache
+def _post_progression_trace(strict: Response) -> RuleTrace:
+    """A timepoint after the first PD: PD carried forward, with what Tables 1/2 alone would say."""
+    return RuleTrace.of("recist1.1/post-progression", strict=strict)
 
 
 def overall_decision(
@@ -322,7 +312,7 @@ def read_categories(
                 total += value
                 if is_present:  # > 0 mm, or a node >= 10 mm (`Reading.present`): not CR
                     all_cr = False
-            elif category is _NON_TARGET:  # as `classify_non_target`
+            elif category is _NON_TARGET:  # section 4.3.2, judged by `_non_target_verdict`
                 if state is _UNEQUIVOCAL:
                     progressing.append(tracked.lesion.lesion_id)
                     nt_unequivocal = True
@@ -336,6 +326,7 @@ def read_categories(
                 elif is_present:
                     nt_present += 1
             elif tracked.counted_from is not None and tracked.counted_from <= index:
+                # New lesions that count (see timeline: equivocal nodes) and are present.
                 if is_present:
                     present.append(tracked.lesion.lesion_id)
                 if category is _NEW_TARGET:
@@ -393,17 +384,6 @@ class RecistCourse:
 
 
 _new_course = fast_constructor(RecistCourse)  # see `frozen`
-
-
-def new_lesion_present(view: TimelineView, tp: Timepoint) -> tuple[str, ...]:
-    """New lesions that count (see timeline: equivocal nodes) and are present at this timepoint."""
-    return tuple(
-        t.lesion_id
-        for t in view.new_lesions
-        if t.counted_from is not None
-        and t.counted_from <= tp.index
-        and tp.reading(t.lesion_id).present(t.is_node)
-    )
 
 
 def reappeared_targets(view: TimelineView, previous: Timepoint | None, tp: Timepoint) -> bool:
@@ -468,8 +448,11 @@ def assess_timepoints(view: TimelineView, readings: CategoryReadings | None = No
             traces.append(RuleTrace.of("recist1.1/new-lesion/present", lesions=",".join(new_ids)))
         overall, overall_rule = overall_decision(target, non_target, bool(new_ids))
         traces.append(_overall_trace(overall_rule, target, non_target, bool(new_ids)))  # `overall_response`
+        if had_pd:  # no response after progression (section 4.4.1): PD stays, the timepoint is marked
+            traces.append(_post_progression_trace(overall))
+            overall = _PD
         reported = overall
-        if overall is _SD and had_response and not had_pd:
+        if overall is _SD and had_response:
             reported = _PR
             traces.append(_CONTINUED_PR)
         sum_mm: Decimal | None = None  # of a complete sum
@@ -495,6 +478,7 @@ def assess_timepoints(view: TimelineView, readings: CategoryReadings | None = No
                 from_nadir,  # change_from_nadir_pct
                 tuple(traces),  # traces
                 tp.refs,  # source_refs
+                had_pd,  # post_progression
             )
         )
         sums.append(current)

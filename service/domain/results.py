@@ -216,7 +216,10 @@ class TimepointResult:
     """RECIST 1.1 overall response at one follow-up timepoint (index 1 = first evaluation).
 
     `overall` is the strict per-timepoint value of Tables 1/2; `reported` applies the FAQ's
-    "continued PR" reading (a PR stays PR until PD criteria are met).
+    "continued PR" reading (a PR stays PR until PD criteria are met). RECIST 1.1 has no response
+    after progression: from the first PD on, `overall` and `reported` are PD and
+    `post_progression` is True at every later timepoint (`target`/`non_target` keep what that scan
+    showed; see `recist`, "After progression").
     """
 
     index: int
@@ -233,6 +236,7 @@ class TimepointResult:
     change_from_nadir_pct: Decimal | None
     traces: tuple[RuleTrace, ...]
     source_refs: tuple[str, ...] = ()
+    post_progression: bool = False  # a timepoint after the first PD (RECIST 1.1 section 4.4.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +290,10 @@ class AtypicalFinding:
     shrinking_lesions: tuple[str, ...]
     trace: RuleTrace
     metrics: tuple[tuple[str, Decimal], ...] = ()
+    # Why the definition is met, in words with the compared numbers (HPD; see `atypical`).
+    reason: str | None = None
+    # The scans a finding compares, by role ("pre-baseline", "baseline", "first-evaluation"; HPD).
+    reference_scans: tuple[tuple[str, date], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,9 +242,9 @@ def _iupd_run_from(trajectory: Trajectory, options: TrajectoryOptions) -> int | 
     A DR by new lesion / non-target is iUPD at its timepoint and stays iUPD, unchanged, at every later
     scan until the generalised progression (iCPD; iRECIST FAQ "iUPD, iUPD, iUPD, iCPD"). Each of those
     scans is the confirmation assessment of the iUPD before it, so each comes 35-49 days after it
-    (iRECIST: next assessment 4-8 weeks after iUPD; the engine does not let a scan later than
-    `icpd_max_days` confirm). Ground-truth check, issue 3: a 57-63 day gap before the additional new
-    lesion made the truth say iCPD where the engine, by its documented window, says iUPD.
+    (iRECIST recommends the next assessment 4-8 weeks after iUPD; the engine confirms at the next
+    assessment whatever the gap unless a protocol sets `icpd_max_days`, docs/rules/irecist.md, so the
+    generator keeps to the recommended schedule and the truth holds under either setting).
     """
     if trajectory in (Trajectory.DR_NEW_LESION, Trajectory.DR_NON_TARGET):
         return options.dr_timepoint or 1
@@ -773,6 +773,9 @@ def _truth(
 
     follow = course.follow_ups
     recist = [tp.recist or "NE" for tp in follow]
+    if "PD" in recist:  # RECIST 1.1 section 4.4.1: no response after PD (docs/rules/recist-1.1.md)
+        first = recist.index("PD")
+        recist[first:] = ["PD"] * (len(recist) - first)
     irecist = [tp.irecist or "NE" for tp in follow]
     targets = [lesion.key for lesion in course.lesions if lesion.role == "target"]
 

@@ -3,9 +3,10 @@
 Rules agreed with the engine engineer (see also the module docstring of `trajectory`):
 - `recist_timepoints[i-1]` is the RECIST 1.1 Table 1 response at follow-up i (1 = first evaluation),
   read strictly per timepoint: nadir = smallest earlier sum (baseline included), a lesion not seen at
-  baseline = new lesion, a non-target in `unequivocal-progression`/`increased` = non-target PD. Values
-  after the first PD follow the same reading (RECIST 1.1 itself stops at PD; compare up to
-  `first_pd_index`). The generator keeps sums away from "continued PR" drift, so strict = reported.
+  baseline = new lesion, a non-target in `unequivocal-progression`/`increased` = non-target PD. Every
+  value after the first PD is PD (RECIST 1.1 section 4.4.1 has no response after progression; the
+  engine marks those timepoints post-progression, docs/rules/recist-1.1.md). The generator keeps
+  sums away from "continued PR" drift, so strict = reported.
 - Confirmed BOR: RECIST 1.1 Table 3 as operationalised by admiralonco `derive_param_confirmed_bor`
   (confirmation >= 28 days, no NE/SD in between, minimum SD duration 42 days from treatment start).
 - Unconfirmed BOR: best of CR > PR > SD (>= 42 days) > PD > NE up to the first PD.

@@ -463,6 +463,17 @@ def _assessment() -> PatientAssessment:
         _lesion("L2", 2, TP2, LesionStatus.NOT_EVALUABLE, None, None, None),
         _lesion("L3", 2, TP2, LesionStatus.NEW, "12", None, None, target=False),
     )
+    # Every hyperprogression number (atypical.hpd_metrics) and the three reference scans.
+    hpd_metrics = (
+        ("tgr_ref_pct_per_month", Decimal("40")),
+        ("tgr_exp_pct_per_month", Decimal("100")),
+        ("delta_tgr_pct_per_month", Decimal("60")),
+        ("tgk_ref_mm_per_month", Decimal("5")),
+        ("tgk_exp_mm_per_month", Decimal("15")),
+        ("tgr_ratio", Decimal("2.5")),
+        ("tgk_ratio", Decimal("3")),
+    )
+    hpd_scans = (("pre-baseline", date(2023, 12, 1)), ("baseline", BASELINE), ("first-evaluation", TP1))
     tp1 = TimepointResult(
         1,
         TP1,
@@ -543,7 +554,9 @@ def _assessment() -> PatientAssessment:
             ("L2",),
             ("L1",),
             RuleTrace.of(f"{kind}/{definition}"),
-            (("tgr_ref", Decimal("1.5")),),
+            hpd_metrics if kind is AtypicalKind.HPD else (("resolved_at_index", Decimal(2)),),
+            "TGR ratio 2.50 >= 2" if kind is AtypicalKind.HPD else None,
+            hpd_scans if kind is AtypicalKind.HPD else (),
         )
 
     return PatientAssessment(

@@ -6,9 +6,9 @@ go through the path of `oncoresponse assess`: a FHIR Bundle -> `group_bundle_by_
 `patient_input` -> `engine.assess` (as of a day after everybody's last data), and every clinical
 result is compared with the truth:
 
-- RECIST 1.1 (Eisenhauer 2009, Table 1) timepoint responses up to and including the first PD, both
-  the strict value and the FAQ "continued PR" reading (the generator keeps sums away from PR drift,
-  so both equal the truth); RECIST 1.1 stops at PD, so later timepoints are not compared.
+- RECIST 1.1 (Eisenhauer 2009, Table 1) timepoint responses, both the strict value and the FAQ
+  "continued PR" reading (the generator keeps sums away from PR drift, so both equal the truth);
+  RECIST 1.1 stops at PD (section 4.4.1), so every later timepoint is PD and marked post-progression.
 - Confirmed BOR (RECIST 1.1 Table 3 as admiralonco `derive_param_confirmed_bor`: 28-day
   confirmation, 42-day minimum SD) and unconfirmed BOR.
 - iRECIST (Seymour 2017) timepoint responses over the whole course, and iBOR (Table 3).
@@ -169,10 +169,11 @@ def test_timepoints_baseline_and_target_sums_are_the_generated_ones(assessed: li
     assert mismatches(assessed, got, want) == []
 
 
-def test_recist_timepoint_responses_up_to_first_pd(assessed: list[Assessed]) -> None:
-    # RECIST 1.1 Table 1/2, strict per timepoint and the FAQ "continued PR" reading; evaluation ends at PD.
+def test_recist_timepoint_responses_with_pd_carried_forward(assessed: list[Assessed]) -> None:
+    # RECIST 1.1 Table 1/2, strict per timepoint and the FAQ "continued PR" reading; evaluation ends at
+    # PD, so every later timepoint is PD and marked post-progression (section 4.4.1).
     def upto(r: Assessed) -> int:
-        return r.patient.truth.first_pd_index or len(r.patient.truth.recist_timepoints)
+        return len(r.patient.truth.recist_timepoints)
 
     def want(r: Assessed) -> object:
         return list(r.patient.truth.recist_timepoints[: upto(r)])
@@ -185,6 +186,16 @@ def test_recist_timepoint_responses_up_to_first_pd(assessed: list[Assessed]) -> 
     )
     assert strict == []
     assert reported == []
+    first_pd = {r.patient.patient_id: r.patient.truth.first_pd_index for r in assessed}
+    post = mismatches(
+        assessed,
+        lambda r: [tp.post_progression for tp in r.assessment.timepoints],
+        lambda r: [
+            first_pd[r.patient.patient_id] is not None and i > first_pd[r.patient.patient_id]
+            for i in range(1, len(r.patient.truth.recist_timepoints) + 1)
+        ],
+    )
+    assert post == []
 
 
 def test_confirmed_and_unconfirmed_best_overall_response(assessed: list[Assessed]) -> None:

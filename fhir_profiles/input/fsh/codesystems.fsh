@@ -38,6 +38,18 @@ Description: "Observation.code and Observation.component.code values of the onco
 * #dr-trigger "Dissociated response trigger" "What made the dissociated response: a growing target lesion, a progressing non-target lesion or a new lesion."
 * #overall-response-at-detection "Overall response at detection" "RECIST 1.1 overall response at the timepoint where the atypical response was detected."
 * #atypical "Atypical response" "Whether the patient's response group is atypical (DR or PsPD)."
+* #post-progression "After progression" "A RECIST 1.1 timepoint after the first PD: the value is PD carried forward, not a response (RECIST 1.1 section 4.4.1)."
+* #tgr-reference "TGR, reference period" "Tumour growth rate from the pre-baseline scan to baseline, % volume per month (Ferte 2014)."
+* #tgr-experimental "TGR, experimental period" "Tumour growth rate from baseline to the first evaluation, % volume per month."
+* #delta-tgr "Delta TGR" "TGR experimental minus TGR reference, % per month."
+* #tgr-ratio "TGR ratio" "TGR experimental / TGR reference (Champiat 2017); absent when the reference period did not grow."
+* #tgk-reference "TGK, reference period" "Tumour growth kinetics from the pre-baseline scan to baseline, mm per month (Saada-Bouzid 2017)."
+* #tgk-experimental "TGK, experimental period" "Tumour growth kinetics from baseline to the first evaluation, mm per month."
+* #tgk-ratio "TGKR" "TGK experimental / TGK reference (Saada-Bouzid 2017); absent when the reference period did not grow."
+* #definition-reason "Why the definition is met" "The comparison that met the definition, with its numbers."
+* #pre-baseline-scan "Pre-baseline scan" "Date of the scan that starts the reference period."
+* #baseline-scan "Baseline scan" "Date of the baseline scan."
+* #first-evaluation-scan "First evaluation scan" "Date of the first evaluation after baseline."
 
 CodeSystem: LesionRoleCS
 Id: lesion-role

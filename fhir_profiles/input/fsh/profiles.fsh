@@ -95,7 +95,7 @@ Profile: Recist11TimepointResponse
 Parent: Observation
 Id: Recist11TimepointResponse
 Title: "RECIST 1.1 timepoint response"
-Description: "RECIST 1.1 overall response at one follow-up timepoint (Eisenhauer 2009 Tables 1 and 2) with its target, non-target and new-lesion parts and the sums it was judged on. A value the engine could not compute is given as the component's dataAbsentReason."
+Description: "RECIST 1.1 overall response at one follow-up timepoint (Eisenhauer 2009 Tables 1 and 2) with its target, non-target and new-lesion parts and the sums it was judged on. A value the engine could not compute is given as the component's dataAbsentReason. RECIST 1.1 has no response after progression (section 4.4.1): every timepoint after the first PD has the value PD and the component post-progression = true; its target and non-target components still show what that scan measured."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -143,7 +143,8 @@ Description: "RECIST 1.1 overall response at one follow-up timepoint (Eisenhauer
     nadirSumMm 1..1 and
     changeFromBaselinePct 1..1 and
     changeFromNadirPct 1..1 and
-    timepointIndex 1..1
+    timepointIndex 1..1 and
+    postProgression 0..1
 * component obeys or-comp-1
 * component[targetResponse] ^short = "Target lesion response"
 * component[targetResponse].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#target-response
@@ -182,6 +183,10 @@ Description: "RECIST 1.1 overall response at one follow-up timepoint (Eisenhauer
 * component[timepointIndex].value[x] 1..
 * component[timepointIndex].value[x] only integer
 * component[timepointIndex].valueInteger ^minValueInteger = 1
+* component[postProgression] ^short = "Present (true) after the first PD: the value is PD carried forward, not a response"
+* component[postProgression].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#post-progression
+* component[postProgression].value[x] 1..
+* component[postProgression].value[x] only boolean
 
 Profile: IrecistTimepointResponse
 Parent: Observation
@@ -337,7 +342,7 @@ Profile: AtypicalResponse
 Parent: Observation
 Id: AtypicalResponse
 Title: "Atypical response"
-Description: "A dissociated response, pseudoprogression, hyperprogression or delayed response found at one timepoint under a named definition; `hasMember`/`derivedFrom` point at the LesionResponses that show it. Target of the alerts (FHIR-CONTRACT.md section 3)."
+Description: "A dissociated response, pseudoprogression, hyperprogression or delayed response found at one timepoint under a named definition; `hasMember`/`derivedFrom` point at the LesionResponses that show it. Target of the alerts (FHIR-CONTRACT.md section 3). A hyperprogression carries its kinetics (TGR, delta TGR, TGK and the two ratios, with units), why the definition is met and the dates of its three reference scans."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -384,7 +389,18 @@ Description: "A dissociated response, pseudoprogression, hyperprogression or del
     definition 1..1 and
     timepointIndex 1..1 and
     drTrigger 0..1 and
-    overallResponseAtDetection 0..1
+    overallResponseAtDetection 0..1 and
+    tgrReference 0..1 and
+    tgrExperimental 0..1 and
+    deltaTgr 0..1 and
+    tgrRatio 0..1 and
+    tgkReference 0..1 and
+    tgkExperimental 0..1 and
+    tgkRatio 0..1 and
+    definitionReason 0..1 and
+    preBaselineScan 0..1 and
+    baselineScan 0..1 and
+    firstEvaluationScan 0..1
 * component obeys or-comp-1
 * component[definition] ^short = "Definition used (version in text)"
 * component[definition].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#definition
@@ -406,6 +422,57 @@ Description: "A dissociated response, pseudoprogression, hyperprogression or del
 * component[overallResponseAtDetection].value[x] 1..
 * component[overallResponseAtDetection].value[x] only CodeableConcept
 * component[overallResponseAtDetection].value[x] from http://oncoresponse.org/fhir/ValueSet/recist-response (required)
+* component[tgrReference] ^short = "HPD: TGR of the reference period"
+* component[tgrReference].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#tgr-reference
+* component[tgrReference].value[x] 1..
+* component[tgrReference].value[x] only Quantity
+* component[tgrReference].valueQuantity = http://unitsofmeasure.org#%/mo
+* component[tgrExperimental] ^short = "HPD: TGR of the experimental period"
+* component[tgrExperimental].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#tgr-experimental
+* component[tgrExperimental].value[x] 1..
+* component[tgrExperimental].value[x] only Quantity
+* component[tgrExperimental].valueQuantity = http://unitsofmeasure.org#%/mo
+* component[deltaTgr] ^short = "HPD: TGR experimental - reference"
+* component[deltaTgr].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#delta-tgr
+* component[deltaTgr].value[x] 1..
+* component[deltaTgr].value[x] only Quantity
+* component[deltaTgr].valueQuantity = http://unitsofmeasure.org#%/mo
+* component[tgrRatio] ^short = "HPD: TGR ratio (only when the reference period grew)"
+* component[tgrRatio].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#tgr-ratio
+* component[tgrRatio].value[x] 1..
+* component[tgrRatio].value[x] only Quantity
+* component[tgrRatio].valueQuantity = http://unitsofmeasure.org#1
+* component[tgkReference] ^short = "HPD: TGK of the reference period"
+* component[tgkReference].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#tgk-reference
+* component[tgkReference].value[x] 1..
+* component[tgkReference].value[x] only Quantity
+* component[tgkReference].valueQuantity = http://unitsofmeasure.org#mm/mo
+* component[tgkExperimental] ^short = "HPD: TGK of the experimental period"
+* component[tgkExperimental].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#tgk-experimental
+* component[tgkExperimental].value[x] 1..
+* component[tgkExperimental].value[x] only Quantity
+* component[tgkExperimental].valueQuantity = http://unitsofmeasure.org#mm/mo
+* component[tgkRatio] ^short = "HPD: TGKR (only when the reference period grew)"
+* component[tgkRatio].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#tgk-ratio
+* component[tgkRatio].value[x] 1..
+* component[tgkRatio].value[x] only Quantity
+* component[tgkRatio].valueQuantity = http://unitsofmeasure.org#1
+* component[definitionReason] ^short = "HPD: why the definition is met"
+* component[definitionReason].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#definition-reason
+* component[definitionReason].value[x] 1..
+* component[definitionReason].value[x] only string
+* component[preBaselineScan] ^short = "HPD: pre-baseline scan date"
+* component[preBaselineScan].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#pre-baseline-scan
+* component[preBaselineScan].value[x] 1..
+* component[preBaselineScan].value[x] only dateTime
+* component[baselineScan] ^short = "HPD: baseline scan date"
+* component[baselineScan].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#baseline-scan
+* component[baselineScan].value[x] 1..
+* component[baselineScan].value[x] only dateTime
+* component[firstEvaluationScan] ^short = "HPD: first evaluation scan date"
+* component[firstEvaluationScan].code = http://oncoresponse.org/fhir/CodeSystem/oncoresponse#first-evaluation-scan
+* component[firstEvaluationScan].value[x] 1..
+* component[firstEvaluationScan].value[x] only dateTime
 
 Profile: ResponseGroup
 Parent: Observation

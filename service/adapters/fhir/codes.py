@@ -75,6 +75,20 @@ COMP_DEFINITION: Final = "definition"
 COMP_DR_TRIGGER: Final = "dr-trigger"
 COMP_OVERALL_RESPONSE_AT_DETECTION: Final = "overall-response-at-detection"
 COMP_ATYPICAL: Final = "atypical"
+# RECIST 1.1 timepoint after the first PD (docs/rules/recist-1.1.md).
+COMP_POST_PROGRESSION: Final = "post-progression"
+# Hyperprogression numbers, reason and reference scans (docs/rules/hyperprogression.md).
+COMP_TGR_REFERENCE: Final = "tgr-reference"
+COMP_TGR_EXPERIMENTAL: Final = "tgr-experimental"
+COMP_DELTA_TGR: Final = "delta-tgr"
+COMP_TGR_RATIO: Final = "tgr-ratio"
+COMP_TGK_REFERENCE: Final = "tgk-reference"
+COMP_TGK_EXPERIMENTAL: Final = "tgk-experimental"
+COMP_TGK_RATIO: Final = "tgk-ratio"
+COMP_DEFINITION_REASON: Final = "definition-reason"
+COMP_PRE_BASELINE_SCAN: Final = "pre-baseline-scan"
+COMP_BASELINE_SCAN: Final = "baseline-scan"
+COMP_FIRST_EVALUATION_SCAN: Final = "first-evaluation-scan"
 
 # --- external terminologies ------------------------------------------------------------------
 LOINC: Final = "http://loinc.org"

@@ -23,7 +23,12 @@ Decisions (all [P]; other engineers must match them):
   (BestOverallResponse -> its timepoint responses, AtypicalResponse -> its LesionResponses,
   ResponseGroup -> best response and atypical findings).
 - Recist11TimepointResponse's value is `TimepointResult.reported` (the FAQ's continued-PR
-  reading); the strict per-timepoint value differs only in the rule traces.
+  reading); the strict per-timepoint value differs only in the rule traces. After the first PD
+  the value is PD and the component `post-progression` (true) marks the timepoint
+  (docs/rules/recist-1.1.md: RECIST 1.1 has no response after progression).
+- AtypicalResponse for HPD adds the kinetics as Quantity components (TGR and ΔTGR in `%/mo`, TGK
+  in `mm/mo`, ratios in `1`), the reason the definition is met (`definition-reason`) and the
+  dates of the three reference scans (docs/rules/hyperprogression.md).
 - Decimals: percentages are rounded half-even to 0.01 %; millimetres are emitted as given.
   Thresholds were decided by the engine on exact values; rounding here is for display only.
   A value the engine could not compute becomes the component's `dataAbsentReason`.
@@ -90,6 +95,21 @@ _RESPONSE_SYSTEM: Final = {
     Criterion.IRECIST: codes.CS_IRECIST_RESPONSE,
 }
 _BOR_CODE: Final = {Criterion.RECIST11: codes.CODE_RECIST11_BOR, Criterion.IRECIST: codes.CODE_IRECIST_BOR}
+# Hyperprogression metric (`atypical.hpd_metrics`) -> component code and UCUM unit (docs/rules/hyperprogression.md).
+_HPD_METRIC_COMPONENTS: Final = {
+    "tgr_ref_pct_per_month": (codes.COMP_TGR_REFERENCE, "%/mo"),
+    "tgr_exp_pct_per_month": (codes.COMP_TGR_EXPERIMENTAL, "%/mo"),
+    "delta_tgr_pct_per_month": (codes.COMP_DELTA_TGR, "%/mo"),
+    "tgr_ratio": (codes.COMP_TGR_RATIO, "1"),
+    "tgk_ref_mm_per_month": (codes.COMP_TGK_REFERENCE, "mm/mo"),
+    "tgk_exp_mm_per_month": (codes.COMP_TGK_EXPERIMENTAL, "mm/mo"),
+    "tgk_ratio": (codes.COMP_TGK_RATIO, "1"),
+}
+_SCAN_COMPONENTS: Final = {
+    "pre-baseline": codes.COMP_PRE_BASELINE_SCAN,
+    "baseline": codes.COMP_BASELINE_SCAN,
+    "first-evaluation": codes.COMP_FIRST_EVALUATION_SCAN,
+}
 
 # DataIssue slug -> FHIR issue-type (http://hl7.org/fhir/issue-type); others: "processing".
 _ISSUE_TYPE_BY_SLUG: Final[dict[str, str]] = {
@@ -360,6 +380,8 @@ class _Builder:
             _coded(codes.COMP_NON_TARGET_RESPONSE, system, tp.non_target.value if tp.non_target else None),
             *self._sums(tp),
         ]
+        if tp.post_progression:  # after the first PD: PD carried forward, not a response
+            components.append(_flag_component(codes.COMP_POST_PROGRESSION, True))
         self.timepoint_urls[(Criterion.RECIST11, tp.timepoint_date)] = self.observation(
             profile=codes.PROFILE_RECIST11_TIMEPOINT,
             code=codes.CODE_RECIST11_TPR,
@@ -441,6 +463,8 @@ class _Builder:
                     finding.overall_at_detection.value,
                 )
             )
+        if finding.kind is AtypicalKind.HPD:
+            components.extend(_hpd_components(finding))
         return self.observation(
             profile=codes.PROFILE_ATYPICAL_RESPONSE,
             code=codes.CODE_ATYPICAL_RESPONSE,
@@ -472,6 +496,20 @@ class _Builder:
             derived_from=derived,
             traces=a.traces,
         )
+
+
+def _hpd_components(finding: AtypicalFinding) -> list[JsonDict]:
+    """The kinetics (Quantity with UCUM units), the reason and the reference scans of an HPD finding."""
+    out: list[JsonDict] = []
+    for name, value in finding.metrics:
+        code, unit = _HPD_METRIC_COMPONENTS[name]
+        quantity = {"value": _json_number(value), "unit": unit, "system": codes.UCUM, "code": unit}
+        out.append(_component(code, {"valueQuantity": quantity}))
+    if finding.reason is not None:
+        out.append(_component(codes.COMP_DEFINITION_REASON, {"valueString": finding.reason}))
+    for role, day in finding.reference_scans:
+        out.append(_component(_SCAN_COMPONENTS[role], {"valueDateTime": day.isoformat()}))
+    return out
 
 
 def observations_for(assessment: PatientAssessment, patient: PatientInput) -> list[JsonDict]:

@@ -62,6 +62,41 @@ def ref_component(code: str, **value: Any) -> JsonDict:
     return {"code": ref_concept(codes.CS_ONCORESPONSE, code), **value}
 
 
+# Hyperprogression: docs/rules/hyperprogression.md (metric, component code, UCUM unit).
+REF_HPD_UNITS = {
+    "tgr_ref_pct_per_month": (codes.COMP_TGR_REFERENCE, "%/mo"),
+    "tgr_exp_pct_per_month": (codes.COMP_TGR_EXPERIMENTAL, "%/mo"),
+    "delta_tgr_pct_per_month": (codes.COMP_DELTA_TGR, "%/mo"),
+    "tgr_ratio": (codes.COMP_TGR_RATIO, "1"),
+    "tgk_ref_mm_per_month": (codes.COMP_TGK_REFERENCE, "mm/mo"),
+    "tgk_exp_mm_per_month": (codes.COMP_TGK_EXPERIMENTAL, "mm/mo"),
+    "tgk_ratio": (codes.COMP_TGK_RATIO, "1"),
+}
+REF_SCANS = {
+    "pre-baseline": codes.COMP_PRE_BASELINE_SCAN,
+    "baseline": codes.COMP_BASELINE_SCAN,
+    "first-evaluation": codes.COMP_FIRST_EVALUATION_SCAN,
+}
+
+
+def ref_hpd(f: Any) -> list[JsonDict]:
+    out = []
+    for name, value in f.metrics:
+        code, unit = REF_HPD_UNITS[name]
+        out.append(
+            ref_component(
+                code,
+                valueQuantity={"value": ref_number(value), "unit": unit, "system": codes.UCUM, "code": unit},
+            )
+        )
+    if f.reason is not None:
+        out.append(ref_component(codes.COMP_DEFINITION_REASON, valueString=f.reason))
+    out.extend(
+        ref_component(REF_SCANS[role], valueDateTime=day.isoformat()) for role, day in f.reference_scans
+    )
+    return out
+
+
 def ref_mm(code: str, value: Decimal | None) -> JsonDict:
     if value is None:
         return ref_component(code, dataAbsentReason=ref_concept(codes.DATA_ABSENT_REASON, "unknown"))
@@ -180,6 +215,11 @@ class Reference:
                         codes.COMP_NON_TARGET_RESPONSE, system, tp.non_target.value if tp.non_target else None
                     ),
                     *self.sums(tp),
+                    *(
+                        [ref_component(codes.COMP_POST_PROGRESSION, valueBoolean=True)]
+                        if tp.post_progression
+                        else []
+                    ),
                 ],
                 tp.source_refs,
                 tp.traces,
@@ -265,6 +305,8 @@ class Reference:
                         f.overall_at_detection.value,
                     )
                 )
+            if f.kind is AtypicalKind.HPD:
+                components.extend(ref_hpd(f))
             group_inputs.append(
                 self.add(
                     codes.PROFILE_ATYPICAL_RESPONSE,

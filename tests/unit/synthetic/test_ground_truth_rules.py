@@ -73,9 +73,10 @@ def _days(dates: tuple[str, ...]) -> list[date]:
 
 @pytest.mark.parametrize("trajectory", [Trajectory.DR_NEW_LESION, Trajectory.DR_NON_TARGET])
 def test_the_scan_after_every_iupd_comes_4_to_8_weeks_later(trajectory: Trajectory) -> None:
-    # iRECIST (Seymour 2017; reference 1b): iUPD is confirmed or not at the next assessment 4-8 weeks
-    # later; the engine does not let a later scan confirm (`icpd_max_days` 56). A DR by new lesion /
-    # non-target stays iUPD scan after scan, so every one of those gaps must be inside the window.
+    # iRECIST (Seymour 2017): iUPD is confirmed or not at the next assessment, recommended 4-8 weeks
+    # later. A DR by new lesion / non-target stays iUPD scan after scan; the generator keeps every one
+    # of those gaps inside the recommended window, so its truth also holds with a protocol window
+    # (`icpd_max_days=56`, docs/rules/irecist.md).
     patients = [
         generate_patient(trajectory, seed=s, patient_id=f"w-{s}", options=TrajectoryOptions(dr_timepoint=1))
         for s in SEEDS
