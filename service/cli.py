@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -52,11 +53,52 @@ def _fhir_command_settings(fhir_base_url: str | None) -> Settings:
 
 
 def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
+    previous = report.previous_run
+    if previous is not None:
+        state = previous.status
+        if previous.finished_at is None:
+            state = "running: still going elsewhere, or it ended without closing (crashed)"
+        typer.echo(f"previous run {previous.run_id}: {state}")
     typer.echo(
         f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
         f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, issues {len(report.issues) + extra_issues}"
     )
+    if report.writes_failed:
+        typer.echo(
+            f"results not (all) written for {report.writes_failed} patient(s); the next sync repairs them",
+            err=True,
+        )
+        first = next((i.message for i in report.issues if i.code in _WRITE_FAILURES), None)
+        if first is not None and not report.permissions:
+            typer.echo(f"first failure: {first}", err=True)
+    for permission in report.permissions:
+        typer.echo(f"permission refused: {permission}", err=True)
+
+
+_WRITE_FAILURES = frozenset({"write-failed", "write-forbidden"})
+# Exit codes of sync and ingest-bulk (docs/fhir/write-back.md): 0 every assessable patient's results
+# are on the server, 1 some were not written, 3 the run was aborted (marked failed), 130 interrupted.
+EXIT_WRITES_FAILED = 1
+EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130
+
+
+def _run_sync(body: Callable[[], Awaitable[SyncReport]], extra_issues: Callable[[], int] = lambda: 0) -> None:
+    """Run a sync to its end: its summary and a truthful exit code; one line, never a traceback, on abort."""
+    from service.application.errors import ApplicationError
+
+    try:
+        report = anyio.run(body)
+    except ApplicationError as exc:
+        typer.echo(f"sync aborted, run marked failed: {exc.detail}", err=True)
+        raise typer.Exit(EXIT_ABORTED) from None
+    except KeyboardInterrupt:
+        typer.echo("sync interrupted, run marked failed", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    _echo_report(report, extra_issues=extra_issues())
+    if report.writes_failed:
+        raise typer.Exit(EXIT_WRITES_FAILED)
 
 
 @app.command()
@@ -105,12 +147,11 @@ def sync(
     settings = _fhir_command_settings(fhir_base_url)
     since_dt = datetime.fromisoformat(since) if since else None
 
-    async def run() -> None:
+    async def run() -> SyncReport:
         async with Container(settings) as box:
-            report = await box.require_sync()(as_of=today(), since=since_dt)
-        _echo_report(report)
+            return await box.require_sync()(as_of=today(), since=since_dt)
 
-    anyio.run(run)
+    _run_sync(run)
 
 
 @app.command("ingest-bulk")
@@ -139,7 +180,10 @@ def ingest_bulk(
     settings = _fhir_command_settings(fhir_base_url)
     since_dt = datetime.fromisoformat(since) if since else None
 
-    async def run() -> None:
+    export_issues = 0
+
+    async def run() -> SyncReport:
+        nonlocal export_issues
         async with Container(settings) as box:
             with NdjsonSpool() as spool:
                 if from_dir is not None:
@@ -152,9 +196,9 @@ def ingest_bulk(
                     as_of=today(), trigger="cli"
                 )
                 export_issues = len(spool.stats.issues)
-        _echo_report(report, extra_issues=export_issues)
+                return report
 
-    anyio.run(run)
+    _run_sync(run, lambda: export_issues)
 
 
 @app.command("deliver-alerts")

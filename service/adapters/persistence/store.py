@@ -43,7 +43,7 @@ from service.adapters.persistence.tables import (
     RunTrigger,
     StoreVersionRow,
 )
-from service.application.ports import AlertRecord
+from service.application.ports import AlertRecord, RunState
 from service.domain.results import DrTrigger, ImmuneResponse, PatientAssessment, Response, ResponseGroup
 
 
@@ -484,7 +484,11 @@ class SqlAssessmentStore:
         observations_created: int = 0,
         observations_unchanged: int = 0,
         status: RunStatus | None = None,
+        aborted: bool = False,
     ) -> None:
+        """Close a run; `aborted` (the run ended by an error or an interruption) marks it `failed`."""
+        if aborted:
+            status = RunStatus.FAILED
         await anyio.to_thread.run_sync(
             partial(
                 self.repository.finish_run,
@@ -500,6 +504,14 @@ class SqlAssessmentStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await anyio.to_thread.run_sync(self.repository.get_run, run_id)
+
+    async def last_run(self) -> RunState | None:
+        """The latest run (the port's view of it), for a new run to report."""
+        runs = await anyio.to_thread.run_sync(self.repository.recent_runs, 1)
+        if not runs:
+            return None
+        run = runs[0]
+        return RunState(run.id, run.status.value, run.started_at, run.finished_at, run.patients_failed)
 
     async def recent_runs(self, limit: int = 20) -> list[RunRecord]:
         return await anyio.to_thread.run_sync(self.repository.recent_runs, limit)

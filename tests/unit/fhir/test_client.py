@@ -170,13 +170,14 @@ async def test_429_waits_for_retry_after(
     assert sleeps.calls == [3.0]  # the server's delay, not our 0.5 s backoff
 
 
-async def test_retry_after_longer_than_our_cap_gives_up_at_once(
+async def test_retry_after_longer_than_the_wait_budget_gives_up_at_once(
     httpx_mock: HTTPXMock, fhir_client: FhirClient, sleeps: Sleeps
 ) -> None:
-    httpx_mock.add_response(url=f"{BASE}/Patient/p1", status_code=429, headers={"Retry-After": "120"})
+    # RetryPolicy.max_wait_s (120 s here) bounds the total wait of one request.
+    httpx_mock.add_response(url=f"{BASE}/Patient/p1", status_code=429, headers={"Retry-After": "121"})
     with pytest.raises(FhirUnavailable) as caught:
         await fhir_client.read("Patient", "p1")
-    assert (caught.value.upstream_status, caught.value.retry_after_s) == (429, 120.0)
+    assert (caught.value.upstream_status, caught.value.retry_after_s) == (429, 121.0)
     assert sleeps.calls == []
     assert len(httpx_mock.get_requests()) == 1
 
