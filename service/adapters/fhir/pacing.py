@@ -2,9 +2,11 @@
 
 A server that executes a transaction entry by entry answers concurrent writes with 409
 serialisation conflicts; a rate-limited server answers 429. Both mean "fewer at once": the
-limit is halved on each such answer (down to one) and grows back by one after as many clean
-writes as the current limit (additive increase, multiplicative decrease, as in TCP congestion
-control), never above the configured concurrency. The lowest limit reached is reported.
+limit is halved on each such answer (down to one) and grows back by one after twice the
+configured concurrency of clean writes in a row (additive increase, multiplicative decrease, as
+in TCP congestion control), never above the configured concurrency. The slot is held for one
+attempt, so a patient written again after a conflict waits for the lowered limit. The lowest
+limit reached is kept for the report.
 """
 
 from __future__ import annotations
@@ -57,9 +59,9 @@ class WritePacer:
             log.info("fhir.write_concurrency_lowered", reason=reason, limit=self.limit)
 
     async def succeeded(self) -> None:
-        """A patient written without conflict: after `limit` of them in a row, one more slot."""
+        """A patient written without conflict: after 2 x ceiling of them in a row, one more slot."""
         self._clean += 1
-        if self._clean >= self.limit and self.limit < self.ceiling:
+        if self._clean >= 2 * self.ceiling and self.limit < self.ceiling:
             self._clean = 0
             async with self._changed:
                 self.limit += 1

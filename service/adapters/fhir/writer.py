@@ -215,11 +215,11 @@ def plan_writes(
             )
             continue
         current = found[0]
-        if same_content(rewritten, current.resource):
+        unfinished = any(ref.startswith("urn:") for ref in _references(current.resource))
+        if same_content(rewritten, current.resource) and not unfinished:
             plan.unchanged += 1
             plan.unchanged_ids.append(value)
             continue
-        unfinished = any(ref.startswith("urn:") for ref in _references(current.resource))
         status = current.resource.get("status", "final") if unfinished else "amended"
         updated = {**rewritten, "id": current.id, "status": status}
         request: JsonDict = {"method": "PUT", "url": f"Observation/{current.id}"}
@@ -340,16 +340,25 @@ def read_answers(response: JsonDict, count: int) -> list[EntryAnswer]:
     return out
 
 
-def permission_hint(status: int, resource_type: str, method: str, text: str) -> str:
-    """One line naming what was refused and the SMART scope most likely missing."""
+def permission_hint(
+    status: int, resource_type: str, method: str, text: str, *, profiled: bool = False
+) -> str:
+    """One line naming what was refused and the SMART scope most likely missing.
+
+    `profiled`: the resource names a `meta.profile`, which some servers resolve with the
+    caller's rights (then `system/StructureDefinition.rs` is needed, not a write scope).
+    """
     operation = {"POST": "create", "PUT": "update", "GET": "search"}.get(method, method.lower())
     letter = {"create": "c", "update": "u", "search": "s"}.get(operation, "r")
+    profile_scope = "system/StructureDefinition.rs (the server resolves meta.profile)"
     if "structuredefinition" in text.lower() or "profile" in text.lower():
-        scope = "system/StructureDefinition.rs (the server resolves meta.profile)"
+        scope = profile_scope
     else:
         scope = f"system/{resource_type}.{letter}"
-        if method == "POST" and resource_type in ("Provenance", "Device", "Observation"):
-            scope += f" and system/{resource_type}.s (conditional create searches first)"
+        if method == "POST":
+            scope += f" with system/{resource_type}.s (a conditional create searches first)"
+        if profiled:
+            scope += f", or {profile_scope}"
     said = f": {text}" if text else ""
     return f"HTTP {status} on {operation} {resource_type}; likely missing scope {scope}{said}"
 
@@ -379,7 +388,9 @@ class _Progress:
     permission: str | None = None
 
     def wrote(self, identifier: str, kind: str, ref: str | None) -> None:
-        self.outcome[identifier] = "created" if kind == "create" else "updated"
+        """A result stored; one created by this write and then repaired stays `created`."""
+        if self.outcome.get(identifier) != "created":
+            self.outcome[identifier] = "created" if kind == "create" else "updated"
         self.unknown.pop(identifier, None)
         if ref is not None:
             self.refs[identifier] = ref
@@ -449,22 +460,21 @@ class FhirAssessmentWriter:
     ) -> WriteSummary:
         tag = provenance_tag(run_id or f"write-{self._clock().timestamp():.0f}", patient.ref.patient_id)
         progress = _Progress()
-        async with self.pacer.slot():
-            try:
-                await self._write(assessment, patient, tag, progress)
-            except _Forbidden as exc:
-                progress.failure = progress.permission = exc.hint
-            except FhirUnavailable as exc:
-                progress.failure = f"server unavailable: {exc.text}"
-            except FhirRejected as exc:  # the read of the patient's results was refused
-                status = exc.upstream_status or 0
-                if status in PERMISSION_STATUSES:
-                    progress.permission = permission_hint(status, "Observation", "GET", exc.text)
-                progress.failure = progress.permission or f"HTTP {status}: {exc.text}"
-            except MalformedResource as exc:
-                progress.failure = f"unreadable answer from the server: {exc.text}"
-            if progress.failure is None:
-                await self.pacer.succeeded()
+        try:
+            await self._write(assessment, patient, tag, progress)
+        except _Forbidden as exc:
+            progress.failure = progress.permission = exc.hint
+        except FhirUnavailable as exc:
+            progress.failure = f"server unavailable: {exc.text}"
+        except FhirRejected as exc:  # the read of the patient's results was refused
+            status = exc.upstream_status or 0
+            if status in PERMISSION_STATUSES:
+                progress.permission = permission_hint(status, "Observation", "GET", exc.text)
+            progress.failure = progress.permission or f"HTTP {status}: {exc.text}"
+        except MalformedResource as exc:
+            progress.failure = f"unreadable answer from the server: {exc.text}"
+        if progress.failure is None:
+            await self.pacer.succeeded()
         if progress.failure is not None:
             progress.issues.append(
                 DataIssue(
@@ -482,24 +492,8 @@ class FhirAssessmentWriter:
         attempts = 0
         while True:
             attempts += 1
-            issues: list[DataIssue] = []
-            existing = await self.existing(patient.ref.patient_id, issues)
-            plan = plan_writes(observations_for(assessment, patient), existing, self._client.base_url)
-            for value in plan.unchanged_ids:  # written by an earlier attempt whose answer was lost?
-                kind = progress.unknown.pop(value, None)
-                if kind is not None:
-                    progress.wrote(value, kind, f"Observation/{existing[value][0].id}")
-                progress.outcome.setdefault(value, "unchanged")
-            progress.issues = [*issues, *plan.issues]
-            if not plan.entries and (progress.provenance_done or not progress.refs):
-                return
-            try:
-                failures = await self._attempt(plan, patient, tag, progress)
-            except _Conflict:
-                failures = ["the server refused the write as conflicting (HTTP 409/412)"]
-                self.pacer.slow_down("conflict")
-            except FhirOutcomeUnknown as exc:
-                failures = [f"no answer from the server ({exc.text}); outcome unknown"]
+            async with self.pacer.slot():
+                failures = await self._attempt_once(assessment, patient, tag, progress)
             if not failures:
                 return
             log.info("fhir.write_retry", attempt=attempts, failures=len(failures))
@@ -508,6 +502,29 @@ class FhirAssessmentWriter:
                     f"{len(failures)} write(s) still failing after {attempts} attempts: {failures[0]}"
                 )
                 return
+
+    async def _attempt_once(
+        self, assessment: PatientAssessment, patient: PatientInput, tag: str, progress: _Progress
+    ) -> list[str]:
+        """Read, plan and send once; the failed writes' messages (empty: all on the server)."""
+        issues: list[DataIssue] = []
+        existing = await self.existing(patient.ref.patient_id, issues)
+        plan = plan_writes(observations_for(assessment, patient), existing, self._client.base_url)
+        for value in plan.unchanged_ids:  # written by an earlier attempt whose answer was lost?
+            kind = progress.unknown.pop(value, None)
+            if kind is not None:
+                progress.wrote(value, kind, f"Observation/{existing[value][0].id}")
+            progress.outcome.setdefault(value, "unchanged")
+        progress.issues = [*issues, *plan.issues]
+        if not plan.entries and (progress.provenance_done or not progress.refs):
+            return []
+        try:
+            return await self._attempt(plan, patient, tag, progress)
+        except _Conflict:
+            self.pacer.slow_down("conflict")
+            return ["the server refused the write as conflicting (HTTP 409/412)"]
+        except FhirOutcomeUnknown as exc:
+            return [f"no answer from the server ({exc.text}); outcome unknown"]
 
     async def _attempt(
         self, plan: WritePlan, patient: PatientInput, tag: str, progress: _Progress
@@ -571,11 +588,7 @@ class FhirAssessmentWriter:
     async def _ordered(self, plan: WritePlan, progress: _Progress) -> list[str]:
         resolved = {observation_full_url(o): r for o in plan.written if (r := progress.refs.get(_id(o)))}
         failures: list[str] = []
-        pending = [
-            (entry, written, kind)
-            for entry, written, kind in zip(plan.entries, plan.written, plan.kinds, strict=True)
-            if _id(written) not in progress.refs
-        ]
+        pending = list(zip(plan.entries, plan.written, plan.kinds, strict=True))
         while pending:
             ready = [
                 p
@@ -719,8 +732,10 @@ class FhirAssessmentWriter:
         request = entry["request"]
         resource_type = entry["resource"]["resourceType"]
         if answer.status in PERMISSION_STATUSES:
+            profiled = bool(entry["resource"].get("meta", {}).get("profile"))
+            status = answer.status or 0
             raise _Forbidden(
-                permission_hint(answer.status or 0, resource_type, request["method"], answer.text)
+                permission_hint(status, resource_type, request["method"], answer.text, profiled=profiled)
             )
         if answer.status == 409:
             self.pacer.slow_down("conflict")
@@ -738,7 +753,11 @@ class FhirAssessmentWriter:
             (e for e in entries if e["resource"]["resourceType"] == "Observation"),
             entries[0],
         )
-        return permission_hint(status, first["resource"]["resourceType"], first["request"]["method"], text)
+        resource = first["resource"]
+        profiled = bool(resource.get("meta", {}).get("profile"))
+        return permission_hint(
+            status, resource["resourceType"], first["request"]["method"], text, profiled=profiled
+        )
 
 
 def _id(observation: JsonDict) -> str:
