@@ -7,7 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import anyio
 import orjson
@@ -77,11 +77,24 @@ def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
 
 
 _WRITE_FAILURES = frozenset({"write-failed", "write-forbidden"})
+E = TypeVar("E", bound=BaseException)
 # Exit codes of sync and ingest-bulk (docs/fhir/write-back.md): 0 every assessable patient's results
 # are on the server, 1 some were not written, 3 the run was aborted (marked failed), 130 interrupted.
 EXIT_WRITES_FAILED = 1
 EXIT_ABORTED = 3
 EXIT_INTERRUPTED = 130
+
+
+def _first_application_error(exc: BaseException, kind: type[E]) -> E | None:
+    """`exc` itself, or the first error of that kind inside (nested) exception groups."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_application_error(inner, kind)
+            if found is not None:
+                return found
+    return None
 
 
 def _run_sync(body: Callable[[], Awaitable[SyncReport]], extra_issues: Callable[[], int] = lambda: 0) -> None:
@@ -90,12 +103,15 @@ def _run_sync(body: Callable[[], Awaitable[SyncReport]], extra_issues: Callable[
 
     try:
         report = anyio.run(body)
-    except ApplicationError as exc:
-        typer.echo(f"sync aborted, run marked failed: {exc.detail}", err=True)
-        raise typer.Exit(EXIT_ABORTED) from None
     except KeyboardInterrupt:
         typer.echo("sync interrupted, run marked failed", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except BaseException as exc:  # task groups wrap the error in exception groups
+        reason = _first_application_error(exc, ApplicationError)
+        if reason is None:
+            raise
+        typer.echo(f"sync aborted, run marked failed: {reason.detail}", err=True)
+        raise typer.Exit(EXIT_ABORTED) from None
     _echo_report(report, extra_issues=extra_issues())
     if report.writes_failed:
         raise typer.Exit(EXIT_WRITES_FAILED)

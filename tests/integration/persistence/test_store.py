@@ -322,3 +322,25 @@ def test_stored_result_keeps_the_age_at_ici_start_not_the_birth_date(repo: Asses
     # A format-1 document (stored before) still gives the same age from its birth date.
     old = {**stored.result, "format": 1, "profile": {"sex": "female", "birth_date": born.isoformat()}}
     assert patient_row(old)["age_years"] == 59
+
+
+async def test_an_aborted_run_is_marked_failed_and_reported_by_the_next(database_url: str) -> None:
+    # docs/fhir/write-back.md, "Runs end": never left `running`; the next run sees its state.
+    from service.adapters.persistence.database import migrate
+
+    migrate(database_url)
+    store = SqlAssessmentStore.open(database_url, patient_key_salt=SALT)
+    try:
+        assert await store.last_run() is None
+        run = await store.start_run("cli")
+        await store.finish_run(run, patients_total=5, patients_assessed=1, patients_failed=0, aborted=True)
+        previous = await store.last_run()
+        assert previous is not None
+        assert (previous.run_id, previous.status) == (run, "failed")
+        assert previous.finished_at is not None
+        crashed = await store.start_run("cli")  # never finished: a killed process
+        previous = await store.last_run()
+        assert previous is not None
+        assert (previous.run_id, previous.status, previous.finished_at) == (crashed, "running", None)
+    finally:
+        store.close()
