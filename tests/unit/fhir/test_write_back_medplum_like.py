@@ -65,12 +65,29 @@ class MedplumLike:
     bundle_sizes: list[int] = field(default_factory=list)
     in_flight: int = 0
     next_id: int = 0
+    singles: int = 0
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/fhir/{type}", self.search)
         app.router.add_post("/fhir/", self.bundle)
+        app.router.add_post("/fhir/{type}", self.single)
+        app.router.add_put("/fhir/{type}/{id}", self.single)
         return app
+
+    async def single(self, request: web.Request) -> web.Response:
+        """A plain REST create or update, with `If-None-Exist` / `If-Match` as Medplum reads them."""
+        self.singles += 1
+        url = request.path.removeprefix("/fhir/")
+        entry_request = {"method": request.method, "url": url}
+        if "If-None-Exist" in request.headers:
+            entry_request["ifNoneExist"] = request.headers["If-None-Exist"]
+        if "If-Match" in request.headers:
+            entry_request["ifMatch"] = request.headers["If-Match"]
+        answer = self.apply({"resource": await request.json(), "request": entry_request}, {})["response"]
+        status = int(answer["status"])
+        headers = {"Location": answer["location"]} if "location" in answer else None
+        return self.json(answer.get("outcome") or {}, status=status, headers=headers)
 
     # -- reads ------------------------------------------------------------------------------------
     async def search(self, request: web.Request) -> web.Response:
@@ -353,6 +370,19 @@ async def test_whole_patient_transactions_on_a_non_atomic_server_are_repaired_wi
         assert server.conflicts > 0
         assert run.writer.strategy is WriteStrategy.CHUNKED  # switched on the first partial answer
         assert run.report.writes_failed == 0
+        assert_complete(server, reference)
+        await assert_converged(base, server, reference)
+
+
+@pytest.mark.parametrize("strategy", [WriteStrategy.BATCH, WriteStrategy.SINGLE])
+async def test_batch_and_single_requests_on_a_non_atomic_server_end_with_every_result(
+    reference: dict[str, JsonDict], strategy: WriteStrategy
+) -> None:
+    server = MedplumLike(atomic=False)
+    async with serving(server.app(), "/fhir") as base:
+        run = await sync(base, strategy=strategy, concurrency=8)
+        assert run.report.writes_failed == 0
+        assert (server.singles > 0) is (strategy is WriteStrategy.SINGLE)
         assert_complete(server, reference)
         await assert_converged(base, server, reference)
 
