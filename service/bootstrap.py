@@ -96,6 +96,7 @@ class Container:
                 concurrency=self.settings.sync_concurrency,
                 key_salt=self.key_salt,
                 plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+                stale_run_s=self.settings.sync_stale_run_s,
             )
             self._start_fhir_integration(self.fhir, self.sync)
         self._start_alerts()
@@ -240,6 +241,7 @@ class Container:
             concurrency=self.settings.sync_concurrency,
             key_salt=self.key_salt,
             plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+            stale_run_s=self.settings.sync_stale_run_s,
         )
 
     def _fhir_writer(self, fhir: FhirClient) -> FhirAssessmentWriter:

@@ -53,6 +53,8 @@ def _fhir_command_settings(fhir_base_url: str | None) -> Settings:
 
 
 def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
+    if report.stale_runs_closed:
+        typer.echo(f"{report.stale_runs_closed} earlier run(s) never finished (crashed): marked failed")
     previous = report.previous_run
     if previous is not None:
         state = previous.status

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     fhir_write_strategy: Literal["auto", "transaction", "chunked", "batch", "single"] = "auto"
     fhir_write_max_entries: int | None = Field(default=None, ge=1, le=10_000)  # per Bundle
     fhir_write_max_attempts: int = Field(default=5, ge=1, le=50)  # per patient
+    sync_stale_run_s: float = Field(default=86_400.0, ge=0)  # a run `running` longer ended uncleanly
 
     # --- research portal statistics (issue 6): OAuth2 bearer JWTs, small-cell suppression ----
     stats_jwt_public_key: SecretStr | None = None  # PEM; without it /stats answers 503

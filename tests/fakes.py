@@ -57,3 +57,6 @@ class FakeAssessmentStore:
 
     async def last_run(self) -> RunState | None:
         return None
+
+    async def close_stale_runs(self, older_than_s: float) -> int:
+        return 0

@@ -89,6 +89,7 @@ class SyncReport:
     writes_failed: int = 0  # patients assessed whose results did not all reach the server
     permissions: list[str] = field(default_factory=list)  # each refused permission, once
     previous_run: RunState | None = None  # the run before this one, as the store last saw it
+    stale_runs_closed: int = 0  # runs left `running` too long (a killed process), now marked failed
 
 
 class SyncPatients:
@@ -108,6 +109,7 @@ class SyncPatients:
         concurrency: int = 8,
         key_salt: str,
         plan_alerts: Callable[[PatientAssessment], Sequence[AlertRecord]] | None = None,
+        stale_run_s: float = 0.0,
     ) -> None:
         self._source = source
         self._writer = writer
@@ -120,6 +122,7 @@ class SyncPatients:
         if plan_alerts is not None and not isinstance(store, OutboxAssessmentStore):
             raise TypeError("alerts need a store with record_with_alerts (transactional outbox)")
         self._plan_alerts = plan_alerts
+        self._stale_run_s = stale_run_s  # runs `running` for longer are marked failed (0: never)
 
     async def __call__(
         self,
@@ -133,6 +136,8 @@ class SyncPatients:
         report = SyncReport(run_id=uuid.uuid4().hex)
         started = time.perf_counter()
         if self._store is not None:
+            if self._stale_run_s > 0:
+                report.stale_runs_closed = await self._store.close_stale_runs(self._stale_run_s)
             report.previous_run = await self._store.last_run()
             await self._store.start_run(trigger, run_id=report.run_id)
         try:

@@ -88,6 +88,8 @@ class AssessmentStore(Protocol):
 
     async def last_run(self) -> RunState | None: ...
 
+    async def close_stale_runs(self, older_than_s: float) -> int: ...
+
 
 # --- alerts (issue 5; service/application/alerts.py) -------------------------------------------
 @dataclass(frozen=True, slots=True)

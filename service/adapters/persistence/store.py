@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -211,6 +211,22 @@ class AssessmentRepository:
             row.observations_unchanged = observations_unchanged
             row.status = RunStatus(status).value
             return _run_record(row)
+
+    def close_stale_runs(self, older_than_s: float) -> int:
+        """Mark `failed` every run still `running` that started more than `older_than_s` ago.
+
+        A run that never closed although its process must have ended long ago (killed, host lost):
+        nothing else would ever close it. Returns how many were marked.
+        """
+        now = self._clock()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(AssessmentRunRow)
+                .where(AssessmentRunRow.status == RunStatus.RUNNING.value)
+                .where(AssessmentRunRow.started_at < now - timedelta(seconds=older_than_s))
+                .values(status=RunStatus.FAILED.value, finished_at=now)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._sessions() as session:
@@ -504,6 +520,9 @@ class SqlAssessmentStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await anyio.to_thread.run_sync(self.repository.get_run, run_id)
+
+    async def close_stale_runs(self, older_than_s: float) -> int:
+        return await anyio.to_thread.run_sync(self.repository.close_stale_runs, older_than_s)
 
     async def last_run(self) -> RunState | None:
         """The latest run (the port's view of it), for a new run to report."""

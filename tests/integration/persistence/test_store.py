@@ -344,3 +344,20 @@ async def test_an_aborted_run_is_marked_failed_and_reported_by_the_next(database
         assert (previous.run_id, previous.status, previous.finished_at) == (crashed, "running", None)
     finally:
         store.close()
+
+
+def test_only_runs_left_running_too_long_are_marked_failed(engine: Engine) -> None:
+    start = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    now = [start]
+    repo = AssessmentRepository(engine, patient_key_salt=SALT, clock=lambda: now[0])
+    killed = repo.start_run(RunTrigger.CLI)
+    now[0] = start + timedelta(hours=23)
+    recent = repo.start_run(RunTrigger.SYNC)  # may still be going on in another process
+    now[0] = start + timedelta(hours=24, seconds=1)
+    assert repo.close_stale_runs(86_400) == 1
+    killed_run, recent_run = repo.get_run(killed), repo.get_run(recent)
+    assert killed_run is not None
+    assert recent_run is not None
+    assert (killed_run.status, killed_run.finished_at) == (RunStatus.FAILED, now[0])
+    assert recent_run.status is RunStatus.RUNNING
+    assert repo.close_stale_runs(86_400) == 0  # already closed

@@ -106,3 +106,25 @@ async def test_a_failed_write_fails_the_patient_and_is_not_recorded() -> None:
     assert len(report.permissions) == 1
     assert sorted(a.patient_id for a in store.runs[report.run_id]) == ["p1", "p3"]
     assert store.finished[report.run_id]["aborted"] == 0
+
+
+class _StoreWithAKilledRun(FakeAssessmentStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[float] = []
+
+    async def close_stale_runs(self, older_than_s: float) -> int:
+        self.asked.append(older_than_s)
+        return 1
+
+
+async def test_a_sync_first_closes_runs_left_running_too_long() -> None:
+    store = _StoreWithAKilledRun()
+    assessor = AssessPatients(AssessmentParameters(), key_salt="test")
+    source = FakeMeasurementSource([partial_responder("p1")])
+    sync = SyncPatients(
+        source, FakeAssessmentWriter(), store, assessor, concurrency=1, key_salt="test", stale_run_s=3600.0
+    )
+    report = await sync(as_of=date(2024, 12, 31))
+    assert store.asked == [3600.0]
+    assert report.stale_runs_closed == 1
