@@ -27,6 +27,7 @@ from service.adapters.fhir.writer import (
     FhirAssessmentWriter,
     WriteOptions,
     WriteStrategy,
+    permission_hint,
     provenance_tag,
     transaction_bundle,
 )
@@ -518,3 +519,31 @@ async def test_a_short_transaction_response_is_a_failed_write(
     )
     assert summary.failure is not None
     assert "no entry for this request" in summary.failure
+
+
+@pytest.mark.parametrize(
+    ("status", "resource_type", "method", "text", "profiled", "expected"),
+    [
+        # A server resolving meta.profile with the caller's rights needs StructureDefinition read.
+        (403, "Observation", "POST", "Forbidden", True, "system/StructureDefinition.rs"),
+        (
+            403,
+            "Observation",
+            "POST",
+            "cannot read StructureDefinition",
+            False,
+            "system/StructureDefinition.rs",
+        ),
+        (403, "Observation", "POST", "Forbidden", False, "system/Observation.c with system/Observation.s"),
+        (401, "Observation", "PUT", "", False, "system/Observation.u"),
+        (403, "Provenance", "POST", "", False, "system/Provenance.c with system/Provenance.s"),
+        (403, "Observation", "GET", "", False, "system/Observation.s"),
+    ],
+)
+def test_a_refused_write_names_the_operation_and_the_likely_scope(
+    status: int, resource_type: str, method: str, text: str, profiled: bool, expected: str
+) -> None:
+    hint = permission_hint(status, resource_type, method, text, profiled=profiled)
+    operation = {"POST": "create", "PUT": "update", "GET": "search"}[method]
+    assert hint.startswith(f"HTTP {status} on {operation} {resource_type}; likely missing scope ")
+    assert expected in hint
