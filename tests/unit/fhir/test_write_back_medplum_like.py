@@ -145,7 +145,7 @@ class MedplumLike:
         return self.json({"resourceType": "Bundle", "type": kind, "entry": answers})
 
     async def atomically(self, entries: list[JsonDict]) -> list[JsonDict]:
-        saved = copy.deepcopy(self.store)
+        saved = {rtype: dict(rows) for rtype, rows in self.store.items()}  # `apply` replaces, never edits
         answers, ids = [], {}
         for entry in entries:
             answer = self.apply(self.rewrite(entry, ids), ids)
