@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -458,7 +459,7 @@ class FhirAssessmentWriter:
     async def write(
         self, assessment: PatientAssessment, patient: PatientInput, *, run_id: str | None = None
     ) -> WriteSummary:
-        tag = provenance_tag(run_id or f"write-{self._clock().timestamp():.0f}", patient.ref.patient_id)
+        tag = provenance_tag(run_id or uuid.uuid4().hex, patient.ref.patient_id)  # no run: this write
         progress = _Progress()
         try:
             await self._write(assessment, patient, tag, progress)
