@@ -30,7 +30,7 @@ from service.adapters.fhir.client import (
 )
 from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.source import FhirMeasurementSource
-from service.adapters.fhir.writer import FhirAssessmentWriter
+from service.adapters.fhir.writer import FhirAssessmentWriter, WriteOptions, WriteStrategy
 from service.adapters.persistence.outbox import SqlAlertOutbox
 from service.adapters.persistence.replay import SqlReplayLedger
 from service.adapters.persistence.store import SqlAssessmentStore
@@ -56,6 +56,7 @@ class Container:
         self.fhir: FhirClient | None = None
         self.store: SqlAssessmentStore | None = None
         self.sync: SyncPatients | None = None
+        self.writer: FhirAssessmentWriter | None = None
         # --- FHIR integration (issue 4) ---------------------------------------------------------------
         self.fhir_source: FhirMeasurementSource | None = None
         self.reassess: ReassessChangedPatients | None = None
@@ -80,17 +81,22 @@ class Container:
             self.fhir = FhirClient(
                 self.http,
                 str(self.settings.fhir_base_url),
-                retry=RetryPolicy(max_attempts=self.settings.fhir_max_retries + 1),
+                retry=RetryPolicy(
+                    max_attempts=self.settings.fhir_max_retries + 1, max_wait_s=self.settings.fhir_max_wait_s
+                ),
                 token_provider=self._fhir_token_provider(self.http),
+                write_timeout_s=self.settings.fhir_write_timeout_s,
             )
+            self.writer = self._fhir_writer(self.fhir)
             self.sync = SyncPatients(
                 FhirMeasurementSource(self.fhir, page_size=self.settings.fhir_page_size),
-                FhirAssessmentWriter(self.fhir, version=__version__),
+                self.writer,
                 self.store,
                 self.assessor,
                 concurrency=self.settings.sync_concurrency,
                 key_salt=self.key_salt,
                 plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+                stale_run_s=self.settings.sync_stale_run_s,
             )
             self._start_fhir_integration(self.fhir, self.sync)
         self._start_alerts()
@@ -229,12 +235,27 @@ class Container:
             raise NotConfigured("No FHIR server is configured (set ONCORESPONSE_FHIR_BASE_URL)")
         return SyncPatients(
             source,
-            FhirAssessmentWriter(self.fhir, version=__version__),
+            self.writer or self._fhir_writer(self.fhir),
             self.store,
             self.assessor,
             concurrency=self.settings.sync_concurrency,
             key_salt=self.key_salt,
             plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+            stale_run_s=self.settings.sync_stale_run_s,
+        )
+
+    def _fhir_writer(self, fhir: FhirClient) -> FhirAssessmentWriter:
+        """One writer per container: what it learns of the server (strategy, sizes) lasts."""
+        settings = self.settings
+        return FhirAssessmentWriter(
+            fhir,
+            version=__version__,
+            options=WriteOptions(
+                strategy=WriteStrategy(settings.fhir_write_strategy),
+                max_entries=settings.fhir_write_max_entries,
+                max_attempts=settings.fhir_write_max_attempts,
+                concurrency=settings.sync_concurrency,
+            ),
         )
 
     def bulk_export(self) -> FhirBulkExport:

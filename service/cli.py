@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import ipaddress
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -63,11 +64,55 @@ def _fhir_command_settings(fhir_base_url: str | None) -> Settings:
 
 
 def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
+    if report.stale_runs_closed:
+        typer.echo(f"{report.stale_runs_closed} earlier run(s) never finished (crashed): marked failed")
+    previous = report.previous_run
+    if previous is not None:
+        state = previous.status
+        if previous.finished_at is None:
+            state = "running: still going elsewhere, or it ended without closing (crashed)"
+        typer.echo(f"previous run {previous.run_id}: {state}")
     typer.echo(
         f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
         f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, issues {len(report.issues) + extra_issues}"
     )
+    if report.writes_failed:
+        typer.echo(
+            f"results not (all) written for {report.writes_failed} patient(s); the next sync repairs them",
+            err=True,
+        )
+        first = next((i.message for i in report.issues if i.code in _WRITE_FAILURES), None)
+        if first is not None and not report.permissions:
+            typer.echo(f"first failure: {first}", err=True)
+    for permission in report.permissions:
+        typer.echo(f"permission refused: {permission}", err=True)
+
+
+_WRITE_FAILURES = frozenset({"write-failed", "write-forbidden"})
+# Exit codes of sync and ingest-bulk (docs/fhir/write-back.md): 0 every assessable patient's results
+# are on the server, 1 some were not written, 3 the run was aborted (marked failed), 130 interrupted.
+EXIT_WRITES_FAILED = 1
+EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130
+
+
+def _run_sync(body: Callable[[], Awaitable[SyncReport]], extra_issues: Callable[[], int] = lambda: 0) -> None:
+    """Run a sync to its end: its summary and a truthful exit code; one line, never a traceback, on abort."""
+    try:
+        report = anyio.run(body)
+    except KeyboardInterrupt:
+        typer.echo("sync interrupted, run marked failed", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as exc:  # task groups wrap the error in exception groups; describe() looks inside
+        reason = describe(exc)
+        if reason is None:
+            raise
+        typer.echo(f"sync aborted, run marked failed: {reason}", err=True)
+        raise typer.Exit(EXIT_ABORTED) from None
+    _echo_report(report, extra_issues=extra_issues())
+    if report.writes_failed:
+        raise typer.Exit(EXIT_WRITES_FAILED)
 
 
 @app.command()
@@ -116,12 +161,11 @@ def sync(
     settings = _fhir_command_settings(fhir_base_url)
     since_dt = parse_instant_option("--since", since) if since else None
 
-    async def run() -> None:
+    async def run() -> SyncReport:
         async with Container(settings) as box:
-            report = await box.require_sync()(as_of=today(), since=since_dt)
-        _echo_report(report)
+            return await box.require_sync()(as_of=today(), since=since_dt)
 
-    anyio.run(run)
+    _run_sync(run)
 
 
 @app.command("ingest-bulk")
@@ -150,7 +194,10 @@ def ingest_bulk(
     settings = _fhir_command_settings(fhir_base_url)
     since_dt = parse_instant_option("--since", since) if since else None
 
-    async def run() -> None:
+    export_issues = 0
+
+    async def run() -> SyncReport:
+        nonlocal export_issues
         async with Container(settings) as box:
             with NdjsonSpool() as spool:
                 if from_dir is not None:
@@ -163,9 +210,9 @@ def ingest_bulk(
                     as_of=today(), trigger="cli"
                 )
                 export_issues = len(spool.stats.issues)
-        _echo_report(report, extra_issues=export_issues)
+                return report
 
-    anyio.run(run)
+    _run_sync(run, lambda: export_issues)
 
 
 @app.command("deliver-alerts")

@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     reassess_debounce_s: float = Field(default=10.0, ge=0)
     fhir_poll_interval_s: float = Field(default=0.0, ge=0)  # 0 = no `_lastUpdated` polling
 
+    # --- FHIR write-back (adapters/fhir/writer.py, pacing.py; docs/fhir/write-back.md) ---------
+    fhir_write_timeout_s: float = Field(default=60.0, gt=0)  # writes; fhir_timeout_s is for reads
+    fhir_max_wait_s: float = Field(default=120.0, ge=0)  # total retry/throttling wait of one request
+    fhir_write_strategy: Literal["auto", "transaction", "chunked", "batch", "single"] = "auto"
+    fhir_write_max_entries: int | None = Field(default=None, ge=1, le=10_000)  # per Bundle
+    fhir_write_max_attempts: int = Field(default=5, ge=1, le=50)  # per patient
+    sync_stale_run_s: float = Field(default=86_400.0, ge=0)  # a run `running` longer ended uncleanly
+
     # --- research portal statistics (issue 6): OAuth2 bearer JWTs, small-cell suppression ----
     stats_jwt_public_key: SecretStr | None = None  # PEM; without it /stats answers 503
     stats_jwt_issuer: str | None = None

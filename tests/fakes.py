@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from service.application.errors import UpstreamRejected
-from service.application.ports import PatientInput, PatientRef, WriteSummary
+from service.application.ports import PatientInput, PatientRef, RunState, WriteSummary
 from service.domain.results import PatientAssessment
 
 
@@ -31,7 +31,9 @@ class FakeAssessmentWriter:
     def __init__(self) -> None:
         self.written: dict[str, PatientAssessment] = {}
 
-    async def write(self, assessment: PatientAssessment, patient: PatientInput) -> WriteSummary:
+    async def write(
+        self, assessment: PatientAssessment, patient: PatientInput, *, run_id: str | None = None
+    ) -> WriteSummary:
         new = patient.ref.patient_id not in self.written
         self.written[patient.ref.patient_id] = assessment
         return WriteSummary(created=1 if new else 0, unchanged=0 if new else 1)
@@ -50,5 +52,11 @@ class FakeAssessmentStore:
     async def record(self, assessments: Sequence[PatientAssessment], *, run_id: str) -> None:
         self.runs[run_id] = list(assessments)
 
-    async def finish_run(self, run_id: str, **counts: int) -> None:
-        self.finished[run_id] = counts
+    async def finish_run(self, run_id: str, *, aborted: bool = False, **counts: int) -> None:
+        self.finished[run_id] = {**counts, "aborted": int(aborted)}
+
+    async def last_run(self) -> RunState | None:
+        return None
+
+    async def close_stale_runs(self, older_than_s: float) -> int:
+        return 0

@@ -25,6 +25,7 @@ from service.application.ports import (
     OutboxAssessmentStore,
     PatientInput,
     PatientRef,
+    RunState,
 )
 from service.application.privacy import patient_key
 from service.domain.engine import assess
@@ -84,7 +85,11 @@ class SyncReport:
     unchanged: int = 0
     issues: list[DataIssue] = field(default_factory=list)
     elapsed_s: float = 0.0
-    alerts_recorded: int = 0  # new outbox alerts (issue 5)
+    alerts_recorded: int = 0  # new outbox alerts
+    writes_failed: int = 0  # patients assessed whose results did not all reach the server
+    permissions: list[str] = field(default_factory=list)  # each refused permission, once
+    previous_run: RunState | None = None  # the run before this one, as the store last saw it
+    stale_runs_closed: int = 0  # runs left `running` too long (a killed process), now marked failed
 
 
 class SyncPatients:
@@ -104,6 +109,7 @@ class SyncPatients:
         concurrency: int = 8,
         key_salt: str,
         plan_alerts: Callable[[PatientAssessment], Sequence[AlertRecord]] | None = None,
+        stale_run_s: float = 0.0,
     ) -> None:
         self._source = source
         self._writer = writer
@@ -116,6 +122,7 @@ class SyncPatients:
         if plan_alerts is not None and not isinstance(store, OutboxAssessmentStore):
             raise TypeError("alerts need a store with record_with_alerts (transactional outbox)")
         self._plan_alerts = plan_alerts
+        self._stale_run_s = stale_run_s  # runs `running` for longer are marked failed (0: never)
 
     async def __call__(
         self,
@@ -129,7 +136,56 @@ class SyncPatients:
         report = SyncReport(run_id=uuid.uuid4().hex)
         started = time.perf_counter()
         if self._store is not None:
+            if self._stale_run_s > 0:
+                report.stale_runs_closed = await self._store.close_stale_runs(self._stale_run_s)
+            report.previous_run = await self._store.last_run()
             await self._store.start_run(trigger, run_id=report.run_id)
+        try:
+            await self._run(report, as_of=as_of, since=since, only=only, progress=progress)
+        except BaseException as exc:
+            # Aborted (server gone, interrupted, a bug): the run is closed as failed, never left running.
+            if self._store is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._finish(report, aborted=True)
+            log.warning("sync.aborted", run_id=report.run_id, error=type(exc).__name__)
+            raise
+        report.elapsed_s = time.perf_counter() - started
+        log.info(
+            "sync.finished",
+            run_id=report.run_id,
+            patients=report.patients_seen,
+            assessed=report.patients_assessed,
+            failed=report.patients_failed,
+            writes_failed=report.writes_failed,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            elapsed_ms=round(report.elapsed_s * 1000),
+        )
+        return report
+
+    async def _finish(self, report: SyncReport, *, aborted: bool) -> None:
+        if self._store is None:
+            return
+        await self._store.finish_run(
+            report.run_id,
+            patients_total=report.patients_seen,
+            patients_assessed=report.patients_assessed,
+            patients_failed=report.patients_failed,
+            observations_created=report.created,
+            observations_unchanged=report.unchanged,
+            aborted=aborted,
+        )
+
+    async def _run(
+        self,
+        report: SyncReport,
+        *,
+        as_of: date,
+        since: datetime | None,
+        only: Sequence[PatientRef] | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
         limiter = anyio.CapacityLimiter(self._concurrency)
         assessed: list[PatientAssessment] = []
 
@@ -158,26 +214,7 @@ class SyncPatients:
                 )
             elif assessed:
                 await self._store.record(assessed, run_id=report.run_id)
-            await self._store.finish_run(
-                report.run_id,
-                patients_total=report.patients_seen,
-                patients_assessed=report.patients_assessed,
-                patients_failed=report.patients_failed,
-                observations_created=report.created,
-                observations_unchanged=report.unchanged,
-            )
-        report.elapsed_s = time.perf_counter() - started
-        log.info(
-            "sync.finished",
-            run_id=report.run_id,
-            patients=report.patients_seen,
-            assessed=report.patients_assessed,
-            failed=report.patients_failed,
-            created=report.created,
-            unchanged=report.unchanged,
-            elapsed_ms=round(report.elapsed_s * 1000),
-        )
-        return report
+            await self._finish(report, aborted=False)
 
     async def _one(self, ref: PatientRef, *, as_of: date, report: SyncReport) -> PatientAssessment | None:
         key = patient_key(ref.patient_id, self._salt)
@@ -198,12 +235,21 @@ class SyncPatients:
             report.patients_failed += 1
             log.info("sync.patient_skipped", patient_key=key, issues=len(outcome.issues))
             return None
-        summary = await self._writer.write(outcome.assessment, patient)
-        report.patients_assessed += 1
+        summary = await self._writer.write(outcome.assessment, patient, run_id=report.run_id)
         report.created += summary.created
         report.updated += summary.updated
         report.unchanged += summary.unchanged
         report.issues.extend(summary.issues)
+        if summary.failure is not None:
+            # Not recorded (nor alerted): the next run writes it again, from what is on the server.
+            report.patients_failed += 1
+            report.writes_failed += 1
+            if summary.permission is not None and summary.permission not in report.permissions:
+                report.permissions.append(summary.permission)
+                log.error("sync.write_forbidden", permission=summary.permission)
+            log.warning("sync.write_failed", patient_key=key, created=summary.created)
+            return None
+        report.patients_assessed += 1
         log.info(
             "assessment.written",
             patient_key=key,

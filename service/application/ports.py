@@ -29,10 +29,15 @@ class PatientInput:
 
 @dataclass(frozen=True, slots=True)
 class WriteSummary:
+    """What one patient's write did. `failure` set: the patient's results are not all on the server
+    (the server's own text); `permission`: the permission it refused, when that is the reason."""
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     issues: tuple[DataIssue, ...] = field(default_factory=tuple)
+    failure: str | None = None
+    permission: str | None = None
 
 
 class MeasurementSource(Protocol):
@@ -46,7 +51,20 @@ class MeasurementSource(Protocol):
 class AssessmentWriter(Protocol):
     """Writes assessments back (FHIR Observations), idempotently."""
 
-    async def write(self, assessment: PatientAssessment, patient: PatientInput) -> WriteSummary: ...
+    async def write(
+        self, assessment: PatientAssessment, patient: PatientInput, *, run_id: str | None = None
+    ) -> WriteSummary: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """A run as the store last saw it: `running` with no end is one still going or one that died."""
+
+    run_id: str
+    status: str  # running | succeeded | partial | failed (aborted)
+    started_at: datetime
+    finished_at: datetime | None
+    patients_failed: int
 
 
 class AssessmentStore(Protocol):
@@ -65,7 +83,12 @@ class AssessmentStore(Protocol):
         patients_failed: int,
         observations_created: int = 0,
         observations_unchanged: int = 0,
+        aborted: bool = False,
     ) -> None: ...
+
+    async def last_run(self) -> RunState | None: ...
+
+    async def close_stale_runs(self, older_than_s: float) -> int: ...
 
 
 # --- alerts (issue 5; service/application/alerts.py) -------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from collections import Counter
 from contextlib import redirect_stderr
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
@@ -105,3 +105,42 @@ async def test_sync_writes_every_patient_once_and_a_second_sync_duplicates_nothi
     assert "assessment.written" in text
     for pid in only:
         assert pid not in text
+
+
+async def test_a_commit_repeated_after_a_lost_answer_stores_nothing_twice(
+    sekmet_server: SekmetServer,
+) -> None:
+    # docs/fhir/write-back.md, "Nothing created twice": the same transaction committed twice (the
+    # writer's answer was lost) adds no result and no Provenance on a real server (`_tag` condition).
+    from service.adapters.fhir.client import FhirClient, create_http_client
+    from service.adapters.fhir.inbound import patient_input
+    from service.adapters.fhir.writer import provenance_tag
+    from service.adapters.fhir.writer import transaction_bundle as results_transaction
+    from service.application.assess import AssessPatients
+    from service.domain.parameters import AssessmentParameters
+
+    patient = generate_patient(Trajectory.PR, seed=77, patient_id="e2e-retry-01")
+    await load_patients(sekmet_server.base_url, [transaction_bundle(patient.resources)])
+    inputs = patient_input("e2e-retry-01", patient.resources)
+    assessment = AssessPatients(AssessmentParameters(), key_salt="e2e").one(inputs, as_of=AS_OF).assessment
+    assert assessment is not None
+    recorded = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    bundle, plan = results_transaction(
+        assessment, inputs, version="e2e", recorded=recorded, run_id="e2e-run-1"
+    )
+    tag = provenance_tag("e2e-run-1", "e2e-retry-01")
+    async with create_http_client(timeout_s=30.0) as http:
+        client = FhirClient(http, sekmet_server.base_url)
+        first = await client.write_bundle(bundle)
+        again = await client.write_bundle(bundle)
+        provenances = [r async for r in client.search("Provenance", {"_tag": f"{codes.TAG_WRITE}|{tag}"})]
+        ours = [
+            r
+            async for r in client.search(
+                "Observation", {"patient": "e2e-retry-01", "identifier": f"{codes.IDENTIFIER_ASSESSMENT}|"}
+            )
+        ]
+    assert all(e["response"]["status"].startswith("201") for e in first["entry"][1:])
+    assert all(e["response"]["status"].startswith("200") for e in again["entry"])  # found, not created
+    assert len(provenances) == 1
+    assert len(ours) == len(plan.written)

@@ -5,10 +5,19 @@ The owner (FastAPI `lifespan`, CLI) creates the `httpx.AsyncClient` with `create
 takes the FHIR base URL itself (relative paths and `next` links are resolved against it).
 
 - Temporary failures (408, 429, 500, 502, 503, 504, transport errors, timeouts) are retried
-  with exponential backoff (`RetryPolicy`), at most `max_attempts` attempts in all. A
-  `Retry-After` (seconds or HTTP date) no longer than `max_delay_s` replaces the computed
-  delay; a longer one ends the retries at once with `FhirUnavailable(retry_after_s=...)` so the
-  caller can reschedule instead of holding a worker. The sleep function is injectable.
+  with exponential backoff (`RetryPolicy`). The server's own wait (`server_wait_s`: `Retry-After`
+  in seconds or as an HTTP date, the IETF `RateLimit` field `"name";r=0;t=52` or its older
+  `limit=, remaining=, reset=` form, `RateLimit-Reset`, `RateLimit-Policy` `w=` when no reset is
+  given, `X-RateLimit-Reset` as seconds or epoch) replaces the computed delay. Throttling (429,
+  or any answer carrying such a wait) is retried for as long as the total wait of the request
+  stays within `max_wait_s`; other temporary failures also stop after `max_attempts`. A wait that
+  does not fit in what is left ends the retries at once with `FhirUnavailable(retry_after_s=...)`
+  so the caller can reschedule instead of holding a worker. The sleep function is injectable;
+  writes pass `on_throttle`, told of every throttling answer (the writer lowers its concurrency).
+- Writes (`write_bundle`, `send_entry`) have their own, longer timeout (`write_timeout_s`) and
+  are never repeated by the client after the request may have reached the server (a read
+  timeout, a dropped connection): that raises `FhirOutcomeUnknown`, and the writer reads the
+  server's state again before deciding what to send (its writes are conditional, see writer.py).
 - 401 with a token provider: one re-authorisation (`token_provider(True)`), then the request
   is repeated once; it does not count as a retry.
 - 404/410 -> `FhirNotFound`; other 4xx and 501 -> `FhirRejected` with the OperationOutcome's
@@ -65,6 +74,7 @@ import structlog
 from service.adapters.fhir.capabilities import ServerCapabilities, parse_capabilities
 from service.adapters.fhir.errors import (
     FhirNotFound,
+    FhirOutcomeUnknown,
     FhirRejected,
     FhirUnavailable,
     MalformedResource,
@@ -85,8 +95,10 @@ __all__ = [
     "HttpTransport",
     "RetryPolicy",
     "Sleep",
+    "ThrottleListener",
     "TokenProvider",
     "create_http_client",
+    "server_wait_s",
     "static_token",
 ]
 
@@ -97,6 +109,8 @@ JsonDict = dict[str, Any]
 # fetch a fresh one). SMART Backend Services plugs in here later.
 TokenProvider = Callable[[bool], Awaitable[str]]
 Sleep = Callable[[float], Awaitable[None]]
+# Told the wait of every throttling answer (429, or a temporary failure with a server wait).
+ThrottleListener = Callable[[float], None]
 QueryParams = Mapping[str, str | Sequence[str]]
 
 FHIR_JSON: Final = "application/fhir+json"
@@ -270,9 +284,10 @@ def static_token(token: str) -> TokenProvider:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 4
+    max_attempts: int = 4  # temporary failures without a server wait
     base_delay_s: float = 0.5
-    max_delay_s: float = 8.0
+    max_delay_s: float = 8.0  # cap of our own backoff (a server's wait is not capped by it)
+    max_wait_s: float = 120.0  # total sleep of one request, throttling included
 
     def delay(self, attempt: int) -> float:
         """Backoff before attempt `attempt + 1`: base * 2^(attempt-1), capped."""
@@ -294,6 +309,73 @@ def _retry_after_s(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+_EPOCH_THRESHOLD_S: Final = 1_000_000_000.0  # an X-RateLimit-Reset above this is a Unix time
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip().strip('"'))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _parameters(member: str) -> dict[str, str]:
+    """`"name";r=0;t=52` or `remaining=0` -> {"r": "0", "t": "52"} / {"remaining": "0"}."""
+    found: dict[str, str] = {}
+    for part in member.split(";"):
+        key, sep, value = part.partition("=")
+        if sep:
+            found[key.strip().lower()] = value.strip()
+    return found
+
+
+def _ratelimit_wait(value: str | None, policy: str | None) -> float | None:
+    """Seconds until a quota with nothing left resets, from `RateLimit` (both draft forms)."""
+    if not value:
+        return None
+    members = [_parameters(m) for m in value.split(",")]
+    merged = {k: v for m in members for k, v in m.items()}
+    if {"remaining", "reset"} & merged.keys() and "r" not in merged:  # older draft: one dictionary
+        remaining = _number(merged.get("remaining", "0"))
+        reset = _number(merged.get("reset", ""))
+        return reset if remaining == 0 else None
+    waits = []
+    for member in members:
+        if _number(member.get("r", "1")) != 0:
+            continue
+        reset = _number(member.get("t", ""))
+        if reset is None and policy:  # no reset given: the policy's window is the longest wait
+            reset = max(
+                (w for p in policy.split(",") if (w := _number(_parameters(p).get("w", ""))) is not None),
+                default=None,
+            )
+        if reset is not None:
+            waits.append(reset)
+    return max(waits, default=None)
+
+
+def server_wait_s(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """How long the server asks us to wait (module doc), or None when it does not say."""
+    retry_after = _retry_after_s(headers.get("Retry-After"))
+    if retry_after is not None:
+        return retry_after
+    limited = _ratelimit_wait(headers.get("RateLimit"), headers.get("RateLimit-Policy"))
+    if limited is not None:
+        return limited
+    reset = _number(headers.get("RateLimit-Reset") or "")
+    if reset is not None:
+        return reset
+    legacy = _number(headers.get("X-RateLimit-Reset") or "")
+    if legacy is not None and legacy > _EPOCH_THRESHOLD_S:
+        return max(0.0, legacy - (time.time() if now is None else now))
+    return legacy
+
+
+# Transport errors raised before the request left us: repeating the request is always safe.
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def _json_default(value: object) -> Any:
     if isinstance(value, Decimal):
         return orjson.Fragment(str(value).encode())
@@ -311,11 +393,18 @@ class FhirClient:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Sleep = anyio.sleep,
         token_provider: TokenProvider | None = None,
+        write_timeout_s: float | None = None,
     ) -> None:
         self._http = http
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._base_text = str(self._base)
         self._extensions = {"timeout": http.timeout.as_dict()}
+        write_timeout = (
+            http.timeout
+            if write_timeout_s is None
+            else httpx.Timeout(write_timeout_s, connect=http.timeout.connect)
+        )
+        self._write_extensions = {"timeout": write_timeout.as_dict()}
         self._retry = retry
         self._sleep = sleep
         self._token_provider = token_provider
@@ -402,6 +491,61 @@ class FhirClient:
         if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
             raise MalformedResource("transaction-response", "body is not a Bundle")
         return body
+
+    async def write_bundle(
+        self, bundle: JsonDict, *, on_throttle: ThrottleListener | None = None
+    ) -> JsonDict:
+        """POST a transaction or batch Bundle as a write (write timeout, never repeated blind; module doc)."""
+        content = orjson.dumps(bundle, default=_json_default)
+        response = await self._request(
+            "POST",
+            "",
+            content=content,
+            resource_type="Bundle",
+            content_type=FHIR_JSON,
+            write=True,
+            on_throttle=on_throttle,
+        )
+        body = self._json(response, f"{bundle.get('type')}-response")
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            raise MalformedResource(f"{bundle.get('type')}-response", "body is not a Bundle")
+        return body
+
+    async def send_entry(self, entry: JsonDict, *, on_throttle: ThrottleListener | None = None) -> JsonDict:
+        """One Bundle entry's request as a plain REST interaction; its answer as a response entry.
+
+        `POST` with `ifNoneExist` becomes `If-None-Exist`, `PUT` with `ifMatch` becomes `If-Match`.
+        A 4xx answer is returned (`response.status` and `response.outcome`) rather than raised, as a
+        batch would answer it; 401 (after re-authorisation) and 403 too, for the caller to explain.
+        """
+        request = entry["request"]
+        headers: dict[str, str] = {"Prefer": "return=minimal"}
+        if request.get("ifNoneExist"):
+            headers["If-None-Exist"] = request["ifNoneExist"]
+        if request.get("ifMatch"):
+            headers["If-Match"] = request["ifMatch"]
+        resource_type = str(request["url"]).split("/", 1)[0].split("?", 1)[0]
+        response = await self._request(
+            request["method"],
+            request["url"],
+            content=orjson.dumps(entry["resource"], default=_json_default),
+            resource_type=resource_type,
+            content_type=FHIR_JSON,
+            extra_headers=headers,
+            write=True,
+            on_throttle=on_throttle,
+            rejections_returned=True,
+        )
+        answer: JsonDict = {"status": f"{response.status_code} {response.reason_phrase}".strip()}
+        location = response.headers.get("Location") or response.headers.get("Content-Location")
+        body = self._json_or_none(response)
+        if not location and isinstance(body, dict) and isinstance(body.get("id"), str):
+            location = f"{body.get('resourceType', resource_type)}/{body['id']}"
+        if location:
+            answer["location"] = location
+        if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+            answer["outcome"] = body
+        return {"response": answer}
 
     async def capabilities(self) -> JsonDict:
         """GET `[base]/metadata` (the CapabilityStatement)."""
@@ -535,7 +679,12 @@ class FhirClient:
         return httpx.URL(text, params=params)
 
     def _build(
-        self, method: str, target: httpx.URL, headers: dict[str, str], content: bytes | None
+        self,
+        method: str,
+        target: httpx.URL,
+        headers: dict[str, str],
+        content: bytes | None,
+        extensions: dict[str, Any] | None = None,
     ) -> httpx.Request:
         """`httpx.Request(method, target, content=content, headers=headers)`, built more cheaply.
 
@@ -544,10 +693,9 @@ class FhirClient:
         without one) are put in the same places here, so httpx need not scan the headers and
         parse them twice; headers that set any of those names themselves go through httpx.
         """
+        extensions = self._extensions if extensions is None else extensions
         if not _AUTO_HEADERS.isdisjoint(name.lower() for name in headers):
-            return httpx.Request(
-                method, target, content=content, headers=headers, extensions=self._extensions
-            )
+            return httpx.Request(method, target, content=content, headers=headers, extensions=extensions)
         raw = [("Host", target.netloc.decode("ascii"))]
         if not content and method.upper() in _EMPTY_BODY_LENGTH_METHODS:
             raw.append(("Content-Length", "0"))
@@ -555,7 +703,7 @@ class FhirClient:
         if content:
             raw.append(("Content-Length", str(len(content))))
         request = httpx.Request(
-            method, target, headers=raw, extensions=self._extensions, stream=httpx.ByteStream(content or b"")
+            method, target, headers=raw, extensions=extensions, stream=httpx.ByteStream(content or b"")
         )
         request.read()  # `request.content`, as for `content=`
         return request
@@ -587,12 +735,17 @@ class FhirClient:
         ref: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
         accept: str = FHIR_JSON,
+        write: bool = False,
+        on_throttle: ThrottleListener | None = None,
+        rejections_returned: bool = False,
     ) -> httpx.Response:
         attempt = 0
+        waited = 0.0
         refresh_token = False
         reauthorised = False
         target = self._absolute(url, params)
         authorise = self._token_provider is not None and self._same_origin(url, target)
+        extensions = self._write_extensions if write else self._extensions
         while True:
             attempt += 1
             headers = {"Accept": accept}
@@ -604,13 +757,19 @@ class FhirClient:
                 headers["Authorization"] = f"Bearer {await self._token_provider(refresh_token)}"
                 refresh_token = False
             try:
-                response = await self._http.send(self._build(method, target, headers, content))
+                response = await self._http.send(self._build(method, target, headers, content, extensions))
             except httpx.TransportError as exc:
-                if attempt >= self._retry.max_attempts:
+                if write and not isinstance(exc, _NOT_SENT):
+                    log.warning(
+                        "fhir.write_outcome_unknown", resource_type=resource_type, error=type(exc).__name__
+                    )
+                    raise FhirOutcomeUnknown(f"{resource_type}: {type(exc).__name__}") from exc
+                delay = self._retry.delay(attempt)
+                if attempt >= self._retry.max_attempts or waited + delay > self._retry.max_wait_s:
                     log.warning("fhir.unavailable", resource_type=resource_type, error=type(exc).__name__)
                     raise FhirUnavailable(f"{resource_type}: {type(exc).__name__}") from exc
-                delay = self._retry.delay(attempt)
                 log.info("fhir.retry", resource_type=resource_type, error=type(exc).__name__, attempt=attempt)
+                waited += delay
                 await self._sleep(delay)
                 continue
             status = response.status_code
@@ -621,23 +780,31 @@ class FhirClient:
                 log.info("fhir.reauthorise", resource_type=resource_type)
                 continue
             if status in RETRYABLE_STATUSES:
-                retry_after = _retry_after_s(response.headers.get("Retry-After"))
-                too_long = retry_after is not None and retry_after > self._retry.max_delay_s
-                if attempt >= self._retry.max_attempts or too_long:
+                asked = server_wait_s(response.headers)
+                throttled = status == 429 or asked is not None
+                delay = asked if asked is not None else self._retry.delay(attempt)
+                out_of_attempts = attempt >= self._retry.max_attempts and not throttled
+                if out_of_attempts or waited + delay > self._retry.max_wait_s:
                     _, text = outcome_summary(self._json_or_none(response))
                     log.warning(
-                        "fhir.unavailable", resource_type=resource_type, status=status, attempt=attempt
+                        "fhir.unavailable",
+                        resource_type=resource_type,
+                        status=status,
+                        attempt=attempt,
+                        waited_s=round(waited, 1),
                     )
                     raise FhirUnavailable(
-                        text or f"{resource_type}: HTTP {status}", status=status, retry_after_s=retry_after
+                        text or f"{resource_type}: HTTP {status}", status=status, retry_after_s=asked
                     )
-                delay = retry_after if retry_after is not None else self._retry.delay(attempt)
+                if throttled and on_throttle is not None:
+                    on_throttle(delay)
                 log.info(
                     "fhir.retry", resource_type=resource_type, status=status, attempt=attempt, delay_s=delay
                 )
+                waited += delay
                 await self._sleep(delay)
                 continue
-            if status >= 400:
+            if status >= 400 and not (rejections_returned and status < 500 and status not in (404, 410)):
                 raise self._error(response, resource_type, ref)
             return response
 

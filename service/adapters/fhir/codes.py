@@ -179,6 +179,8 @@ THERMAL_ABLATION_SNOMED: Final = frozenset({"447761002", "440427000"})  # [R] RF
 
 # --- added with the FHIR adapter (walking skeleton); additive only -----------------------------
 IDENTIFIER_DEVICE: Final = f"{OR_BASE}/identifier/device"  # [P] the service's own Device (Provenance agent)
+# [P] meta.tag of a Provenance: code = write run + patient, so a repeated write creates no second one
+TAG_WRITE: Final = f"{OR_BASE}/tag/write"
 CS_DATA_ISSUE: Final = (
     f"{OR_BASE}/CodeSystem/data-issue"  # [P] DataIssue slugs in OperationOutcome.issue.details
 )

@@ -32,6 +32,12 @@ class FhirUnavailable(UpstreamUnavailable, FhirError):
         self.retry_after_s = retry_after_s
 
 
+class FhirOutcomeUnknown(FhirUnavailable):
+    """A write whose request may have reached the server but whose answer never came (a read
+    timeout, a dropped connection): it may or may not have been committed. Not repeated blind;
+    the writer reads the server's state again (writer.py)."""
+
+
 class FhirRejected(UpstreamRejected, FhirError):
     """The server refused the request (4xx other than 404/410, or 501)."""
 

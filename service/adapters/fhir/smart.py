@@ -43,13 +43,17 @@ log = structlog.get_logger(__name__)
 
 ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME_S: Final = 240
-# What the service reads (contract section 1) and writes (section 2; Device and Provenance too).
+# What the service reads and writes, each scope's reason in docs/fhir/write-back.md: reads of the
+# clinical types and Groups; results created and amended; Provenance and Device created
+# conditionally (a conditional create searches first: `s`); StructureDefinition read because
+# servers that check `meta.profile` resolve our profiles with the caller's rights.
 DEFAULT_SCOPES: Final = " ".join(
     [
         *(f"system/{t}.rs" for t in (*codes.READ_TYPES, "Group")),
         "system/Observation.cu",
-        "system/Provenance.c",
-        "system/Device.cr",
+        "system/Provenance.cs",
+        "system/Device.crs",
+        "system/StructureDefinition.rs",
     ]
 )
 

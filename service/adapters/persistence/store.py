@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -43,7 +43,7 @@ from service.adapters.persistence.tables import (
     RunTrigger,
     StoreVersionRow,
 )
-from service.application.ports import AlertRecord
+from service.application.ports import AlertRecord, RunState
 from service.domain.results import DrTrigger, ImmuneResponse, PatientAssessment, Response, ResponseGroup
 
 
@@ -211,6 +211,22 @@ class AssessmentRepository:
             row.observations_unchanged = observations_unchanged
             row.status = RunStatus(status).value
             return _run_record(row)
+
+    def close_stale_runs(self, older_than_s: float) -> int:
+        """Mark `failed` every run still `running` that started more than `older_than_s` ago.
+
+        A run that never closed although its process must have ended long ago (killed, host lost):
+        nothing else would ever close it. Returns how many were marked.
+        """
+        now = self._clock()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(AssessmentRunRow)
+                .where(AssessmentRunRow.status == RunStatus.RUNNING.value)
+                .where(AssessmentRunRow.started_at < now - timedelta(seconds=older_than_s))
+                .values(status=RunStatus.FAILED.value, finished_at=now)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._sessions() as session:
@@ -484,7 +500,11 @@ class SqlAssessmentStore:
         observations_created: int = 0,
         observations_unchanged: int = 0,
         status: RunStatus | None = None,
+        aborted: bool = False,
     ) -> None:
+        """Close a run; `aborted` (the run ended by an error or an interruption) marks it `failed`."""
+        if aborted:
+            status = RunStatus.FAILED
         await anyio.to_thread.run_sync(
             partial(
                 self.repository.finish_run,
@@ -500,6 +520,17 @@ class SqlAssessmentStore:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await anyio.to_thread.run_sync(self.repository.get_run, run_id)
+
+    async def close_stale_runs(self, older_than_s: float) -> int:
+        return await anyio.to_thread.run_sync(self.repository.close_stale_runs, older_than_s)
+
+    async def last_run(self) -> RunState | None:
+        """The latest run (the port's view of it), for a new run to report."""
+        runs = await anyio.to_thread.run_sync(self.repository.recent_runs, 1)
+        if not runs:
+            return None
+        run = runs[0]
+        return RunState(run.id, run.status.value, run.started_at, run.finished_at, run.patients_failed)
 
     async def recent_runs(self, limit: int = 20) -> list[RunRecord]:
         return await anyio.to_thread.run_sync(self.repository.recent_runs, limit)

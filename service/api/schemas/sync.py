@@ -36,6 +36,13 @@ class SyncReportOut(BaseModel):
     elapsed_ms: int
     issues: list[IssueOut] = Field(description="At most the first 100 issues")
     issues_total: int
+    writes_failed: int = Field(
+        description="Patients assessed whose results did not all reach the FHIR server (counted in "
+        "patients_failed; the next sync repairs them)"
+    )
+    permissions_refused: list[str] = Field(
+        description="Each permission the FHIR server refused on a write, once, with the scope likely missing"
+    )
 
     @classmethod
     def from_report(cls, r: SyncReport) -> SyncReportOut:
@@ -53,4 +60,6 @@ class SyncReportOut(BaseModel):
                 for i in r.issues[:100]
             ],
             issues_total=len(r.issues),
+            writes_failed=r.writes_failed,
+            permissions_refused=list(r.permissions),
         )

@@ -322,3 +322,42 @@ def test_stored_result_keeps_the_age_at_ici_start_not_the_birth_date(repo: Asses
     # A format-1 document (stored before) still gives the same age from its birth date.
     old = {**stored.result, "format": 1, "profile": {"sex": "female", "birth_date": born.isoformat()}}
     assert patient_row(old)["age_years"] == 59
+
+
+async def test_an_aborted_run_is_marked_failed_and_reported_by_the_next(database_url: str) -> None:
+    # docs/fhir/write-back.md, "Runs end": never left `running`; the next run sees its state.
+    from service.adapters.persistence.database import migrate
+
+    migrate(database_url)
+    store = SqlAssessmentStore.open(database_url, patient_key_salt=SALT)
+    try:
+        assert await store.last_run() is None
+        run = await store.start_run("cli")
+        await store.finish_run(run, patients_total=5, patients_assessed=1, patients_failed=0, aborted=True)
+        previous = await store.last_run()
+        assert previous is not None
+        assert (previous.run_id, previous.status) == (run, "failed")
+        assert previous.finished_at is not None
+        crashed = await store.start_run("cli")  # never finished: a killed process
+        previous = await store.last_run()
+        assert previous is not None
+        assert (previous.run_id, previous.status, previous.finished_at) == (crashed, "running", None)
+    finally:
+        store.close()
+
+
+def test_only_runs_left_running_too_long_are_marked_failed(engine: Engine) -> None:
+    start = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    now = [start]
+    repo = AssessmentRepository(engine, patient_key_salt=SALT, clock=lambda: now[0])
+    killed = repo.start_run(RunTrigger.CLI)
+    now[0] = start + timedelta(hours=23)
+    recent = repo.start_run(RunTrigger.SYNC)  # may still be going on in another process
+    now[0] = start + timedelta(hours=24, seconds=1)
+    assert repo.close_stale_runs(86_400) == 1
+    killed_run, recent_run = repo.get_run(killed), repo.get_run(recent)
+    assert killed_run is not None
+    assert recent_run is not None
+    assert (killed_run.status, killed_run.finished_at) == (RunStatus.FAILED, now[0])
+    assert recent_run.status is RunStatus.RUNNING
+    assert repo.close_stale_runs(86_400) == 0  # already closed

@@ -10,8 +10,14 @@ import orjson
 import pytest
 from pytest_httpx import HTTPXMock
 
-from service.adapters.fhir.client import FhirClient, RetryPolicy, create_http_client
-from service.adapters.fhir.errors import FhirNotFound, FhirRejected, FhirUnavailable, MalformedResource
+from service.adapters.fhir.client import FhirClient, RetryPolicy, create_http_client, server_wait_s
+from service.adapters.fhir.errors import (
+    FhirNotFound,
+    FhirOutcomeUnknown,
+    FhirRejected,
+    FhirUnavailable,
+    MalformedResource,
+)
 from service.application.errors import UpstreamRejected
 from service.domain.results import DataIssue
 
@@ -170,13 +176,14 @@ async def test_429_waits_for_retry_after(
     assert sleeps.calls == [3.0]  # the server's delay, not our 0.5 s backoff
 
 
-async def test_retry_after_longer_than_our_cap_gives_up_at_once(
+async def test_retry_after_longer_than_the_wait_budget_gives_up_at_once(
     httpx_mock: HTTPXMock, fhir_client: FhirClient, sleeps: Sleeps
 ) -> None:
-    httpx_mock.add_response(url=f"{BASE}/Patient/p1", status_code=429, headers={"Retry-After": "120"})
+    # RetryPolicy.max_wait_s (120 s here) bounds the total wait of one request.
+    httpx_mock.add_response(url=f"{BASE}/Patient/p1", status_code=429, headers={"Retry-After": "121"})
     with pytest.raises(FhirUnavailable) as caught:
         await fhir_client.read("Patient", "p1")
-    assert (caught.value.upstream_status, caught.value.retry_after_s) == (429, 120.0)
+    assert (caught.value.upstream_status, caught.value.retry_after_s) == (429, 121.0)
     assert sleeps.calls == []
     assert len(httpx_mock.get_requests()) == 1
 
@@ -320,3 +327,77 @@ async def test_capabilities(httpx_mock: HTTPXMock, fhir_client: FhirClient) -> N
         url=f"{BASE}/metadata", json={"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1"}
     )
     assert (await fhir_client.capabilities())["fhirVersion"] == "4.0.1"
+
+
+# --- throttling fields and write timeouts (docs/fhir/write-back.md) -------------------------------
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        # draft-ietf-httpapi-ratelimit-headers, structured fields: quota exhausted (r=0), resets in t
+        ({"RateLimit": '"fhirInteractions";r=0;t=52'}, 52.0),
+        ({"RateLimit": '"burst";r=5;t=1, "daily";r=0;t=3600'}, 3600.0),  # the exhausted quota
+        ({"RateLimit": '"fhirInteractions";r=3;t=52'}, None),  # quota left: no wait asked
+        ({"RateLimit": '"q";r=0', "RateLimit-Policy": '"q";q=100;w=60'}, 60.0),  # no t: the window
+        # the earlier draft's dictionary form
+        ({"RateLimit": "limit=100, remaining=0, reset=30"}, 30.0),
+        ({"RateLimit-Reset": "12"}, 12.0),
+        ({"X-RateLimit-Reset": "20"}, 20.0),
+        ({"X-RateLimit-Reset": "1700000090"}, 90.0),  # a Unix time, 90 s from "now" below
+        ({"Retry-After": "5", "RateLimit": '"q";r=0;t=52'}, 5.0),  # Retry-After first
+        ({}, None),
+    ],
+)
+def test_server_wait_is_read_from_every_throttling_field(
+    headers: dict[str, str], expected: float | None
+) -> None:
+    assert server_wait_s(headers, now=1_700_000_000.0) == expected
+
+
+async def test_429_with_only_ratelimit_waits_beyond_the_retry_count(
+    httpx_mock: HTTPXMock, fhir_client: FhirClient, sleeps: Sleeps
+) -> None:
+    # Throttling is bounded by the total wait (120 s here), not by max_attempts (4).
+    for _ in range(5):
+        httpx_mock.add_response(
+            url=f"{BASE}/Patient/p1", status_code=429, headers={"RateLimit": '"fhirInteractions";r=0;t=20'}
+        )
+    httpx_mock.add_response(url=f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    assert (await fhir_client.read("Patient", "p1"))["id"] == "p1"
+    assert sleeps.calls == [20.0] * 5
+
+
+async def test_throttling_stops_when_the_next_wait_passes_the_budget(
+    httpx_mock: HTTPXMock, fhir_client: FhirClient, sleeps: Sleeps
+) -> None:
+    for _ in range(3):
+        httpx_mock.add_response(url=f"{BASE}/Patient/p1", status_code=429, headers={"RateLimit-Reset": "50"})
+    with pytest.raises(FhirUnavailable) as caught:
+        await fhir_client.read("Patient", "p1")
+    assert sleeps.calls == [50.0, 50.0]  # a third 50 s would make 150 s > 120 s
+    assert caught.value.retry_after_s == 50.0
+
+
+async def test_a_write_whose_answer_times_out_is_not_repeated(
+    httpx_mock: HTTPXMock, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    # The server may have committed it: the writer reads the state again instead (writer.py).
+    client = FhirClient(http, BASE, sleep=sleeps, write_timeout_s=60.0)
+    httpx_mock.add_exception(httpx.ReadTimeout("slow"), url=f"{BASE}/")
+    with pytest.raises(FhirOutcomeUnknown):
+        await client.write_bundle({"resourceType": "Bundle", "type": "transaction", "entry": []})
+    assert len(httpx_mock.get_requests()) == 1
+    assert sleeps.calls == []
+    request = httpx_mock.get_requests()[0]
+    assert request.extensions["timeout"]["read"] == 60.0  # the write timeout, not the read one (2 s)
+
+
+async def test_a_write_that_could_not_connect_is_retried(
+    httpx_mock: HTTPXMock, http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    client = FhirClient(http, BASE, sleep=sleeps)
+    httpx_mock.add_exception(httpx.ConnectError("refused"), url=f"{BASE}/")
+    httpx_mock.add_response(url=f"{BASE}/", json={"resourceType": "Bundle", "type": "transaction-response"})
+    answer = await client.write_bundle({"resourceType": "Bundle", "type": "transaction", "entry": []})
+    assert answer["type"] == "transaction-response"
+    assert sleeps.calls == [0.5]

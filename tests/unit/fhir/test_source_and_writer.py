@@ -18,12 +18,19 @@ from pytest_httpx import HTTPXMock
 
 from service.adapters.fhir import codes
 from service.adapters.fhir.client import FhirClient, create_http_client
-from service.adapters.fhir.errors import FhirNotFound, FhirRejected
+from service.adapters.fhir.errors import FhirNotFound
 from service.adapters.fhir.inbound import patient_of
 from service.adapters.fhir.outbound import observation_full_url
 from service.adapters.fhir.resources import validate_resource
 from service.adapters.fhir.source import FhirMeasurementSource
-from service.adapters.fhir.writer import FhirAssessmentWriter, transaction_bundle
+from service.adapters.fhir.writer import (
+    FhirAssessmentWriter,
+    WriteOptions,
+    WriteStrategy,
+    permission_hint,
+    provenance_tag,
+    transaction_bundle,
+)
 from service.application.ports import PatientRef
 from service.domain.results import Response
 from tests.unit.fhir.conftest import patient_resources
@@ -59,6 +66,17 @@ HAPI_LIKE = copy.deepcopy(SEKMET_LIKE)
 for _res in HAPI_LIKE["rest"][0]["resource"]:
     if _res["type"] == "Observation":
         _res["searchInclude"] = ["Observation:focus", "Observation:subject"]
+
+
+def _matches(resource: dict[str, Any], name: str, system: str, value: str) -> bool:
+    """A conditional create's `identifier=` or `_tag=` criterion."""
+    if name == "identifier":
+        found = resource.get("identifier", [])
+        return any(i.get("system") == system and i.get("value") == value for i in found)
+    if name == "_tag":
+        found = resource.get("meta", {}).get("tag", [])
+        return any(t.get("system") == system and t.get("code") == value for t in found)
+    return False
 
 
 class FakeServer:
@@ -152,28 +170,30 @@ class FakeServer:
                         412, json={"resourceType": "OperationOutcome", "issue": [{"code": "conflict"}]}
                     )
                 version = str(int(current["meta"]["versionId"]) + 1)
-                resource["meta"] = {"versionId": version, "lastUpdated": self.tick()}
+                resource["meta"] = {
+                    **resource.get("meta", {}),
+                    "versionId": version,
+                    "lastUpdated": self.tick(),
+                }
                 staged[staged.index(current)] = resource
-                answers.append({"response": {"status": "200 OK"}})
+                answers.append(
+                    {"response": {"status": "200 OK", "location": f"{rtype}/{rid}/_history/{version}"}}
+                )
                 continue
-            condition = request.get("ifNoneExist", "").removeprefix("identifier=")
-            system, _, value = condition.partition("|")
-            existing = [
-                r
-                for r in staged
-                if r["resourceType"] == rtype
-                and any(i["system"] == system and i["value"] == value for i in r.get("identifier", []))
-            ]
+            condition = request.get("ifNoneExist", "")
+            name, _, token = condition.partition("=")
+            system, _, value = token.partition("|")
+            existing = [r for r in staged if r["resourceType"] == rtype and _matches(r, name, system, value)]
             if condition and existing:
                 mapping[entry.get("fullUrl", "")] = f"{rtype}/{existing[0]['id']}"
-                answers.append({"response": {"status": "200 OK"}})
+                answers.append({"response": {"status": "200 OK", "location": f"{rtype}/{existing[0]['id']}"}})
                 continue
             resource["id"] = f"{rtype.lower()}-{len(staged)}"
-            resource["meta"] = {"versionId": "1", "lastUpdated": self.tick()}
+            resource["meta"] = {**resource.get("meta", {}), "versionId": "1", "lastUpdated": self.tick()}
             if "fullUrl" in entry:
                 mapping[entry["fullUrl"]] = f"{rtype}/{resource['id']}"
             staged.append(resource)
-            answers.append({"response": {"status": "201 Created"}})
+            answers.append({"response": {"status": "201 Created", "location": f"{rtype}/{resource['id']}"}})
         for resource in staged:  # resolve urn:uuid references like a server does
             for key in ("derivedFrom", "hasMember", "target"):
                 for ref in resource.get(key, []):
@@ -329,7 +349,9 @@ async def test_patients_since_must_be_aware(client: FhirClient) -> None:
 
 # --- writer -----------------------------------------------------------------------------------------
 def test_transaction_bundle_is_conditional_and_valid() -> None:
-    bundle, plan = transaction_bundle(assessment(), patient_input(), version="0.1.0", recorded=RECORDED)
+    bundle, plan = transaction_bundle(
+        assessment(), patient_input(), version="0.1.0", recorded=RECORDED, run_id="run-1"
+    )
     validate_resource(bundle)
     entries = bundle["entry"]
     observations = [e for e in entries if e["resource"]["resourceType"] == "Observation"]
@@ -345,49 +367,86 @@ def test_transaction_bundle_is_conditional_and_valid() -> None:
     device = entries[0]
     assert device["request"]["ifNoneExist"] == f"identifier={codes.IDENTIFIER_DEVICE}|oncoresponse-0.1.0"
     provenance = entries[-1]
-    assert provenance["request"] == {"method": "POST", "url": "Provenance"}
+    # Conditional on the run and the patient: a repeated commit of this run stores no second one.
+    tag = provenance_tag("run-1", patient_input().ref.patient_id)
+    assert provenance["request"] == {
+        "method": "POST",
+        "url": "Provenance",
+        "ifNoneExist": f"_tag={codes.TAG_WRITE}|{tag}",
+    }
+    assert provenance["resource"]["meta"]["tag"] == [{"system": codes.TAG_WRITE, "code": tag}]
     assert [t["reference"] for t in provenance["resource"]["target"]] == [e["fullUrl"] for e in observations]
     assert provenance["resource"]["agent"][0]["who"]["reference"] == device["fullUrl"]
 
 
-def writer(client: FhirClient) -> FhirAssessmentWriter:
-    return FhirAssessmentWriter(client, version="0.1.0", clock=lambda: RECORDED)
+def writer(client: FhirClient, strategy: WriteStrategy = WriteStrategy.AUTO) -> FhirAssessmentWriter:
+    options = WriteOptions(strategy=strategy, max_attempts=3)
+    return FhirAssessmentWriter(client, version="0.1.0", clock=lambda: RECORDED, options=options)
 
 
+def puts_of(transactions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for t in transactions for e in t["entry"] if e["request"]["method"] == "PUT"]
+
+
+@pytest.mark.parametrize("strategy", [WriteStrategy.AUTO, WriteStrategy.TRANSACTION])
 async def test_first_write_creates_every_result_with_one_provenance(
-    httpx_mock: HTTPXMock, client: FhirClient
+    httpx_mock: HTTPXMock, client: FhirClient, strategy: WriteStrategy
 ) -> None:
     server = server_with(httpx_mock, [])
-    summary = await writer(client).write(assessment(), patient_input())
-    assert (summary.created, summary.updated, summary.unchanged) == (9, 0, 0)
+    summary = await writer(client, strategy).write(assessment(), patient_input(), run_id="run-1")
+    assert (summary.created, summary.updated, summary.unchanged, summary.failure) == (9, 0, 0, None)
     assert len(server.of_type("Observation")) == 9
     (provenance,) = server.of_type("Provenance")
     observation_ids = {f"Observation/{o['id']}" for o in server.of_type("Observation")}
     assert {t["reference"] for t in provenance["target"]} == observation_ids
     assert provenance["activity"]["coding"][0]["code"] == "CREATE"
+    (device,) = server.of_type("Device")
+    assert provenance["agent"][0]["who"]["reference"] == f"Device/{device['id']}"
+
+
+async def test_results_are_sent_after_the_results_they_reference(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    # The default (auto) strategy: a result never travels with, or before, a result it references,
+    # so an entry a server fails cannot leave a reference to a missing result (docs/fhir/write-back.md).
+    server = server_with(httpx_mock, [])
+    await writer(client).write(assessment(), patient_input(), run_id="run-1")
+    sent: set[str] = set()
+    for bundle in server.transactions:
+        urls = {e.get("fullUrl") for e in bundle["entry"]}
+        for entry in bundle["entry"]:
+            for ref in entry["resource"].get("derivedFrom", []) + entry["resource"].get("hasMember", []):
+                assert not ref["reference"].startswith("urn:"), "a reference left for the server to resolve"
+        sent |= urls
+    assert len(server.transactions) > 2  # several dependency levels, then the Provenance
 
 
 async def test_rerun_with_the_same_results_writes_nothing_at_all(
     httpx_mock: HTTPXMock, client: FhirClient
 ) -> None:
-    # Issue 4: a no-op re-run adds nothing, not even a Provenance.
+    # A no-op re-run adds nothing, not even a Provenance.
     server = server_with(httpx_mock, [])
-    await writer(client).write(assessment(), patient_input())
+    await writer(client).write(assessment(), patient_input(), run_id="run-1")
     before = copy.deepcopy(server.resources)
-    summary = await writer(client).write(assessment(), patient_input())
+    sent = len(server.transactions)
+    summary = await writer(client).write(assessment(), patient_input(), run_id="run-2")
     assert (summary.created, summary.updated, summary.unchanged) == (0, 0, 9)
-    assert len(server.transactions) == 1
+    assert len(server.transactions) == sent
     assert server.resources == before
 
 
+@pytest.mark.parametrize("strategy", [WriteStrategy.AUTO, WriteStrategy.TRANSACTION])
 async def test_changed_result_is_amended_in_place_with_if_match(
-    httpx_mock: HTTPXMock, client: FhirClient
+    httpx_mock: HTTPXMock, client: FhirClient, strategy: WriteStrategy
 ) -> None:
     # Contract section 2: a re-run that changes a result updates it with status `amended`.
     server = server_with(httpx_mock, [])
-    await writer(client).write(assessment(response=Response.SD), patient_input())
+    await writer(client, strategy).write(assessment(response=Response.SD), patient_input(), run_id="run-1")
     ids_before = {o["id"] for o in server.of_type("Observation")}
-    summary = await writer(client).write(assessment(response=Response.PR), patient_input())
+    sent = len(server.transactions)
+    summary = await writer(client, strategy).write(
+        assessment(response=Response.PR), patient_input(), run_id="run-2"
+    )
     assert summary.updated >= 1
     assert summary.created == 0
     assert summary.updated + summary.unchanged == 9
@@ -398,7 +457,7 @@ async def test_changed_result_is_amended_in_place_with_if_match(
     assert tpr["valueCodeableConcept"]["coding"][0]["code"] == "PR"
     assert tpr["status"] == "amended"
     assert tpr["meta"]["versionId"] == "2"
-    puts = [e for e in server.transactions[-1]["entry"] if e["request"]["method"] == "PUT"]
+    puts = puts_of(server.transactions[sent:])
     assert len(puts) == summary.updated
     assert all(e["request"]["ifMatch"] == 'W/"1"' for e in puts)
     unchanged = [o for o in server.of_type("Observation") if o["meta"]["versionId"] == "1"]
@@ -414,49 +473,77 @@ async def test_changed_result_is_amended_in_place_with_if_match(
 async def test_412_on_the_write_is_retried_after_reading_again(
     httpx_mock: HTTPXMock, client: FhirClient
 ) -> None:
-    # Issue 4: a version conflict (another worker wrote in between) -> re-read, re-plan, write.
+    # A version conflict (another worker wrote in between) -> re-read, re-plan, write.
     server = server_with(httpx_mock, [])
-    await writer(client).write(assessment(response=Response.SD), patient_input())
+    await writer(client, WriteStrategy.TRANSACTION).write(assessment(response=Response.SD), patient_input())
     server.conflicts_left = 1
-    summary = await writer(client).write(assessment(response=Response.PR), patient_input())
+    reads_before = len([p for t, p in server.searches if t == "Observation" and "identifier" in p])
+    summary = await writer(client, WriteStrategy.TRANSACTION).write(
+        assessment(response=Response.PR), patient_input()
+    )
     assert summary.updated >= 1
-    assert len(server.transactions) == 3  # first write, the 412, the retry
-    identifier_reads = [p for t, p in server.searches if t == "Observation" and "identifier" in p]
-    assert len(identifier_reads) == 3  # one read per attempt
+    assert summary.failure is None
+    reads = [p for t, p in server.searches if t == "Observation" and "identifier" in p]
+    assert len(reads) - reads_before == 2  # one read per attempt: the 412, then the write
     assert len(server.of_type("Observation")) == 9
 
 
-async def test_persistent_412_gives_up_with_the_rejection(httpx_mock: HTTPXMock, client: FhirClient) -> None:
-    server = server_with(httpx_mock, [])
-    server.conflicts_left = 5
-    with pytest.raises(FhirRejected) as caught:
-        await writer(client).write(assessment(), patient_input())
-    assert caught.value.upstream_status == 412
-    assert len(server.transactions) == 3  # max_conflict_attempts
-
-
-async def test_duplicate_identifiers_on_the_server_are_reported_not_touched(
+async def test_persistent_412_fails_the_patient_with_the_reason(
     httpx_mock: HTTPXMock, client: FhirClient
 ) -> None:
     server = server_with(httpx_mock, [])
-    await writer(client).write(assessment(), patient_input())
-    twin = copy.deepcopy(server.of_type("Observation")[0])
-    twin["id"] = "twin"
-    server.resources.append(twin)
-    summary = await writer(client).write(assessment(response=Response.PR), patient_input())
-    assert "duplicate-result" in {i.code for i in summary.issues}
-    assert server.of_type("Observation")[0]["meta"]["versionId"] == "1"
+    server.conflicts_left = 5
+    summary = await writer(client, WriteStrategy.TRANSACTION).write(assessment(), patient_input())
+    assert summary.failure is not None
+    assert "409/412" in summary.failure
+    assert "write-failed" in {i.code for i in summary.issues}
+    assert len(server.transactions) == 3  # WriteOptions.max_attempts
+    assert server.of_type("Observation") == []
 
 
-async def test_write_reports_a_short_transaction_response(httpx_mock: HTTPXMock, client: FhirClient) -> None:
+async def test_a_short_transaction_response_is_a_failed_write(
+    httpx_mock: HTTPXMock, client: FhirClient
+) -> None:
+    # An entry the server did not answer is not assumed written.
     httpx_mock.add_response(
         method="GET", json={"resourceType": "Bundle", "type": "searchset", "entry": []}, is_reusable=True
     )
     reply = {
         "resourceType": "Bundle",
         "type": "transaction-response",
-        "entry": [{"response": {"status": "201"}}],
+        "entry": [{"response": {"status": "201", "location": "Device/d1"}}],
     }
-    httpx_mock.add_response(method="POST", url=f"{BASE}/", json=reply)
-    summary = await writer(client).write(assessment(), copy.deepcopy(patient_input()))
-    assert "transaction-response-mismatch" in {i.code for i in summary.issues}
+    httpx_mock.add_response(method="POST", url=f"{BASE}/", json=reply, is_reusable=True)
+    summary = await writer(client, WriteStrategy.TRANSACTION).write(
+        assessment(), copy.deepcopy(patient_input())
+    )
+    assert summary.failure is not None
+    assert "no entry for this request" in summary.failure
+
+
+@pytest.mark.parametrize(
+    ("status", "resource_type", "method", "text", "profiled", "expected"),
+    [
+        # A server resolving meta.profile with the caller's rights needs StructureDefinition read.
+        (403, "Observation", "POST", "Forbidden", True, "system/StructureDefinition.rs"),
+        (
+            403,
+            "Observation",
+            "POST",
+            "cannot read StructureDefinition",
+            False,
+            "system/StructureDefinition.rs",
+        ),
+        (403, "Observation", "POST", "Forbidden", False, "system/Observation.c with system/Observation.s"),
+        (401, "Observation", "PUT", "", False, "system/Observation.u"),
+        (403, "Provenance", "POST", "", False, "system/Provenance.c with system/Provenance.s"),
+        (403, "Observation", "GET", "", False, "system/Observation.s"),
+    ],
+)
+def test_a_refused_write_names_the_operation_and_the_likely_scope(
+    status: int, resource_type: str, method: str, text: str, profiled: bool, expected: str
+) -> None:
+    hint = permission_hint(status, resource_type, method, text, profiled=profiled)
+    operation = {"POST": "create", "PUT": "update", "GET": "search"}[method]
+    assert hint.startswith(f"HTTP {status} on {operation} {resource_type}; likely missing scope ")
+    assert expected in hint
