@@ -12,7 +12,18 @@ from service import __version__
 from service.api import problems
 from service.api.auth import stats_config_from
 from service.api.middleware import RequestContextMiddleware
-from service.api.routers import alerts, assess, cds_hooks, health, stats, subscriptions, sync, web
+from service.api.routers import (
+    alerts,
+    assess,
+    cds_hooks,
+    health,
+    patient_view,
+    smart_launch,
+    stats,
+    subscriptions,
+    sync,
+    web,
+)
 from service.api.security import ApiAuthConfig
 from service.bootstrap import Container
 from service.config import Settings
@@ -71,5 +82,9 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     for module in (assess, sync, health, alerts, cds_hooks, stats, subscriptions):
         app.include_router(module.router)
     app.include_router(web.router)
+    app.include_router(patient_view.router)
+    app.include_router(patient_view.pages)
+    app.include_router(smart_launch.router)
+    app.state.smart_demo = smart_launch.SmartDemoIssuer() if settings.smart_demo_launch else None
     app.mount("/static", web.static_files(), name="static")
     return app

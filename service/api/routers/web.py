@@ -43,15 +43,21 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=STATIC_DIR)
 
 
-def page(name: str, *, needs: str) -> FileResponse:
+def page(name: str, *, needs: str | None = None) -> FileResponse:
     """An HTML page from `static/`, refused with 503 when the vendored bundle it loads is missing."""
-    if not (VENDOR_DIR / needs).is_file():
+    if needs is not None and not (VENDOR_DIR / needs).is_file():
         raise BrowserAssetsMissing(f"static/vendor/{needs} is missing; run `bash scripts/web-assets.sh`")
     return FileResponse(
         STATIC_DIR / name,
         media_type="text/html; charset=utf-8",
         headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"},
     )
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """Browsers ask for it on every page; answering keeps their consoles free of 404s."""
+    return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/docs")
