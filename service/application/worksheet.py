@@ -178,6 +178,12 @@ def _cells(
     return tuple(cells)
 
 
+def _is_ne_rule(rule: str) -> bool:
+    """`recist1.1/non-target/ne`, `recist1.1/target/ne-not-all-measured`, `irecist/ne-after-iupd`..."""
+    last = rule.rsplit("/", 1)[-1]
+    return last == "ne" or last.startswith("ne-")
+
+
 def pr_threshold_mm(baseline_sum_mm: Decimal | None) -> Decimal | None:
     """The sum of diameters at which the target lesions reach PR (RECIST 1.1 section 4.3.1)."""
     if baseline_sum_mm is None:
@@ -220,9 +226,7 @@ def _rows(timeline: PatientTimeline, assessment: PatientAssessment) -> tuple[Wor
                 recist_strict=point.overall.value if point else None,
                 irecist=ipoint.overall.value if ipoint else None,
                 new_lesions=new_by_scan.get(index, ()),
-                not_evaluable_because=tuple(
-                    _trace(t) for t in traces if t.rule.endswith("/ne") or "/ne/" in t.rule
-                )
+                not_evaluable_because=tuple(_trace(t) for t in traces if _is_ne_rule(t.rule))
                 if not_evaluable
                 else (),
                 rules=tuple(t.rule for t in traces),
