@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from service.application.clock import today
@@ -182,3 +183,23 @@ def test_patient_view_has_no_serious_accessibility_violation(browser: Any, servi
     )
     serious = [v for v in result if v["impact"] in ("serious", "critical")]
     assert serious == [], serious
+
+
+def test_worksheet_prints_without_controls_and_is_reachable_by_keyboard(
+    browser: Any, service: RunningService
+) -> None:
+    launch(browser, service, PSPD_PATIENT)
+    # keyboard: the first Tab lands on the skip link, which leads to the worksheet
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("href").endswith("#worksheet-section")
+    scroller = browser.find_element(By.CSS_SELECTOR, ".table-scroll")
+    assert scroller.get_attribute("tabindex") == "0"  # a wide table scrolls by keyboard too
+    # print stylesheet: no buttons, the worksheet whole (no horizontal scroller)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert not browser.find_element(By.ID, "print").is_displayed()
+        assert browser.find_element(By.ID, "worksheet").is_displayed()
+        assert scroller.value_of_css_property("overflow-x") == "visible"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
