@@ -9,3 +9,4 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
 fi
 uv sync --frozen --quiet
+source scripts/web-assets.sh   # Swagger UI, ReDoc, axe-core from web/package-lock.json (no CDN)

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh
+source scripts/browser.sh     # Debian chromium + chromium-driver for tests/browser
 echo "== ruff";         uv run --frozen ruff check .
 echo "== ruff format";  uv run --frozen ruff format --check .
 echo "== mypy";         uv run --frozen mypy

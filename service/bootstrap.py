@@ -126,7 +126,14 @@ class Container:
             return
         channels: list[AlertChannel] = []
         if self.fhir is not None:
-            channels.append(FhirAlertChannel(self.fhir, role_codes=settings.alert_oncology_role_codes))
+            viewer = (
+                f"{str(settings.public_base_url).rstrip('/')}/app/patient/launch"
+                if settings.public_base_url
+                else None
+            )
+            channels.append(
+                FhirAlertChannel(self.fhir, role_codes=settings.alert_oncology_role_codes, viewer_url=viewer)
+            )
         if settings.alert_webhook_urls and settings.alert_webhook_secret is not None:
             if self.http is None:
                 self.http = self._external_http or create_http_client(

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     stats_cache_entries: int = Field(default=256, ge=0, le=100_000)
     stats_data_version_ttl_s: float = Field(default=2.0, ge=0)
 
+    # --- patient view (SMART on FHIR app): a local EHR-launch simulator for the demo and tests --
+    smart_demo_launch: bool = False  # serves /smart/* (authorize, token); refused in production
+
     @model_validator(mode="after")
     def _webhooks_are_signed(self) -> Settings:
         secret = self.alert_webhook_secret.get_secret_value() if self.alert_webhook_secret else ""
@@ -156,6 +159,14 @@ class Settings(BaseSettings):
             raise ValueError("ONCORESPONSE_API_AUTH=off is for development and tests; production needs jwt")
         if self.api_jwt_public_key is not None and not self.api_jwt_issuer:
             raise ValueError("ONCORESPONSE_API_JWT_ISSUER is required with ONCORESPONSE_API_JWT_PUBLIC_KEY")
+        return self
+
+    @model_validator(mode="after")
+    def _no_demo_launch_in_production(self) -> Settings:
+        if self.environment == "production" and self.smart_demo_launch:
+            raise ValueError(
+                "ONCORESPONSE_SMART_DEMO_LAUNCH is a demo EHR simulator; production uses the EHR's"
+            )
         return self
 
     @model_validator(mode="after")

@@ -12,7 +12,19 @@ from service import __version__
 from service.api import problems
 from service.api.auth import stats_config_from
 from service.api.middleware import RequestContextMiddleware
-from service.api.routers import alerts, assess, cds_hooks, health, patients, stats, subscriptions, sync
+from service.api.routers import (
+    alerts,
+    assess,
+    cds_hooks,
+    health,
+    patients,
+    patient_view,
+    smart_launch,
+    stats,
+    subscriptions,
+    sync,
+    web,
+)
 from service.api.security import ApiAuthConfig
 from service.bootstrap import Container
 from service.config import Settings
@@ -47,6 +59,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by routers/web.py from vendored assets (no CDN)
+        redoc_url=None,
         openapi_tags=[
             {"name": "assessments", "description": "Tumour response assessment"},
             {"name": "sync", "description": "Pull from the FHIR server, assess and write back"},
@@ -69,4 +83,10 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
     for module in (assess, sync, health, alerts, patients, cds_hooks, stats, subscriptions):
         app.include_router(module.router)
+    app.include_router(web.router)
+    app.include_router(patient_view.router)
+    app.include_router(patient_view.pages)
+    app.include_router(smart_launch.router)
+    app.state.smart_demo = smart_launch.SmartDemoIssuer() if settings.smart_demo_launch else None
+    app.mount("/static", web.static_files(), name="static")
     return app

@@ -150,6 +150,16 @@ def run_demo(
         shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
+def _example_patients(patients: Sequence[Any]) -> dict[str, str]:
+    """One patient per response group worth opening first: DR, PsPD, then a true PD."""
+    examples: dict[str, str] = {}
+    for group in ("DR", "PsPD", "PD"):
+        found = next((p.patient_id for p in patients if p.truth.response_group == group), None)
+        if found is not None:
+            examples[group] = found
+    return examples
+
+
 def _demo_path(
     server: sekmet.SekmetServer, *, once: bool, cohort: str, limit: int | None, port: int, db_path: Path
 ) -> None:
@@ -174,6 +184,7 @@ def _demo_path(
         port=port,
         stats_jwt_public_key=SecretStr(portal.public_key_pem),
         stats_jwt_issuer=portal.issuer,
+        smart_demo_launch=True,  # the patient view's EHR-launch simulator (docs/web/patient-view.md)
     )
     from service.observability import configure_logging
 
@@ -226,7 +237,12 @@ def _demo_path(
 
     console.print(
         "\n[bold]Open:[/bold]\n"
-        f"  API docs      http://127.0.0.1:{port}/docs\n"
+        + "".join(
+            f"  patient view  http://127.0.0.1:{port}/smart/ehr?patient={patient_id}  ({group}, EHR launch)\n"
+            for group, patient_id in _example_patients(patients).items()
+        )
+        + f"  patient view  http://127.0.0.1:{port}/app/patient/launch  (standalone launch, choose a patient)\n"
+        f"  API docs      http://127.0.0.1:{port}/docs  (and /redoc)\n"
         f"  metrics       http://127.0.0.1:{port}/metrics\n"
         f"  portal        http://127.0.0.1:{port}/stats/response  (and /stats/survival, /stats/cox, ...)\n"
         f"  portal token  export TOKEN={portal.token}\n"

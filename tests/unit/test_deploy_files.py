@@ -172,7 +172,9 @@ def test_every_image_is_pinned_to_a_version() -> None:
     images = [
         svc["image"] for svc in compose["services"].values() if "image" in svc and svc.get("build") is None
     ]
-    images += re.findall(r"^ARG \w+_IMAGE=(\S+)", (DEPLOY / "Dockerfile").read_text(), flags=re.MULTILINE)
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    images += re.findall(r"^ARG \w+_IMAGE=(\S+)", dockerfile, flags=re.MULTILINE)
+    images += [i for i in re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE) if "$" not in i]
     assert images
     for image in images:
         tag = image.split("@")[0].rpartition(":")[2]

@@ -223,7 +223,12 @@ def _table(finding: Mapping[str, Any]) -> list[str]:
 
 
 def _card(
-    finding: Mapping[str, Any], patient_id: str, *, source_url: str | None, lesion_table_url: str | None
+    finding: Mapping[str, Any],
+    patient_id: str,
+    *,
+    source_url: str | None,
+    lesion_table_url: str | None,
+    smart_launch_url: str | None = None,
 ) -> dict[str, Any]:
     kind = str(finding["kind"])
     display = KIND_DISPLAY[kind]
@@ -260,8 +265,13 @@ def _card(
         "detail": "\n".join(detail),
         "source": source,
     }
+    links = []
+    if smart_launch_url:  # CDS Hooks 2.0 link type "smart": the EHR launches the app with iss + launch
+        links.append({"label": "Open the lesion view", "url": smart_launch_url, "type": "smart"})
     if lesion_table_url:
-        card["links"] = [{"label": "Lesion table", "url": lesion_table_url, "type": "absolute"}]
+        links.append({"label": "Lesion table", "url": lesion_table_url, "type": "absolute"})
+    if links:
+        card["links"] = links
     return card
 
 
@@ -271,9 +281,16 @@ def atypical_cards(
     *,
     source_url: str | None,
     lesion_table_url: str | None,
+    smart_launch_url: str | None = None,
 ) -> list[dict[str, Any]]:
     return [
-        _card(f, patient_id, source_url=source_url, lesion_table_url=lesion_table_url)
+        _card(
+            f,
+            patient_id,
+            source_url=source_url,
+            lesion_table_url=lesion_table_url,
+            smart_launch_url=smart_launch_url,
+        )
         for f in findings
         if f.get("kind") in KIND_DISPLAY
     ]

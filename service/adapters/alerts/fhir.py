@@ -217,9 +217,15 @@ def _conditional_create(resource: JsonDict) -> JsonDict:
 
 
 def alert_resources(
-    alert: PendingAlert, *, recipient: str, observation: str, sent: datetime
+    alert: PendingAlert,
+    *,
+    recipient: str,
+    observation: str,
+    sent: datetime,
+    viewer_url: str | None = None,
 ) -> tuple[JsonDict, JsonDict]:
-    """(Communication, Flag) of one alert (module doc)."""
+    """(Communication, Flag) of one alert (module doc). `viewer_url`, when the service's public URL
+    is known, is the patient view's SMART launch URL, added as a second payload (an Attachment)."""
     payload = alert.payload
     identifier = [{"system": codes.IDENTIFIER_ALERT, "value": payload["alert_id"]}]
     subject = {"reference": f"Patient/{alert.patient_id}"}
@@ -243,6 +249,16 @@ def alert_resources(
         "topic": finding,
         "payload": [{"contentString": alert_text(payload)}],
     }
+    if viewer_url:
+        communication["payload"].append(
+            {
+                "contentAttachment": {
+                    "contentType": "text/html",
+                    "url": viewer_url,
+                    "title": "Lesion view (SMART on FHIR app): worksheet, spider plot and rule trace",
+                }
+            }
+        )
     flag: JsonDict = {
         "resourceType": "Flag",
         "identifier": identifier,
@@ -281,10 +297,12 @@ class FhirAlertChannel:
         *,
         role_codes: Iterable[str] = DEFAULT_ONCOLOGY_ROLE_CODES,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        viewer_url: str | None = None,
     ) -> None:
         self._client = client
         self._role_codes = tuple(role_codes)
         self._clock = clock
+        self._viewer_url = viewer_url
 
     async def find_observation(self, alert: PendingAlert) -> str:
         finding = alert.payload["finding"]
@@ -309,7 +327,9 @@ class FhirAlertChannel:
             self._client, alert.patient_id, role_codes=self._role_codes, today=now.date()
         )
         observation = await self.find_observation(alert)
-        communication, flag = alert_resources(alert, recipient=recipient, observation=observation, sent=now)
+        communication, flag = alert_resources(
+            alert, recipient=recipient, observation=observation, sent=now, viewer_url=self._viewer_url
+        )
         bundle = {
             "resourceType": "Bundle",
             "type": "transaction",

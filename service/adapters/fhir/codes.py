@@ -143,6 +143,23 @@ ORGANS: Final[dict[str, str]] = {
     "soft-tissue": "87784001",
 }
 ORGAN_BY_CODE: Final[dict[str, str]] = {code: name for name, code in ORGANS.items()}
+# SNOMED CT descriptions of those body structures, as the patient view shows them [R].
+ORGAN_DISPLAY: Final[dict[str, str]] = {
+    "39607008": "Lung structure",
+    "10200004": "Liver structure",
+    SNOMED_LYMPH_NODE: "Lymph node structure",
+    "272673000": "Bone structure",
+    "12738006": "Brain structure",
+    "23451007": "Adrenal structure",
+    "15425007": "Peritoneum structure",
+    "69695003": "Stomach structure",
+    "15776009": "Pancreatic structure",
+    "15497006": "Ovarian structure",
+    "3120008": "Pleural membrane structure",
+    "64033007": "Kidney structure",
+    "39937001": "Skin structure",
+    "87784001": "Soft tissues",
+}
 
 # --- ICIs and other antineoplastics (contract section 1) --------------------------------------
 # The drug lists are FHIR ValueSets of the package (fhir_profiles/generate.py: ici-pd-1, ici-pd-l1,

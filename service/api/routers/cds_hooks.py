@@ -72,5 +72,11 @@ async def cds_atypical_response(
         if template
         else f"{base}/patients/{patient_id}/lesion-table"
     )
-    cards = atypical_cards(findings, patient_id, source_url=base, lesion_table_url=table_url)
+    cards = atypical_cards(
+        findings,
+        patient_id,
+        source_url=base,
+        lesion_table_url=table_url,
+        smart_launch_url=f"{base}/app/patient/launch",  # the patient view (SMART app)
+    )
     return CdsCardsOut.model_validate({"cards": cards})

@@ -130,7 +130,9 @@ async def test_a_signed_patient_view_gets_a_warning_card_from_the_database(
     assert "| LIV | shrinks |" in card["detail"]
     assert card["source"]["label"]
     assert card["links"] == [
-        {"label": "Lesion table", "url": "http://testserver/patients/p-dr/lesion-table", "type": "absolute"}
+        # CDS Hooks 2.0: a "smart" link is the SMART app's launch URL, launched by the EHR
+        {"label": "Open the lesion view", "url": "http://testserver/app/patient/launch", "type": "smart"},
+        {"label": "Lesion table", "url": "http://testserver/patients/p-dr/lesion-table", "type": "absolute"},
     ]
     table = (await http.get("/patients/p-dr/lesion-table")).json()
     assert {row["lesion_id"] for row in table["lesions"]} == {"LIV", "LUN"}

@@ -180,6 +180,21 @@ def test_communication_and_flag_follow_contract_section_3_and_validate_as_r4b() 
     assert flag["status"] == "active"
 
 
+def test_communication_links_the_patient_view_when_the_public_url_is_known() -> None:
+    comm, _ = alert_resources(
+        pending(),
+        recipient="Practitioner/onc",
+        observation="Observation/o1",
+        sent=datetime(2024, 5, 3, tzinfo=UTC),
+        viewer_url="https://onco.example.org/app/patient/launch",
+    )
+    Communication.model_validate(comm)  # R4 Communication.payload.content[x] may be an Attachment
+    assert "4-8 weeks" in comm["payload"][0]["contentString"]
+    link = comm["payload"][1]["contentAttachment"]
+    assert link["url"] == "https://onco.example.org/app/patient/launch"
+    assert link["contentType"] == "text/html"
+
+
 async def test_deliver_writes_one_transaction_of_two_conditional_creates_about_our_observation() -> None:
     ident = assessment_identifier("p1", "atypical-response/DR", "", "bernard-tessier", TP)
     obs = {
