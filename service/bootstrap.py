@@ -64,6 +64,7 @@ class Container:
         self.alert_channels: list[AlertChannel] = []
         self.deliver_alerts: DeliverAlerts | None = None
         self._alert_task: asyncio.Task[None] | None = None
+        self.alert_worker: AlertWorker | None = None
         self.cds_verifier = CdsJwtVerifier(
             settings.cds_hooks_trusted_issuers, leeway_s=settings.cds_hooks_jwt_leeway_s
         )
@@ -152,7 +153,13 @@ class Container:
         if self.deliver_alerts is None or interval <= 0 or self._alert_task is not None:
             return
         worker = AlertWorker(self.deliver_alerts, interval_s=interval)
+        self.alert_worker = worker
         self._alert_task = asyncio.get_running_loop().create_task(worker.run(), name="alert-worker")
+
+    def wake_alerts(self, report: SyncReport) -> None:
+        """Deliver the alerts a run just committed at once, not at the worker's next pass."""
+        if report.alerts_recorded and self.alert_worker is not None:
+            self.alert_worker.wake()
 
     async def stop_alert_worker(self) -> None:
         task, self._alert_task = self._alert_task, None
@@ -200,6 +207,8 @@ class Container:
             now=now,
             resolver=self.patient_of_resource,
             debounce_s=self.settings.reassess_debounce_s,
+            quiet_s=self.settings.reassess_quiet_s,
+            after_run=self.wake_alerts,
         )
 
     def start_reassessment(self, tasks: TaskGroup) -> None:
@@ -290,6 +299,7 @@ class Container:
                 self.metrics.data_issues.labels(issue.code).inc()
 
     def count_sync(self, report: SyncReport) -> None:
+        self.wake_alerts(report)
         self.metrics.assessments.labels("assessed").inc(report.patients_assessed)
         self.metrics.assessments.labels("failed").inc(report.patients_failed)
         self.metrics.fhir_writes.labels("created").inc(report.created)

@@ -97,7 +97,8 @@ class Settings(BaseSettings):
     fhir_bulk_page_lines: int = Field(default=1000, ge=1, le=100_000)
     fhir_bulk_max_wait_s: float = Field(default=3600.0, gt=0)
     subscription_hook_token: SecretStr | None = None  # the hook answers 503 while unset
-    reassess_debounce_s: float = Field(default=10.0, ge=0)
+    reassess_debounce_s: float = Field(default=10.0, ge=0)  # longest debounce window
+    reassess_quiet_s: float = Field(default=2.0, ge=0)  # window closes after this long without news
     fhir_poll_interval_s: float = Field(default=0.0, ge=0)  # 0 = no `_lastUpdated` polling
 
     # --- research portal statistics (issue 6): OAuth2 bearer JWTs, small-cell suppression ----

@@ -3,11 +3,13 @@
 `ReassessChangedPatients` runs in the background of the app (started in the FastAPI lifespan's
 task group) and feeds the ordinary `SyncPatients(only=[...])`:
 
-- `schedule(patient_id)`: from a subscription notification. Debounced: the first notification
-  for a patient sets it due `debounce_s` later; further ones before it runs are merged into the
-  same run (a burst of N Observations for one patient gives one re-assessment). A notification
-  that arrives while that patient is being re-assessed schedules another run, since it may
-  describe data the running one did not read.
+- `schedule(patient_id, study_final=...)`: from a subscription notification. Adaptive debounce
+  (docs/operations/alert-latency.md): the first notification opens a window for the patient that
+  closes once no further notification came for `quiet_s`, at the latest `debounce_s` after it
+  opened, and at once when the notification says the study is final (a final DiagnosticReport,
+  an available ImagingStudy). A burst of N Observations for one patient gives one
+  re-assessment. A notification that arrives while that patient is being re-assessed opens a new
+  window, since it may describe data the running one did not read.
 - `resolve(reference)`: a notification that names a resource but not its patient; the patient
   is looked up (`resolver`, a FHIR read) in the background and then scheduled.
 - `request_poll()` / `poll_forever(interval_s)`: the fallback, since subscription delivery is
@@ -16,8 +18,10 @@ task group) and feeds the ordinary `SyncPatients(only=[...])`:
   them (so they are debounced together with notifications). The watermark is the start of the
   previous poll minus `overlap_s` (clock skew between us and the server; re-assessing a patient
   twice is harmless, writes are idempotent); the first poll looks back from the service's start.
-- Due patients are re-assessed in one `SyncPatients` call (its bounded concurrency applies). An
-  unavailable server puts them back, due `retry_s` later; the loop never raises.
+- Due patients are re-assessed in one `SyncPatients` call (its bounded concurrency applies), and
+  `after_run(report)` is called at once (the container wakes the alert worker when the run
+  recorded alerts). An unavailable server puts them back, due `retry_s` later; the loop never
+  raises.
 
 Decision: the first watermark is the service's start time, not the last recorded sync: a full
 sync after downtime is the operator's `oncoresponse sync --since` (the store keeps the runs).
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import anyio
@@ -42,6 +47,18 @@ log = structlog.get_logger(__name__)
 
 # `Type/id` of a resource -> the id of its patient (None when it names none).
 Resolver = Callable[[str], Awaitable[str | None]]
+# Called with each finished re-assessment's report (wakes the alert delivery).
+AfterRun = Callable[[SyncReport], None]
+
+DEFAULT_QUIET_S = 2.0
+
+
+@dataclass(slots=True)
+class _Window:
+    """A patient's open debounce window (monotonic seconds)."""
+
+    opened_at: float
+    due_at: float
 
 
 class ReassessChangedPatients:
@@ -55,6 +72,8 @@ class ReassessChangedPatients:
         now: Callable[[], datetime],
         resolver: Resolver | None = None,
         debounce_s: float = 10.0,
+        quiet_s: float = DEFAULT_QUIET_S,
+        after_run: AfterRun | None = None,
         retry_s: float = 60.0,
         overlap_s: float = 60.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -66,10 +85,12 @@ class ReassessChangedPatients:
         self._now = now
         self._resolver = resolver
         self._debounce_s = debounce_s
+        self._quiet_s = quiet_s
+        self._after_run = after_run
         self._retry_s = retry_s
         self._overlap = timedelta(seconds=overlap_s)
         self._monotonic = monotonic
-        self._pending: dict[str, float] = {}
+        self._pending: dict[str, _Window] = {}
         self._to_resolve: list[str] = []
         self._poll_requested = False
         self._wake = anyio.Event()
@@ -79,10 +100,18 @@ class ReassessChangedPatients:
         self.last_report: SyncReport | None = None
 
     # -- requests (called by the API; never block) ------------------------------------------------
-    def schedule(self, patient_id: str) -> None:
-        if patient_id not in self._pending:
-            self._pending[patient_id] = self._monotonic() + self._debounce_s
+    def schedule(self, patient_id: str, *, study_final: bool = False) -> None:
+        """Open or extend the patient's debounce window (module doc); `study_final` closes it."""
+        now = self._monotonic()
+        window = self._pending.get(patient_id)
+        if window is None:
+            window = _Window(opened_at=now, due_at=now)
+            self._pending[patient_id] = window
             log.info("reassess.scheduled", patient_key=patient_key(patient_id, self._salt))
+        if study_final:
+            window.due_at = now
+        else:
+            window.due_at = min(now + self._quiet_s, window.opened_at + self._debounce_s)
         self._wake.set()
 
     def resolve(self, reference: str) -> None:
@@ -93,6 +122,11 @@ class ReassessChangedPatients:
     def request_poll(self) -> None:
         self._poll_requested = True
         self._wake.set()
+
+    def due_at(self, patient_id: str) -> float | None:
+        """When the patient's open window closes (monotonic seconds); None when none is open."""
+        window = self._pending.get(patient_id)
+        return None if window is None else window.due_at
 
     @property
     def pending(self) -> int:
@@ -113,9 +147,10 @@ class ReassessChangedPatients:
                 await self._sleep_until_woken(None)
                 continue
             now = self._monotonic()
-            due = [p for p, at in self._pending.items() if at <= now]
+            due = [p for p, window in self._pending.items() if window.due_at <= now]
             if not due:
-                await self._sleep_until_woken(min(self._pending.values()) - now)
+                next_due = min(window.due_at for window in self._pending.values())
+                await self._sleep_until_woken(next_due - now)
                 continue
             for patient_id in due:
                 del self._pending[patient_id]
@@ -178,11 +213,13 @@ class ReassessChangedPatients:
             log.warning("reassess.deferred", patients=len(patient_ids), error=type(exc).__name__)
             retry_at = self._monotonic() + self._retry_s
             for patient_id in patient_ids:
-                self._pending.setdefault(patient_id, retry_at)
+                self._pending.setdefault(patient_id, _Window(opened_at=retry_at, due_at=retry_at))
             return
         self.runs += 1
         self.reassessed += report.patients_assessed
         self.last_report = report
+        if self._after_run is not None:
+            self._after_run(report)
         log.info(
             "reassess.finished",
             patients=len(patient_ids),

@@ -163,3 +163,95 @@ async def test_poll_forever_requests_polls_periodically(interval: float) -> None
         await until(lambda: len(source.since) >= 2)
         tg.cancel_scope.cancel()
     assert len(source.since) >= 2
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def windowed(quiet_s: float, debounce_s: float) -> tuple[ReassessChangedPatients, FakeMonotonic]:
+    clock = FakeMonotonic()
+    source = CountingSource([partial_responder("a")])
+    sync = SyncPatients(
+        source,
+        FakeAssessmentWriter(),
+        None,
+        AssessPatients(AssessmentParameters(), key_salt="t"),
+        key_salt="t",
+    )
+    reassess = ReassessChangedPatients(
+        sync,
+        source,
+        key_salt="t",
+        today=lambda: date(2024, 6, 1),
+        now=lambda: NOW,
+        debounce_s=debounce_s,
+        quiet_s=quiet_s,
+        monotonic=clock,
+    )
+    return reassess, clock
+
+
+@pytest.mark.parametrize(
+    ("second_notification_at", "expected_due_at"),
+    [
+        (1.9, 3.9),  # within the quiet period: the window is extended by another quiet period
+        (7.9, 9.9),  # just below the longest window (10 s): still extended
+        (8.0, 10.0),  # exactly at it: quiet period ends where the window must close anyway
+        (8.1, 10.0),  # above: capped at 10 s after the first notification
+    ],
+)
+def test_debounce_window_closes_after_quiet_period_capped_at_the_longest_window(
+    second_notification_at: float, expected_due_at: float
+) -> None:
+    """docs/operations/alert-latency.md: quiet 2 s, longest window 10 s (the defaults)."""
+    reassess, clock = windowed(quiet_s=2.0, debounce_s=10.0)
+    reassess.schedule("a")
+    assert reassess.due_at("a") == 2.0
+    clock.now = second_notification_at
+    reassess.schedule("a")
+    assert reassess.due_at("a") == pytest.approx(expected_due_at)
+
+
+def test_a_final_study_closes_the_window_at_once() -> None:
+    reassess, clock = windowed(quiet_s=2.0, debounce_s=10.0)
+    reassess.schedule("a")
+    clock.now = 0.5
+    reassess.schedule("a", study_final=True)
+    assert reassess.due_at("a") == 0.5
+    clock.now = 0.6
+    reassess.schedule("a")  # a late Observation of the same burst does not reopen it for long
+    assert reassess.due_at("a") == pytest.approx(2.6)
+
+
+async def test_one_quiet_notification_is_reassessed_after_the_quiet_period_not_the_longest_window() -> None:
+    source = CountingSource([partial_responder("a")])
+    reports = []
+    sync = SyncPatients(
+        source,
+        FakeAssessmentWriter(),
+        None,
+        AssessPatients(AssessmentParameters(), key_salt="t"),
+        key_salt="t",
+    )
+    reassess = ReassessChangedPatients(
+        sync,
+        source,
+        key_salt="t",
+        today=lambda: date(2024, 6, 1),
+        now=lambda: NOW,
+        debounce_s=30.0,
+        quiet_s=0.2,
+        after_run=reports.append,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reassess.run)
+        reassess.schedule("a")
+        await until(lambda: reassess.runs >= 1, timeout=2.0)
+        tg.cancel_scope.cancel()
+    assert source.reads == ["a"]
+    assert [r.patients_assessed for r in reports] == [1]  # after_run saw the finished run
