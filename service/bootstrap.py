@@ -21,6 +21,7 @@ from service.adapters.alerts.outbox import SqlDeliveryOutbox
 from service.adapters.alerts.webhook import WebhookAlertChannel
 from service.adapters.fhir import inbound, outbound
 from service.adapters.fhir.bulk import FhirBulkExport
+from service.adapters.fhir.changes import FhirChangeFeed
 from service.adapters.fhir.client import (
     FhirClient,
     RetryPolicy,
@@ -206,6 +207,7 @@ class Container:
             today=today,
             now=now,
             resolver=self.patient_of_resource,
+            changes=FhirChangeFeed(fhir, page_size=self.settings.fhir_page_size),
             debounce_s=self.settings.reassess_debounce_s,
             quiet_s=self.settings.reassess_quiet_s,
             after_run=self.wake_alerts,

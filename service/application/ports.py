@@ -137,3 +137,18 @@ class AlertChannel(Protocol):
     name: str
 
     async def deliver(self, alert: PendingAlert) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChange:
+    """One changed input resource, as a `_lastUpdated` search found it (docs/fhir/subscriptions.md)."""
+
+    version_key: str  # `Type/id/_history/<versionId>`, or `Type/id@<lastUpdated>` without a versionId
+    patient_id: str | None
+    last_updated: datetime | None  # the FHIR server's `meta.lastUpdated` (aware), when it gave one
+
+
+class ChangeFeed(Protocol):
+    """The input resources changed at or after `since` (the server's clock), our own results excluded."""
+
+    def changes(self, *, since: datetime) -> AsyncIterator[ResourceChange]: ...

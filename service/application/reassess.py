@@ -12,12 +12,15 @@ task group) and feeds the ordinary `SyncPatients(only=[...])`:
   window, since it may describe data the running one did not read.
 - `resolve(reference)`: a notification that names a resource but not its patient; the patient
   is looked up (`resolver`, a FHIR read) in the background and then scheduled.
-- `request_poll()` / `poll_forever(interval_s)`: the fallback, since subscription delivery is
-  best effort: ask the source for the patients changed since the last poll
-  (`MeasurementSource.patients(since=...)`, `_lastUpdated` on the FHIR server) and schedule
-  them (so they are debounced together with notifications). The watermark is the start of the
-  previous poll minus `overlap_s` (clock skew between us and the server; re-assessing a patient
-  twice is harmless, writes are idempotent); the first poll looks back from the service's start.
+- `request_poll()` / `poll_forever(interval_s)`: a ping without patient, and the fallback, since
+  subscription delivery is best effort: schedule the patients changed since the watermark (so
+  they are debounced together with notifications). With a `ChangeFeed` the watermark is the
+  newest `meta.lastUpdated` seen, on the server's clock, and versions already seen within
+  `_SEEN_S` of it are skipped: a ping re-assesses exactly the patients changed since the previous
+  one (docs/fhir/subscriptions.md). Without one, or when the server gives no `meta.lastUpdated`,
+  it is the start of the previous poll minus `overlap_s` (`MeasurementSource.patients(since=)`;
+  clock skew between us and the server; re-assessing a patient twice is harmless, writes are
+  idempotent). The first poll looks back from the service's start.
 - Due patients are re-assessed in one `SyncPatients` call (its bounded concurrency applies), and
   `after_run(report)` is called at once (the container wakes the alert worker when the run
   recorded alerts). An unavailable server puts them back, due `retry_s` later; the loop never
@@ -38,7 +41,7 @@ import anyio
 import structlog
 
 from service.application.assess import SyncPatients, SyncReport
-from service.application.ports import MeasurementSource, PatientRef
+from service.application.ports import ChangeFeed, MeasurementSource, PatientRef, ResourceChange
 from service.application.privacy import patient_key
 
 __all__ = ["ReassessChangedPatients", "Resolver"]
@@ -51,6 +54,9 @@ Resolver = Callable[[str], Awaitable[str | None]]
 AfterRun = Callable[[SyncReport], None]
 
 DEFAULT_QUIET_S = 2.0
+# Versions seen this close to the watermark are remembered, so that a search from the watermark
+# (inclusive, at the server's precision) does not report them again.
+_SEEN_S = 1.0
 
 
 @dataclass(slots=True)
@@ -71,6 +77,7 @@ class ReassessChangedPatients:
         today: Callable[[], date],
         now: Callable[[], datetime],
         resolver: Resolver | None = None,
+        changes: ChangeFeed | None = None,
         debounce_s: float = 10.0,
         quiet_s: float = DEFAULT_QUIET_S,
         after_run: AfterRun | None = None,
@@ -84,6 +91,8 @@ class ReassessChangedPatients:
         self._today = today
         self._now = now
         self._resolver = resolver
+        self._changes = changes
+        self._seen: dict[str, datetime] = {}  # version key -> lastUpdated, near the watermark
         self._debounce_s = debounce_s
         self._quiet_s = quiet_s
         self._after_run = after_run
@@ -165,17 +174,41 @@ class ReassessChangedPatients:
     async def poll_once(self) -> int:
         """Schedule every patient changed since the watermark; how many were found."""
         started = self._now()
-        found = 0
         try:
-            async for ref in self._source.patients(since=self.watermark):
-                self.schedule(ref.patient_id)
-                found += 1
+            if self._changes is not None:
+                found = await self._poll_changes(self._changes, started)
+            else:
+                found = 0
+                async for ref in self._source.patients(since=self.watermark):
+                    self.schedule(ref.patient_id)
+                    found += 1
+                self.watermark = started - self._overlap
         except Exception as exc:  # an unavailable server: the next poll tries again
             log.warning("reassess.poll_failed", error=type(exc).__name__)
-            return found
-        self.watermark = started - self._overlap
+            return 0
         log.info("reassess.polled", changed=found)
         return found
+
+    async def _poll_changes(self, changes: ChangeFeed, started: datetime) -> int:
+        """One search of the change feed; moves the watermark to the newest change seen (module doc)."""
+        fresh: list[ResourceChange] = []
+        async for change in changes.changes(since=self.watermark):
+            if change.version_key not in self._seen:
+                fresh.append(change)
+        patients = list(dict.fromkeys(c.patient_id for c in fresh if c.patient_id is not None))
+        for patient_id in patients:
+            self.schedule(patient_id)
+        stamps = [c.last_updated for c in fresh]
+        if any(stamp is None for stamp in stamps):
+            self.watermark = started - self._overlap  # the server gave no timestamps: our clock
+            self._seen = {}
+        elif stamps:
+            newest = max(stamp for stamp in stamps if stamp is not None)
+            self.watermark = max(self.watermark, newest)
+            cutoff = self.watermark - timedelta(seconds=_SEEN_S)
+            recent = {c.version_key: c.last_updated for c in fresh if c.last_updated is not None}
+            self._seen = {k: t for k, t in {**self._seen, **recent}.items() if t >= cutoff}
+        return len(patients)
 
     # -- plumbing ---------------------------------------------------------------------------------
     async def _sleep_until_woken(self, timeout: float | None) -> None:
