@@ -31,6 +31,7 @@ from service.adapters.fhir.client import (
 )
 from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.source import FhirMeasurementSource
+from service.adapters.fhir.subscriptions import FhirSubscriptionRegistry
 from service.adapters.fhir.writer import FhirAssessmentWriter
 from service.adapters.persistence.outbox import SqlAlertOutbox
 from service.adapters.persistence.replay import SqlReplayLedger
@@ -41,6 +42,7 @@ from service.application.clock import now, today
 from service.application.errors import InvalidInput, NotConfigured
 from service.application.ports import AlertChannel, MeasurementSource, PatientInput
 from service.application.reassess import ReassessChangedPatients
+from service.application.subscriptions import WatchSubscriptions
 from service.config import Settings
 from service.domain.results import DataIssue, PatientAssessment
 from service.observability import Metrics
@@ -60,6 +62,7 @@ class Container:
         # --- FHIR integration (issue 4) ---------------------------------------------------------------
         self.fhir_source: FhirMeasurementSource | None = None
         self.reassess: ReassessChangedPatients | None = None
+        self.subscriptions: WatchSubscriptions | None = None
         # --- alerts and CDS Hooks (issue 5) ---------------------------------------------------------
         self.outbox: SqlAlertOutbox | None = None
         self.alert_channels: list[AlertChannel] = []
@@ -212,14 +215,35 @@ class Container:
             quiet_s=self.settings.reassess_quiet_s,
             after_run=self.wake_alerts,
         )
+        endpoint, token = self.settings.subscription_endpoint, self.settings.subscription_hook_token
+        if endpoint is not None and token is not None:
+            registry = FhirSubscriptionRegistry(
+                fhir,
+                endpoint=str(endpoint),
+                hook_token=token.get_secret_value(),
+                criteria=self.settings.subscription_criteria,
+                payload=self.settings.subscription_payload,
+                register=self.settings.subscription_register,
+            )
+            self.subscriptions = WatchSubscriptions(
+                registry, report=lambda states: self.metrics.report_subscriptions([s.status for s in states])
+            )
 
     def start_reassessment(self, tasks: TaskGroup) -> None:
-        """Run the debounced re-assessment (and the polling fallback when configured) in `tasks`."""
+        """Run the debounced re-assessment and the polling fallback in `tasks`.
+
+        With our own Subscriptions configured, they are registered or checked at once and polling
+        runs only while they are not all active (`application/subscriptions.py`); without, the
+        poll runs every `fhir_poll_interval_s` (docs/fhir/subscriptions.md).
+        """
         if self.reassess is None:
             return
         tasks.start_soon(self.reassess.run)
-        if self.settings.fhir_poll_interval_s > 0:
-            tasks.start_soon(self.reassess.poll_forever, self.settings.fhir_poll_interval_s)
+        interval = self.settings.fhir_poll_interval_s
+        if self.subscriptions is not None:
+            tasks.start_soon(self.subscriptions.run, self.reassess.request_poll, interval)
+        elif interval > 0:
+            tasks.start_soon(self.reassess.poll_forever, interval)
 
     def require_reassess(self) -> ReassessChangedPatients:
         if self.reassess is None:
@@ -318,4 +342,6 @@ class Container:
                 checks["fhir"] = "ok"
             except Exception as exc:  # readiness reports, it never raises
                 checks["fhir"] = type(exc).__name__
+        if self.subscriptions is not None:
+            checks["subscription"] = self.subscriptions.summary
         return checks

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
@@ -77,3 +78,17 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.subscriptions = Gauge(
+            "oncoresponse_subscriptions",
+            "The service's own FHIR Subscriptions by the status the server gives them "
+            "(requested, active, error, off); error means notifications are lost and polling covers",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def report_subscriptions(self, statuses: Sequence[str]) -> None:
+        """Set the Subscription gauge from the statuses just read (every status back to 0 first)."""
+        for status in ("requested", "active", "error", "off"):
+            self.subscriptions.labels(status).set(0)
+        for status in statuses:
+            self.subscriptions.labels(status).inc()

@@ -152,3 +152,23 @@ class ChangeFeed(Protocol):
     """The input resources changed at or after `since` (the server's clock), our own results excluded."""
 
     def changes(self, *, since: datetime) -> AsyncIterator[ResourceChange]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionState:
+    """One of the service's own Subscriptions on the FHIR server, as the server reports it."""
+
+    subscription_id: str
+    criteria: str
+    status: str  # FHIR R4 subscription-status: requested | active | error | off
+    error: str | None = None
+
+
+class SubscriptionRegistry(Protocol):
+    """The service's own Subscriptions on the FHIR server (docs/fhir/subscriptions.md)."""
+
+    async def ensure(self) -> Sequence[SubscriptionState]:
+        """Create the missing ones and ask again for those the server turned off or in error."""
+        ...
+
+    async def states(self) -> Sequence[SubscriptionState]: ...

@@ -21,6 +21,11 @@ from service.application.errors import ApplicationError
 
 router = APIRouter(tags=["operations"])
 
+# Checks that make the service "degraded", not unready: with a Subscription in `error` the
+# service still serves every request and the polling fallback keeps re-assessing
+# (docs/fhir/subscriptions.md); taking it out of the load balancer would help nobody.
+DEGRADING = frozenset({"subscription"})
+
 
 class MetricsNotAuthenticated(ApplicationError):
     problem_type = "/problems/not-authenticated"
@@ -41,11 +46,15 @@ async def healthz() -> Health:
     responses={503: PROBLEM_RESPONSES[503]},
 )
 async def readyz(request: Request, container: ContainerDep) -> Response:
-    """Ready to serve: the database answers and the FHIR server's `/metadata` answers (when configured)."""
+    """Ready to serve: the database answers and the FHIR server's `/metadata` answers (when configured).
+
+    `status: degraded` (still 200) when our FHIR Subscription is not active (`checks.subscription`).
+    """
     checks = await container.readiness()
-    if all(v == "ok" for v in checks.values()):
-        return JSONResponse(Readiness(status="ready", checks=checks).model_dump())
-    failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+    failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok" and k not in DEGRADING)
+    if not failing:
+        degraded = any(checks.get(k, "ok") != "ok" for k in DEGRADING)
+        return JSONResponse(Readiness(status="degraded" if degraded else "ready", checks=checks).model_dump())
     return problem(
         request,
         status=503,

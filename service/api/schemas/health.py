@@ -12,5 +12,5 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"]
+    status: Literal["ready", "degraded"]
     checks: dict[str, str]
