@@ -31,6 +31,7 @@ from service.adapters.fhir.client import (
 )
 from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.source import FhirMeasurementSource
+from service.adapters.fhir.source import _ours as is_own_result
 from service.adapters.fhir.subscriptions import FhirSubscriptionRegistry
 from service.adapters.fhir.writer import FhirAssessmentWriter
 from service.adapters.persistence.outbox import SqlAlertOutbox
@@ -256,7 +257,9 @@ class Container:
             return None
         resource_type, _, resource_id = reference.partition("/")
         resource = await self.fhir.read(resource_type, resource_id)
-        return resource_id if resource_type == "Patient" else inbound.patient_of(resource)
+        if resource_type == "Patient":
+            return resource_id
+        return None if is_own_result(resource) else inbound.patient_of(resource)
 
     def bulk_sync(self, source: MeasurementSource) -> SyncPatients:
         """`SyncPatients` over another source (a Bulk Data spool), writing back like `sync`."""

@@ -33,6 +33,7 @@ sync after downtime is the operator's `oncoresponse sync --since` (the store kee
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -44,7 +45,7 @@ from service.application.assess import SyncPatients, SyncReport
 from service.application.ports import ChangeFeed, MeasurementSource, PatientRef, ResourceChange
 from service.application.privacy import patient_key
 
-__all__ = ["ReassessChangedPatients", "Resolver"]
+__all__ = ["ReassessChangedPatients", "ReassessmentRun", "Resolver"]
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,16 @@ DEFAULT_QUIET_S = 2.0
 # Versions seen this close to the watermark are remembered, so that a search from the watermark
 # (inclusive, at the server's precision) does not report them again.
 _SEEN_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReassessmentRun:
+    """One finished re-assessment run (kept in `recent_runs` for operators and benchmarks)."""
+
+    patient_ids: tuple[str, ...]
+    started_at: float  # monotonic seconds
+    finished_at: float
+    report: SyncReport
 
 
 @dataclass(slots=True)
@@ -107,6 +118,7 @@ class ReassessChangedPatients:
         self.runs = 0
         self.reassessed = 0
         self.last_report: SyncReport | None = None
+        self.recent_runs: deque[ReassessmentRun] = deque(maxlen=100)
 
     # -- requests (called by the API; never block) ------------------------------------------------
     def schedule(self, patient_id: str, *, study_final: bool = False) -> None:
@@ -238,6 +250,7 @@ class ReassessChangedPatients:
                 self.schedule(patient_id)
 
     async def _reassess(self, patient_ids: list[str]) -> None:
+        started = self._monotonic()
         try:
             report = await self._sync(
                 as_of=self._today(), only=[PatientRef(p) for p in patient_ids], trigger="sync"
@@ -251,6 +264,7 @@ class ReassessChangedPatients:
         self.runs += 1
         self.reassessed += report.patients_assessed
         self.last_report = report
+        self.recent_runs.append(ReassessmentRun(tuple(patient_ids), started, self._monotonic(), report))
         if self._after_run is not None:
             self._after_run(report)
         log.info(

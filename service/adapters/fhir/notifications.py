@@ -23,7 +23,8 @@ Shapes understood (`read_notification`; docs/fhir/subscriptions.md):
 
 A carried resource that ends a radiology read (a DiagnosticReport `final`/`amended`/`corrected`, an
 ImagingStudy `available`) puts its patient in `study_final` too: the re-assessment's debounce
-window closes at once (docs/operations/alert-latency.md).
+window closes at once (docs/operations/alert-latency.md). One of the service's own result
+Observations is ignored (it changes no input).
 
 Anything else (not JSON, not a resource, a Backport Bundle without its status) raises
 `BadNotification` with a text for the OperationOutcome answer.
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from service.adapters.fhir.inbound import patient_of, reference_key
+from service.adapters.fhir.source import _ours
 
 __all__ = ["BadNotification", "Notification", "read_notification"]
 
@@ -61,7 +63,12 @@ class Notification:
             self.patient_ids.append(patient_id)
 
     def add_resource(self, resource: JsonDict) -> bool:
-        """Add the resource's patient (and whether it ends a read); False when it names none."""
+        """Add the resource's patient (and whether it ends a read); False when it names none.
+
+        One of our own results (written back by a re-assessment) changes no input: ignored.
+        """
+        if _ours(resource):
+            return True
         patient = _patient_of_resource(resource)
         if patient is None:
             return False

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from service.adapters.fhir import codes
 from service.adapters.fhir.notifications import BadNotification, read_notification
 
 BASE = "http://ehr.example/fhir"
@@ -109,3 +110,14 @@ def test_a_signed_report_or_available_study_closes_the_read(
         "subject": {"reference": "Patient/p1"},
     }
     assert (read_notification(resource).study_final == ["p1"]) is ends_the_read
+
+
+def test_our_own_result_observation_changes_no_input() -> None:
+    ours = {
+        "resourceType": "Observation",
+        "id": "r1",
+        "identifier": [{"system": codes.IDENTIFIER_ASSESSMENT, "value": "x"}],
+        "subject": {"reference": "Patient/p1"},
+    }
+    note = read_notification(ours, named="Observation/r1")
+    assert (note.patient_ids, note.to_resolve, note.poll) == ([], [], False)
