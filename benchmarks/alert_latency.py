@@ -11,7 +11,8 @@ Starts sekmet-fhir (var/, as the demo does) and, for each Subscription notificat
   ONCORESPONSE_REASSESS_QUIET_S); goal: under 2 s;
 - work (the anchor, measured in the same run): the re-assessment run's start -> the alert found,
   that is reading the patient, assessing, writing back, recording the alert and delivering it.
-  `beyond debounce - work` is pure waiting (notification transport and scheduling).
+  `until run` (commit -> run start) is notification transport plus the debounce window, which a
+  signed report or available study closes before the quiet period ends.
 
 Medians per form, then PASS/MISS against the goal. docs/operations/alert-latency.md explains the
 pieces of the delay.
@@ -45,7 +46,8 @@ async def _measure(base_url: str, forms: Sequence[str], repeat: int, quiet_s: fl
                 )
                 print(
                     f"  {form:24} run {n + 1}: delay {measure.delay_s:6.2f} s, beyond debounce "
-                    f"{measure.beyond_debounce_s:5.2f} s, work {measure.work_s:5.2f} s",
+                    f"{measure.beyond_debounce_s:5.2f} s, until run {measure.until_run_s:5.2f} s, "
+                    f"work {measure.work_s:5.2f} s",
                     flush=True,
                 )
                 measures.append(measure)
@@ -54,16 +56,17 @@ async def _measure(base_url: str, forms: Sequence[str], repeat: int, quiet_s: fl
 
 def report(measures: Sequence[LatencyMeasure], quiet_s: float) -> bool:
     print(f"\nmedians (quiet period {quiet_s:.1f} s; goal: under {GOAL_BEYOND_DEBOUNCE_S:.1f} s beyond it)")
-    print(f"  {'form':24} {'delay':>8} {'beyond':>8} {'work':>8} {'wait':>8}  verdict")
+    print(f"  {'form':24} {'delay':>8} {'beyond':>8} {'until run':>10} {'work':>8}  verdict")
     met = True
     for form in dict.fromkeys(m.form for m in measures):
         mine = [m for m in measures if m.form == form]
         delay = statistics.median(m.delay_s for m in mine)
         beyond = statistics.median(m.beyond_debounce_s for m in mine)
         work = statistics.median(m.work_s for m in mine)
+        until_run = statistics.median(m.until_run_s for m in mine)
         verdict = "PASS" if beyond < GOAL_BEYOND_DEBOUNCE_S else "MISS"
         met = met and verdict == "PASS"
-        print(f"  {form:24} {delay:7.2f}s {beyond:7.2f}s {work:7.2f}s {beyond - work:7.2f}s  {verdict}")
+        print(f"  {form:24} {delay:7.2f}s {beyond:7.2f}s {until_run:9.2f}s {work:7.2f}s  {verdict}")
     return met
 
 

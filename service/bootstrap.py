@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from service.adapters.alerts.cds_hooks import CdsJwtVerifier
 from service.adapters.alerts.fhir import FhirAlertChannel
 from service.adapters.alerts.outbox import SqlDeliveryOutbox
 from service.adapters.alerts.webhook import WebhookAlertChannel
-from service.adapters.fhir import inbound, outbound
+from service.adapters.fhir import collection, inbound
 from service.adapters.fhir.bulk import FhirBulkExport
 from service.adapters.fhir.changes import FhirChangeFeed
 from service.adapters.fhir.client import (
@@ -40,12 +40,12 @@ from service.adapters.persistence.store import SqlAssessmentStore
 from service.application.alerts import AlertWorker, DeliverAlerts, RetrySchedule, plan_alerts
 from service.application.assess import AssessPatients, PatientOutcome, SyncPatients, SyncReport
 from service.application.clock import now, today
-from service.application.errors import InvalidInput, NotConfigured
+from service.application.errors import NotConfigured
 from service.application.ports import AlertChannel, MeasurementSource, PatientInput
 from service.application.reassess import ReassessChangedPatients
 from service.application.subscriptions import WatchSubscriptions
 from service.config import Settings
-from service.domain.results import DataIssue, PatientAssessment
+from service.domain.results import DataIssue
 from service.observability import Metrics
 
 
@@ -292,34 +292,14 @@ class Container:
 
     def read_bundle(self, data: Any) -> tuple[list[PatientInput], list[DataIssue]]:
         """Split a posted Bundle into patients; a body that is no Bundle raises InvalidInput."""
-        if not isinstance(data, Mapping) or data.get("resourceType") != "Bundle":
-            found = data.get("resourceType") if isinstance(data, Mapping) else type(data).__name__
-            raise InvalidInput(f"Expected a FHIR Bundle, got {found!r}")
-        entries = data.get("entry", [])
-        if not isinstance(entries, list):
-            raise InvalidInput("Bundle.entry must be an array")
-        grouped, issues = inbound.group_bundle_by_patient(data)
-        if not grouped:
-            raise InvalidInput("The Bundle holds no Patient resource, so there is nobody to assess")
-        patients = [inbound.patient_input(pid, resources) for pid, resources in grouped.items()]
-        return patients, list(issues)
+        posted = collection.read_patients(data)
+        return posted.patients, posted.issues
 
     def render_collection(
         self, outcomes: Sequence[PatientOutcome], issues: Iterable[DataIssue]
     ) -> dict[str, Any]:
-        """The `$assess` answer: a collection Bundle of Observations plus one OperationOutcome.
-
-        Patients that could not be assessed appear only in the OperationOutcome; the others
-        get their results (one bad patient never hides the rest).
-        """
-        unassessed = [i for o in outcomes if o.assessment is None for i in o.issues]
-        results: list[tuple[PatientAssessment, PatientInput]] = []
-        for o in outcomes:
-            if o.assessment is not None:
-                results.append((o.assessment, o.input))
-        return outbound.assessment_bundle(
-            results, [*issues, *unassessed], version=__version__, recorded=now()
-        )
+        """The `$assess` answer (`adapters/fhir/collection.py`)."""
+        return collection.render_collection(outcomes, issues, recorded=now())
 
     def count_outcomes(self, outcomes: Sequence[PatientOutcome]) -> None:
         for outcome in outcomes:

@@ -1,19 +1,29 @@
-"""The `oncoresponse` command line."""
+"""The `oncoresponse` command line.
+
+Each command imports what it uses inside its function, so that a command pays only for its own
+stack: `assess` never loads the database, the HTTP client or the web framework
+(benchmarks/startup.py keeps it honest), and prints how long each phase took.
+"""
 
 from __future__ import annotations
 
 import gc
 import sys
+import time
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import orjson
 import typer
 
-from service.application.assess import SyncReport
 from service.config import Settings
+
+if TYPE_CHECKING:
+    from service.application.assess import SyncReport
+
+_STARTED = time.perf_counter()
 
 app = typer.Typer(
     name="oncoresponse",
@@ -21,6 +31,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@dataclass(slots=True)
+class PhaseTimer:
+    """Wall time of a command's phases, printed as one line on stderr."""
+
+    last: float = field(default_factory=lambda: _STARTED)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + (now - self.last)
+        self.last = now
+
+    def line(self) -> str:
+        parts = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in self.phases.items())
+        return f"phases: {parts}; total {(self.last - _STARTED) * 1000:.0f} ms since start-up"
 
 
 def _settings(**overrides: object) -> Settings:
@@ -66,29 +93,41 @@ def assess(
     as_of: Annotated[str | None, typer.Option(help="Ignore data after this date (YYYY-MM-DD)")] = None,
 ) -> None:
     """Assess a FHIR Bundle and print the result Bundle (Observations + OperationOutcome). Writes nothing."""
-    from service.application.clock import today
+    timer = PhaseTimer()
+    from service.adapters.fhir.collection import read_patients, render_collection
+    from service.application.assess import AssessPatients
+    from service.application.clock import now, today
     from service.application.errors import InvalidInput
-    from service.bootstrap import Container
 
     settings = _settings(environment="development")
     _configure_logging(settings)
-    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    reference = date.fromisoformat(as_of) if as_of else today()
-    box = Container(settings)
+    timer.done("start-up")
     try:
-        data = orjson.loads(raw)
-        patients, issues = box.read_bundle(data)
-    except (orjson.JSONDecodeError, InvalidInput) as exc:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        reference = date.fromisoformat(as_of) if as_of else today()
+        posted = read_patients(orjson.loads(raw))
+    except OSError as exc:
+        typer.echo(f"cannot read {file}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from None
+    except (orjson.JSONDecodeError, InvalidInput, ValueError) as exc:
         typer.echo(f"invalid input: {exc}", err=True)
         raise typer.Exit(1) from None
-    outcomes = box.assessor(patients, as_of=reference)
-    body = orjson.dumps(box.render_collection(outcomes, issues), option=orjson.OPT_INDENT_2)
+    timer.done("read")
+    assessor = AssessPatients(
+        settings.assessment_parameters(), key_salt=settings.patient_key_salt.get_secret_value()
+    )
+    outcomes = assessor(posted.patients, as_of=reference)
+    timer.done("assess")
+    bundle = render_collection(outcomes, posted.issues, recorded=now())
+    body = orjson.dumps(bundle, option=orjson.OPT_INDENT_2)
     if out is None:
         sys.stdout.buffer.write(body + b"\n")
     else:
         out.write_bytes(body)
+    timer.done("write")
     failed = sum(1 for o in outcomes if o.assessment is None)
     typer.echo(f"assessed {len(outcomes) - failed} patient(s), {failed} not assessable", err=True)
+    typer.echo(timer.line(), err=True)
 
 
 @app.command()
@@ -99,6 +138,8 @@ def sync(
     since: Annotated[str | None, typer.Option(help="Only patients changed after this ISO instant")] = None,
 ) -> None:
     """Pull patients from the FHIR server, assess them and write the Observations back."""
+    import anyio
+
     from service.application.clock import today
     from service.bootstrap import Container
 
@@ -132,6 +173,8 @@ def ingest_bulk(
     The export is streamed page by page into a temporary on-disk spool; each patient is then
     assessed and written back exactly like `sync` (conditional creates, amended updates).
     """
+    import anyio
+
     from service.adapters.fhir.bulk import BulkMeasurementSource, NdjsonSpool
     from service.application.clock import today
     from service.bootstrap import Container
@@ -161,6 +204,8 @@ def ingest_bulk(
 def deliver_alerts() -> None:
     """Deliver the due alerts once (FHIR Communication + Flag, signed webhooks); for cron."""
     import os
+
+    import anyio
 
     from service.adapters.alerts import fault_injection
     from service.adapters.persistence.database import migrate

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
@@ -44,9 +43,15 @@ def _stderr_logger(*_: object) -> structlog.PrintLogger:
 
 
 class Metrics:
-    """The service's Prometheus metrics, on a registry of its own (one per app instance)."""
+    """The service's Prometheus metrics, on a registry of its own (one per app instance).
+
+    prometheus_client is imported here, not with the module: commands that only log
+    (`oncoresponse assess`) do not load it.
+    """
 
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "oncoresponse_http_requests_total",

@@ -86,6 +86,11 @@ class LatencyMeasure:
     def beyond_debounce_s(self) -> float:
         return self.delay_s - self.quiet_s
 
+    @property
+    def until_run_s(self) -> float:
+        """Commit -> the re-assessment run's start: notification transport plus the debounce window."""
+        return self.delay_s - self.work_s
+
 
 def _date_of(resource: dict[str, Any]) -> str | None:
     for key in ("effectiveDateTime", "started", "occurrenceDateTime"):
