@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -19,6 +18,7 @@ import orjson
 import typer
 
 from service.config import Settings
+from service.phases import PhaseTimer
 
 if TYPE_CHECKING:
     from service.application.assess import SyncReport
@@ -31,23 +31,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-@dataclass(slots=True)
-class PhaseTimer:
-    """Wall time of a command's phases, printed as one line on stderr."""
-
-    last: float = field(default_factory=lambda: _STARTED)
-    phases: dict[str, float] = field(default_factory=dict)
-
-    def done(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.phases[phase] = self.phases.get(phase, 0.0) + (now - self.last)
-        self.last = now
-
-    def line(self) -> str:
-        parts = ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in self.phases.items())
-        return f"phases: {parts}; total {(self.last - _STARTED) * 1000:.0f} ms since start-up"
 
 
 def _settings(**overrides: object) -> Settings:
@@ -93,7 +76,7 @@ def assess(
     as_of: Annotated[str | None, typer.Option(help="Ignore data after this date (YYYY-MM-DD)")] = None,
 ) -> None:
     """Assess a FHIR Bundle and print the result Bundle (Observations + OperationOutcome). Writes nothing."""
-    timer = PhaseTimer()
+    timer = PhaseTimer(started=_STARTED)
     from service.adapters.fhir.collection import read_patients, render_collection
     from service.application.assess import AssessPatients
     from service.application.clock import now, today

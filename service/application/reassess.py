@@ -119,6 +119,7 @@ class ReassessChangedPatients:
         self.reassessed = 0
         self.last_report: SyncReport | None = None
         self.recent_runs: deque[ReassessmentRun] = deque(maxlen=100)
+        self._running = False
 
     # -- requests (called by the API; never block) ------------------------------------------------
     def schedule(self, patient_id: str, *, study_final: bool = False) -> None:
@@ -148,6 +149,11 @@ class ReassessChangedPatients:
         """When the patient's open window closes (monotonic seconds); None when none is open."""
         window = self._pending.get(patient_id)
         return None if window is None else window.due_at
+
+    @property
+    def idle(self) -> bool:
+        """Nothing scheduled, being resolved, polled or re-assessed right now."""
+        return not (self._pending or self._to_resolve or self._poll_requested or self._running)
 
     @property
     def pending(self) -> int:
@@ -251,16 +257,19 @@ class ReassessChangedPatients:
 
     async def _reassess(self, patient_ids: list[str]) -> None:
         started = self._monotonic()
+        self._running = True
         try:
             report = await self._sync(
                 as_of=self._today(), only=[PatientRef(p) for p in patient_ids], trigger="sync"
             )
         except Exception as exc:  # the background loop never dies: retry later (module doc)
+            self._running = False
             log.warning("reassess.deferred", patients=len(patient_ids), error=type(exc).__name__)
             retry_at = self._monotonic() + self._retry_s
             for patient_id in patient_ids:
                 self._pending.setdefault(patient_id, _Window(opened_at=retry_at, due_at=retry_at))
             return
+        self._running = False
         self.runs += 1
         self.reassessed += report.patients_assessed
         self.last_report = report

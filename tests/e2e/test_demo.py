@@ -33,3 +33,7 @@ def test_demo_once_loads_assesses_writes_back_and_is_idempotent(tmp_path: Path) 
     assert "second sync: 0 created" in out
     # every generated patient of the pan-tumour cohort (seed study Table 1: 177) was assessed
     assert "177/177 patients assessed" in out
+    # the operator sees where the time went (service/phases.py)
+    (phases,) = [line for line in out.splitlines() if line.startswith("phases:")]
+    for phase in ("FHIR server start", "load", "first sync", "second sync", "check"):
+        assert f"{phase} " in phases

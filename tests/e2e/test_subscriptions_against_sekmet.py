@@ -23,7 +23,9 @@ import httpx
 import pytest
 
 from service.adapters.persistence.database import migrate
+from service.api.app import create_app
 from service.application.reassess import ReassessChangedPatients
+from service.bootstrap import Container
 from service.demo.alert_latency import (
     FORMS,
     delete_subscriptions,
@@ -107,17 +109,66 @@ async def test_a_ping_reassesses_exactly_the_patients_changed_since_the_previous
 
 
 async def settled(reassess: ReassessChangedPatients) -> None:
-    """Wait until the notifications have arrived and no re-assessment is pending or running."""
-    with anyio.fail_after(60):
+    """Wait until the notifications have arrived and nothing is scheduled, polled or re-assessed."""
+    with anyio.fail_after(90):
         quiet_since = None
         while True:
             runs = len(reassess.recent_runs)
             await anyio.sleep(0.2)
-            busy = reassess.pending or len(reassess.recent_runs) != runs
             now = anyio.current_time()
-            if busy:
+            if not reassess.idle or len(reassess.recent_runs) != runs:
                 quiet_since = None
             elif quiet_since is None:
                 quiet_since = now
             elif now - quiet_since >= QUIET_S + 2.0:
                 return
+
+
+@pytest.mark.parametrize("register", [False, True])
+async def test_a_subscription_the_server_put_in_error_is_reported_and_re_requested(
+    sekmet_server: SekmetServer, tmp_path: Path, register: bool
+) -> None:
+    """FHIR R4 Subscription.status `error`: notifications are lost. /readyz says so (degraded, still
+    200: the service serves and polls), /metrics counts it, and with registering on the service asks
+    for it again (`status: requested`), which the server activates."""
+    base_url = sekmet_server.base_url
+    port = free_port()  # nobody listens: the Subscription is never delivered to here
+    settings = latency_settings(
+        base_url, tmp_path / "err.db", port, "r4-full-resource", hook_token="err-hook-token", quiet_s=QUIET_S
+    ).model_copy(update={"subscription_register": register, "subscription_criteria": ["Observation?"]})
+    endpoint = str(settings.subscription_endpoint)
+    migrate(settings.database_url)
+    async with httpx.AsyncClient(timeout=30) as http:
+        broken = {
+            "resourceType": "Subscription",
+            "status": "error",
+            "error": "Delivery failed",
+            "reason": "as the server leaves it after failed deliveries",
+            "criteria": "Observation?",
+            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json"},
+        }
+        created = (await http.post(f"{base_url}/Subscription", json=broken)).json()
+        try:
+            async with Container(settings) as box:
+                watch = box.subscriptions
+                assert watch is not None
+                active = await watch.check()
+                transport = httpx.ASGITransport(app=create_app(settings, container=box))
+                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as app:
+                    ready = await app.get("/readyz")
+                    metrics = (await app.get("/metrics")).text
+            status = (await http.get(f"{base_url}/Subscription/{created['id']}")).json()["status"]
+        finally:
+            await delete_subscriptions(http, base_url, endpoint)
+    assert ready.status_code == 200
+    if register:
+        assert active
+        assert status == "active"  # re-requested, and the server took it up again
+        assert ready.json()["status"] == "ready"
+        assert 'oncoresponse_subscriptions{status="active"} 1.0' in metrics
+    else:
+        assert not active
+        assert status == "error"
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["subscription"] == f"Subscription/{created['id']} error"
+        assert 'oncoresponse_subscriptions{status="error"} 1.0' in metrics
