@@ -79,9 +79,15 @@ async def subscription_hook(request: Request, container: ContainerDep) -> Respon
     return await _receive(request, container, named=None)
 
 
-@router.api_route(
+@router.put(
     "/fhir/subscription-hook/{resource_type}/{resource_id}",
-    methods=["PUT", "POST"],
+    operation_id="subscriptions-notify-resource-put",
+    openapi_extra=_HOOK_BODY,
+    responses=_HOOK_RESPONSES,
+    response_class=Response,
+)
+@router.post(
+    "/fhir/subscription-hook/{resource_type}/{resource_id}",
     operation_id="subscriptions-notify-resource",
     openapi_extra=_HOOK_BODY,
     responses=_HOOK_RESPONSES,
