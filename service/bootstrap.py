@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -19,8 +19,9 @@ from service.adapters.alerts.cds_hooks import CdsJwtVerifier
 from service.adapters.alerts.fhir import FhirAlertChannel
 from service.adapters.alerts.outbox import SqlDeliveryOutbox
 from service.adapters.alerts.webhook import WebhookAlertChannel
-from service.adapters.fhir import inbound, outbound
+from service.adapters.fhir import collection, inbound
 from service.adapters.fhir.bulk import FhirBulkExport
+from service.adapters.fhir.changes import FhirChangeFeed
 from service.adapters.fhir.client import (
     FhirClient,
     RetryPolicy,
@@ -30,6 +31,8 @@ from service.adapters.fhir.client import (
 )
 from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.source import FhirMeasurementSource
+from service.adapters.fhir.source import _ours as is_own_result
+from service.adapters.fhir.subscriptions import FhirSubscriptionRegistry
 from service.adapters.fhir.writer import FhirAssessmentWriter, WriteOptions, WriteStrategy
 from service.adapters.persistence.outbox import SqlAlertOutbox
 from service.adapters.persistence.replay import SqlReplayLedger
@@ -37,11 +40,12 @@ from service.adapters.persistence.store import SqlAssessmentStore
 from service.application.alerts import AlertWorker, DeliverAlerts, RetrySchedule, plan_alerts
 from service.application.assess import AssessPatients, PatientOutcome, SyncPatients, SyncReport
 from service.application.clock import now, today
-from service.application.errors import InvalidInput, NotConfigured
+from service.application.errors import NotConfigured
 from service.application.ports import AlertChannel, MeasurementSource, PatientInput
 from service.application.reassess import ReassessChangedPatients
+from service.application.subscriptions import WatchSubscriptions
 from service.config import Settings
-from service.domain.results import DataIssue, PatientAssessment
+from service.domain.results import DataIssue
 from service.observability import Metrics
 
 
@@ -60,11 +64,13 @@ class Container:
         # --- FHIR integration (issue 4) ---------------------------------------------------------------
         self.fhir_source: FhirMeasurementSource | None = None
         self.reassess: ReassessChangedPatients | None = None
+        self.subscriptions: WatchSubscriptions | None = None
         # --- alerts and CDS Hooks (issue 5) ---------------------------------------------------------
         self.outbox: SqlAlertOutbox | None = None
         self.alert_channels: list[AlertChannel] = []
         self.deliver_alerts: DeliverAlerts | None = None
         self._alert_task: asyncio.Task[None] | None = None
+        self.alert_worker: AlertWorker | None = None
         self.cds_verifier = CdsJwtVerifier(
             settings.cds_hooks_trusted_issuers, leeway_s=settings.cds_hooks_jwt_leeway_s
         )
@@ -165,7 +171,13 @@ class Container:
         if self.deliver_alerts is None or interval <= 0 or self._alert_task is not None:
             return
         worker = AlertWorker(self.deliver_alerts, interval_s=interval)
+        self.alert_worker = worker
         self._alert_task = asyncio.get_running_loop().create_task(worker.run(), name="alert-worker")
+
+    def wake_alerts(self, report: SyncReport) -> None:
+        """Deliver the alerts a run just committed at once, not at the worker's next pass."""
+        if report.alerts_recorded and self.alert_worker is not None:
+            self.alert_worker.wake()
 
     async def stop_alert_worker(self) -> None:
         task, self._alert_task = self._alert_task, None
@@ -212,16 +224,40 @@ class Container:
             today=today,
             now=now,
             resolver=self.patient_of_resource,
+            changes=FhirChangeFeed(fhir, page_size=self.settings.fhir_page_size),
             debounce_s=self.settings.reassess_debounce_s,
+            quiet_s=self.settings.reassess_quiet_s,
+            after_run=self.wake_alerts,
         )
+        endpoint, token = self.settings.subscription_endpoint, self.settings.subscription_hook_token
+        if endpoint is not None and token is not None:
+            registry = FhirSubscriptionRegistry(
+                fhir,
+                endpoint=str(endpoint),
+                hook_token=token.get_secret_value(),
+                criteria=self.settings.subscription_criteria,
+                payload=self.settings.subscription_payload,
+                register=self.settings.subscription_register,
+            )
+            self.subscriptions = WatchSubscriptions(
+                registry, report=lambda states: self.metrics.report_subscriptions([s.status for s in states])
+            )
 
     def start_reassessment(self, tasks: TaskGroup) -> None:
-        """Run the debounced re-assessment (and the polling fallback when configured) in `tasks`."""
+        """Run the debounced re-assessment and the polling fallback in `tasks`.
+
+        With our own Subscriptions configured, they are registered or checked at once and polling
+        runs only while they are not all active (`application/subscriptions.py`); without, the
+        poll runs every `fhir_poll_interval_s` (docs/fhir/subscriptions.md).
+        """
         if self.reassess is None:
             return
         tasks.start_soon(self.reassess.run)
-        if self.settings.fhir_poll_interval_s > 0:
-            tasks.start_soon(self.reassess.poll_forever, self.settings.fhir_poll_interval_s)
+        interval = self.settings.fhir_poll_interval_s
+        if self.subscriptions is not None:
+            tasks.start_soon(self.subscriptions.run, self.reassess.request_poll, interval)
+        elif interval > 0:
+            tasks.start_soon(self.reassess.poll_forever, interval)
 
     def require_reassess(self) -> ReassessChangedPatients:
         if self.reassess is None:
@@ -234,7 +270,9 @@ class Container:
             return None
         resource_type, _, resource_id = reference.partition("/")
         resource = await self.fhir.read(resource_type, resource_id)
-        return resource_id if resource_type == "Patient" else inbound.patient_of(resource)
+        if resource_type == "Patient":
+            return resource_id
+        return None if is_own_result(resource) else inbound.patient_of(resource)
 
     def bulk_sync(self, source: MeasurementSource) -> SyncPatients:
         """`SyncPatients` over another source (a Bulk Data spool), writing back like `sync`."""
@@ -282,34 +320,14 @@ class Container:
 
     def read_bundle(self, data: Any) -> tuple[list[PatientInput], list[DataIssue]]:
         """Split a posted Bundle into patients; a body that is no Bundle raises InvalidInput."""
-        if not isinstance(data, Mapping) or data.get("resourceType") != "Bundle":
-            found = data.get("resourceType") if isinstance(data, Mapping) else type(data).__name__
-            raise InvalidInput(f"Expected a FHIR Bundle, got {found!r}")
-        entries = data.get("entry", [])
-        if not isinstance(entries, list):
-            raise InvalidInput("Bundle.entry must be an array")
-        grouped, issues = inbound.group_bundle_by_patient(data)
-        if not grouped:
-            raise InvalidInput("The Bundle holds no Patient resource, so there is nobody to assess")
-        patients = [inbound.patient_input(pid, resources) for pid, resources in grouped.items()]
-        return patients, list(issues)
+        posted = collection.read_patients(data)
+        return posted.patients, posted.issues
 
     def render_collection(
         self, outcomes: Sequence[PatientOutcome], issues: Iterable[DataIssue]
     ) -> dict[str, Any]:
-        """The `$assess` answer: a collection Bundle of Observations plus one OperationOutcome.
-
-        Patients that could not be assessed appear only in the OperationOutcome; the others
-        get their results (one bad patient never hides the rest).
-        """
-        unassessed = [i for o in outcomes if o.assessment is None for i in o.issues]
-        results: list[tuple[PatientAssessment, PatientInput]] = []
-        for o in outcomes:
-            if o.assessment is not None:
-                results.append((o.assessment, o.input))
-        return outbound.assessment_bundle(
-            results, [*issues, *unassessed], version=__version__, recorded=now()
-        )
+        """The `$assess` answer (`adapters/fhir/collection.py`)."""
+        return collection.render_collection(outcomes, issues, recorded=now())
 
     def count_outcomes(self, outcomes: Sequence[PatientOutcome]) -> None:
         for outcome in outcomes:
@@ -318,6 +336,7 @@ class Container:
                 self.metrics.data_issues.labels(issue.code).inc()
 
     def count_sync(self, report: SyncReport) -> None:
+        self.wake_alerts(report)
         self.metrics.assessments.labels("assessed").inc(report.patients_assessed)
         self.metrics.assessments.labels("failed").inc(report.patients_failed)
         self.metrics.fhir_writes.labels("created").inc(report.created)
@@ -334,4 +353,6 @@ class Container:
                 checks["fhir"] = "ok"
             except Exception as exc:  # readiness reports, it never raises
                 checks["fhir"] = type(exc).__name__
+        if self.subscriptions is not None:
+            checks["subscription"] = self.subscriptions.summary
         return checks

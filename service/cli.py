@@ -1,20 +1,24 @@
-"""The `oncoresponse` command line."""
+"""The `oncoresponse` command line.
+
+Each command imports what it uses inside its function, so that a command pays only for its own
+stack: `assess` never loads the database, the HTTP client or the web framework
+(benchmarks/startup.py keeps it honest), and prints how long each phase took.
+"""
 
 from __future__ import annotations
 
 import gc
 import ipaddress
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import orjson
 import typer
 from pydantic import ValidationError
 
-from service.application.assess import SyncReport
 from service.cli_errors import (
     describe,
     describe_configuration_error,
@@ -23,6 +27,12 @@ from service.cli_errors import (
     parse_instant_option,
 )
 from service.config import Settings
+from service.phases import PhaseTimer
+
+if TYPE_CHECKING:
+    from service.application.assess import SyncReport
+
+_STARTED = time.perf_counter()
 
 app = typer.Typer(
     name="oncoresponse",
@@ -99,6 +109,8 @@ EXIT_INTERRUPTED = 130
 
 def _run_sync(body: Callable[[], Awaitable[SyncReport]], extra_issues: Callable[[], int] = lambda: 0) -> None:
     """Run a sync to its end: its summary and a truthful exit code; one line, never a traceback, on abort."""
+    import anyio
+
     try:
         report = anyio.run(body)
     except KeyboardInterrupt:
@@ -122,29 +134,38 @@ def assess(
     as_of: Annotated[str | None, typer.Option(help="Ignore data after this date (YYYY-MM-DD)")] = None,
 ) -> None:
     """Assess a FHIR Bundle and print the result Bundle (Observations + OperationOutcome). Writes nothing."""
-    from service.application.clock import today
+    timer = PhaseTimer(started=_STARTED)
+    from service.adapters.fhir.collection import read_patients, render_collection
+    from service.application.assess import AssessPatients
+    from service.application.clock import now, today
     from service.application.errors import InvalidInput
-    from service.bootstrap import Container
 
     settings = _settings(environment="development")
     _configure_logging(settings)
-    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+    timer.done("start-up")
     reference = parse_date_option("--as-of", as_of) if as_of else today()
-    box = Container(settings)
+    raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()  # OSError: main() says it
     try:
-        data = orjson.loads(raw)
-        patients, issues = box.read_bundle(data)
+        posted = read_patients(orjson.loads(raw))
     except (orjson.JSONDecodeError, InvalidInput) as exc:
         typer.echo(f"invalid input: {exc}", err=True)
         raise typer.Exit(1) from None
-    outcomes = box.assessor(patients, as_of=reference)
-    body = orjson.dumps(box.render_collection(outcomes, issues), option=orjson.OPT_INDENT_2)
+    timer.done("read")
+    assessor = AssessPatients(
+        settings.assessment_parameters(), key_salt=settings.patient_key_salt.get_secret_value()
+    )
+    outcomes = assessor(posted.patients, as_of=reference)
+    timer.done("assess")
+    bundle = render_collection(outcomes, posted.issues, recorded=now())
+    body = orjson.dumps(bundle, option=orjson.OPT_INDENT_2)
     if out is None:
         sys.stdout.buffer.write(body + b"\n")
     else:
         out.write_bytes(body)
+    timer.done("write")
     failed = sum(1 for o in outcomes if o.assessment is None)
     typer.echo(f"assessed {len(outcomes) - failed} patient(s), {failed} not assessable", err=True)
+    typer.echo(timer.line(), err=True)
 
 
 @app.command()
@@ -155,6 +176,7 @@ def sync(
     since: Annotated[str | None, typer.Option(help="Only patients changed after this ISO instant")] = None,
 ) -> None:
     """Pull patients from the FHIR server, assess them and write the Observations back."""
+
     from service.application.clock import today
     from service.bootstrap import Container
 
@@ -187,6 +209,7 @@ def ingest_bulk(
     The export is streamed page by page into a temporary on-disk spool; each patient is then
     assessed and written back exactly like `sync` (conditional creates, amended updates).
     """
+
     from service.adapters.fhir.bulk import BulkMeasurementSource, NdjsonSpool
     from service.application.clock import today
     from service.bootstrap import Container
@@ -219,6 +242,8 @@ def ingest_bulk(
 def deliver_alerts() -> None:
     """Deliver the due alerts once (FHIR Communication + Flag, signed webhooks); for cron."""
     import os
+
+    import anyio
 
     from service.adapters.alerts import fault_injection
     from service.adapters.persistence.database import migrate

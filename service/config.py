@@ -101,8 +101,16 @@ class Settings(BaseSettings):
     fhir_bulk_page_lines: int = Field(default=1000, ge=1, le=100_000)
     fhir_bulk_max_wait_s: float = Field(default=3600.0, gt=0)
     subscription_hook_token: SecretStr | None = None  # the hook answers 503 while unset
-    reassess_debounce_s: float = Field(default=10.0, ge=0)
-    fhir_poll_interval_s: float = Field(default=0.0, ge=0)  # 0 = no `_lastUpdated` polling
+    reassess_debounce_s: float = Field(default=10.0, ge=0)  # longest debounce window
+    reassess_quiet_s: float = Field(default=2.0, ge=0)  # window closes after this long without news
+    # `_lastUpdated` polling while no Subscription of ours is active (and Subscription checks)
+    fhir_poll_interval_s: float = Field(default=60.0, ge=0)  # 0 = no polling
+    subscription_endpoint: AnyHttpUrl | None = None  # our hook as the FHIR server reaches it
+    subscription_register: bool = True  # False: only check the Subscriptions found at the endpoint
+    subscription_payload: Literal["empty", "full-resource"] = "full-resource"
+    subscription_criteria: list[str] = Field(
+        default_factory=lambda: ["Observation?", "DiagnosticReport?", "ImagingStudy?"]
+    )
 
     # --- FHIR write-back (adapters/fhir/writer.py, pacing.py; docs/fhir/write-back.md) ---------
     fhir_write_timeout_s: float = Field(default=60.0, gt=0)  # writes; fhir_timeout_s is for reads
@@ -174,6 +182,14 @@ class Settings(BaseSettings):
         if self.stats_jwt_public_key is not None and not self.stats_jwt_issuer:
             raise ValueError(
                 "ONCORESPONSE_STATS_JWT_ISSUER is required with ONCORESPONSE_STATS_JWT_PUBLIC_KEY"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _subscription_needs_hook_token(self) -> Settings:
+        if self.subscription_endpoint is not None and self.subscription_hook_token is None:
+            raise ValueError(
+                "ONCORESPONSE_SUBSCRIPTION_HOOK_TOKEN is required with ONCORESPONSE_SUBSCRIPTION_ENDPOINT"
             )
         return self
 

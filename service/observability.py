@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 def configure_logging(level: str = "info", *, json: bool = True) -> None:
@@ -56,9 +56,15 @@ def _stderr_logger(*_: object) -> structlog.PrintLogger:
 
 
 class Metrics:
-    """The service's Prometheus metrics, on a registry of its own (one per app instance)."""
+    """The service's Prometheus metrics, on a registry of its own (one per app instance).
+
+    prometheus_client is imported here, not with the module: commands that only log
+    (`oncoresponse assess`) do not load it.
+    """
 
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "oncoresponse_http_requests_total",
@@ -90,3 +96,17 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.subscriptions = Gauge(
+            "oncoresponse_subscriptions",
+            "The service's own FHIR Subscriptions by the status the server gives them "
+            "(requested, active, error, off); error means notifications are lost and polling covers",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def report_subscriptions(self, statuses: Sequence[str]) -> None:
+        """Set the Subscription gauge from the statuses just read (every status back to 0 first)."""
+        for status in ("requested", "active", "error", "off"):
+            self.subscriptions.labels(status).set(0)
+        for status in statuses:
+            self.subscriptions.labels(status).inc()

@@ -414,23 +414,42 @@ def _describe(exc: BaseException) -> str:
 
 
 class AlertWorker:
-    """Runs `DeliverAlerts` every `interval_s` until cancelled (the app lifespan's background task).
+    """Runs `DeliverAlerts` at once when woken and every `interval_s` otherwise, until cancelled.
 
-    A pass that fails unexpectedly (database down) is logged and the loop goes on; nothing is
-    lost, since the state is in the outbox.
+    `wake()` is called right after a run committed new alerts to the outbox, so delivery follows
+    the finding without waiting for the next pass; the periodic pass only picks up retries, held
+    re-checks and alerts recorded by another process. A wake during a pass starts another pass
+    straight after it (nothing committed meanwhile waits). A pass that fails unexpectedly
+    (database down) is logged and the loop goes on; nothing is lost, since the state is in the
+    outbox.
     """
 
     def __init__(self, deliver: DeliverAlerts, *, interval_s: float) -> None:
         self._deliver = deliver
         self._interval_s = interval_s
+        self._woken = False
+        self._wake_event: anyio.Event | None = None
+        self.passes = 0
+
+    def wake(self) -> None:
+        """Deliver now (safe to call from the event loop's thread at any time)."""
+        self._woken = True
+        if self._wake_event is not None:
+            self._wake_event.set()
 
     async def run(self) -> None:
         log.info(
             "alerts.worker_started", interval_s=self._interval_s, channels=list(self._deliver.channel_names)
         )
         while True:
+            self._wake_event = anyio.Event()
+            self._woken = False
             try:
                 await self._deliver()
             except Exception as exc:  # the loop must survive; the outbox keeps the work
                 log.error("alerts.pass_failed", error=type(exc).__name__)
-            await anyio.sleep(self._interval_s)
+            self.passes += 1
+            if self._woken:
+                continue
+            with anyio.move_on_after(self._interval_s):
+                await self._wake_event.wait()

@@ -160,3 +160,38 @@ class AlertChannel(Protocol):
     name: str
 
     async def deliver(self, alert: PendingAlert) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChange:
+    """One changed input resource, as a `_lastUpdated` search found it (docs/fhir/subscriptions.md)."""
+
+    version_key: str  # `Type/id/_history/<versionId>`, or `Type/id@<lastUpdated>` without a versionId
+    patient_id: str | None
+    last_updated: datetime | None  # the FHIR server's `meta.lastUpdated` (aware), when it gave one
+
+
+class ChangeFeed(Protocol):
+    """The input resources changed at or after `since` (the server's clock), our own results excluded."""
+
+    def changes(self, *, since: datetime) -> AsyncIterator[ResourceChange]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionState:
+    """One of the service's own Subscriptions on the FHIR server, as the server reports it."""
+
+    subscription_id: str
+    criteria: str
+    status: str  # FHIR R4 subscription-status: requested | active | error | off
+    error: str | None = None
+
+
+class SubscriptionRegistry(Protocol):
+    """The service's own Subscriptions on the FHIR server (docs/fhir/subscriptions.md)."""
+
+    async def ensure(self) -> Sequence[SubscriptionState]:
+        """Create the missing ones and ask again for those the server turned off or in error."""
+        ...
+
+    async def states(self) -> Sequence[SubscriptionState]: ...

@@ -31,6 +31,7 @@ from service.bootstrap import Container
 from service.config import Settings
 from service.demo import sekmet
 from service.demo.portal import demo_portal_issuer
+from service.phases import PhaseTimer
 from service.synthetic import Cohort, mixed_cohort, nsclc_cohort, pan_tumour_cohort
 
 console = Console(stderr=True)
@@ -142,9 +143,11 @@ def run_demo(
     console.print(
         "[bold]oncoresponse demo[/bold]: starting sekmet-fhir (installed once into its own venv)..."
     )
+    timer = PhaseTimer()
     server = sekmet.start(SEKMET_ROOT / f"sekmet-{sekmet_version}", version=sekmet_version)
+    timer.done("FHIR server start")
     try:
-        _demo_path(server, once=once, cohort=cohort, limit=limit, port=port, db_path=db_path)
+        _demo_path(server, once=once, cohort=cohort, limit=limit, port=port, db_path=db_path, timer=timer)
     finally:
         server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
@@ -161,15 +164,24 @@ def _example_patients(patients: Sequence[Any]) -> dict[str, str]:
 
 
 def _demo_path(
-    server: sekmet.SekmetServer, *, once: bool, cohort: str, limit: int | None, port: int, db_path: Path
+    server: sekmet.SekmetServer,
+    *,
+    once: bool,
+    cohort: str,
+    limit: int | None,
+    port: int,
+    db_path: Path,
+    timer: PhaseTimer,
 ) -> None:
     console.print(f"FHIR server: {server.base_url} (pid {server.pid})")
     generated = make_cohort(cohort)
     patients = generated.patients[:limit] if limit else generated.patients
     bundles = [transaction_bundle(p.resources) for p in patients]
+    timer.done("generate")
     with _progress() as progress:
         task = progress.add_task("loading synthetic patients", total=len(bundles))
         anyio.run(lambda: load_patients(server.base_url, bundles, advance=lambda: progress.advance(task)))
+    timer.done("load")
 
     portal = demo_portal_issuer(
         audience=Settings.model_fields["stats_jwt_audience"].default, scope="stats.read"
@@ -197,7 +209,10 @@ def _demo_path(
             with _progress() as progress:
                 task = progress.add_task("assessing and writing back", total=len(patients))
                 first = await sync(as_of=today(), progress=lambda n: progress.advance(task, n))
+            timer.done("first sync")
             second = await sync(as_of=today()) if once else None
+            if once:
+                timer.done("second sync")
         return first, second
 
     first, second = anyio.run(sync_twice)
@@ -206,6 +221,8 @@ def _demo_path(
         f"{first.created} resources created, {len(first.issues)} data issue(s)"
     )
     groups = anyio.run(lambda: count_response_groups(server.base_url))
+    timer.done("check")
+    console.print(timer.line(), soft_wrap=True)
     truth = Counter(p.truth.response_group for p in patients)
     console.print(
         "response groups on the FHIR server: " + ", ".join(f"{k} {v}" for k, v in sorted(groups.items()))

@@ -35,3 +35,7 @@ def test_demo_once_loads_assesses_writes_back_and_is_idempotent(tmp_path: Path) 
     assert "177/177 patients assessed" in out
     # the research portal answers the token the demo prints (a key pair of its own, no set-up)
     assert "research portal: /stats/response answered" in out
+    # the operator sees where the time went (service/phases.py)
+    (phases,) = [line for line in out.splitlines() if line.startswith("phases:")]
+    for phase in ("FHIR server start", "load", "first sync", "second sync", "check"):
+        assert f"{phase} " in phases

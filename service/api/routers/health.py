@@ -23,7 +23,11 @@ from service.application.errors import ApplicationError
 
 router = APIRouter(tags=["operations"])
 
-# Dependencies without which this instance cannot serve; every other check is reported only.
+# Dependencies without which this instance cannot serve. Every other check (the FHIR server, our
+# FHIR Subscription) only makes it "degraded": `$assess`, alerts and the portal need no FHIR server,
+# and with a Subscription in `error` the polling fallback keeps re-assessing
+# (docs/operations.md, docs/fhir/subscriptions.md); taking the instance out of the load balancer
+# would help nobody.
 GATING_CHECKS = frozenset({"database"})
 
 
@@ -46,13 +50,15 @@ async def healthz() -> Health:
     responses={503: PROBLEM_RESPONSES[503]},
 )
 async def readyz(request: Request, container: ContainerDep) -> Response:
-    """Ready to serve when the database answers. The FHIR server's `/metadata` is checked too and
-    reported under `degraded` when it fails, without making the instance unready."""
+    """Ready to serve when the database answers. The FHIR server's `/metadata` and our FHIR
+    Subscription are checked too: a failure there is `status: degraded` (still 200), named under
+    `degraded`."""
     checks = await container.readiness()
     gating = {k: v for k, v in checks.items() if k in GATING_CHECKS}
     if all(v == "ok" for v in gating.values()):
         degraded = sorted(k for k, v in checks.items() if v != "ok")
-        return JSONResponse(Readiness(status="ready", checks=checks, degraded=degraded).model_dump())
+        status = "degraded" if degraded else "ready"
+        return JSONResponse(Readiness(status=status, checks=checks, degraded=degraded).model_dump())
     failing = ", ".join(f"{k}: {v}" for k, v in gating.items() if v != "ok")
     return problem(
         request,

@@ -12,7 +12,7 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"]
+    status: Literal["ready", "degraded"]
     checks: dict[str, str]
     degraded: list[str] = Field(
         default_factory=list, description="Checks that fail without making the instance unready (e.g. fhir)."

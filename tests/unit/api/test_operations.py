@@ -74,6 +74,7 @@ async def test_readyz_stays_ready_and_reports_an_unreachable_fhir_server(app_set
             )
     assert r.status_code == 200
     body = r.json()
+    assert body["status"] == "degraded"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["fhir"] != "ok"
     assert body["degraded"] == ["fhir"]

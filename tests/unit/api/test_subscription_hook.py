@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -98,3 +99,49 @@ async def test_hook_without_a_configured_token_is_unavailable(client: httpx.Asyn
     reply = await client.post(HOOK, content=b"", headers=AUTH)
     assert reply.status_code == 503
     assert outcome_text(reply) == "The subscription hook is not configured"
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST"])
+async def test_r4_payload_sent_to_the_resource_path_schedules_its_patient(
+    hook: tuple[httpx.AsyncClient, Container], method: str
+) -> None:
+    """FHIR R4 rest-hook with payload: the server sends the resource to `<endpoint>/<type>/<id>`."""
+    client, box = hook
+    body = {"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}
+    reply = await client.request(method, f"{HOOK}/Observation/o1", content=orjson.dumps(body), headers=AUTH)
+    assert reply.status_code == 200
+    assert "1 patient(s) scheduled" in outcome_text(reply)
+    assert box.require_reassess().due_at("p1") is not None
+
+
+async def test_a_signed_report_closes_the_patients_debounce_window(
+    hook: tuple[httpx.AsyncClient, Container],
+) -> None:
+    client, box = hook
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "r1",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+    }
+    await client.put(f"{HOOK}/DiagnosticReport/r1", content=orjson.dumps(report), headers=AUTH)
+    due = box.require_reassess().due_at("p1")
+    assert due is not None
+    assert due <= time.monotonic()  # not the 3600 s debounce of this fixture
+
+
+@pytest.mark.parametrize("path", ["observation/o1", "Observation/o%201", "Observation/" + "x" * 65])
+async def test_a_resource_path_that_is_no_fhir_type_and_id_gets_an_operation_outcome(
+    hook: tuple[httpx.AsyncClient, Container], path: str
+) -> None:
+    client, box = hook
+    reply = await client.put(f"{HOOK}/{path}", content=b"", headers=AUTH)
+    assert reply.status_code == 400
+    assert "does not name a FHIR resource" in outcome_text(reply)
+    assert box.require_reassess().pending == 0
+
+
+async def test_resource_path_needs_the_bearer_token(hook: tuple[httpx.AsyncClient, Container]) -> None:
+    client, _ = hook
+    reply = await client.put(f"{HOOK}/Observation/o1", content=b"")
+    assert reply.status_code == 401
