@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -260,11 +261,14 @@ class Container:
         entries = data.get("entry", [])
         if not isinstance(entries, list):
             raise InvalidInput("Bundle.entry must be an array")
-        grouped, issues = inbound.group_bundle_by_patient(data)
-        if not grouped:
+        found = inbound.bundle_patients(data)
+        if not found.groups:
             raise InvalidInput("The Bundle holds no Patient resource, so there is nobody to assess")
-        patients = [inbound.patient_input(pid, resources) for pid, resources in grouped.items()]
-        return patients, list(issues)
+        patients = [
+            replace(inbound.patient_input(pid, resources), reference_forms=found.output_references)
+            for pid, resources in found.groups.items()
+        ]
+        return patients, list(found.issues)
 
     def render_collection(
         self, outcomes: Sequence[PatientOutcome], issues: Iterable[DataIssue]

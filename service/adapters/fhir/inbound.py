@@ -73,6 +73,7 @@ from typing import Any, Final
 
 from service.adapters.fhir import codes, typed
 from service.adapters.fhir.errors import MalformedResource
+from service.adapters.fhir.references import resolve_bundle
 from service.application.ports import PatientInput, PatientRef
 from service.domain.frozen import fast_constructor
 from service.domain.model import (
@@ -95,7 +96,9 @@ from service.domain.results import DataIssue
 
 __all__ = [
     "DEFAULT_MAPPING",
+    "BundlePatients",
     "InboundMapping",
+    "bundle_patients",
     "group_bundle_by_patient",
     "parse_fhir_date",
     "patient_input",
@@ -2084,61 +2087,64 @@ def patient_of(resource: JsonDict | typed.TypedResource) -> str | None:
     return None
 
 
-def group_bundle_by_patient(bundle: object) -> tuple[dict[str, list[JsonDict]], list[DataIssue]]:
+@dataclass(frozen=True, slots=True)
+class BundlePatients:
+    """A Bundle split by patient: each patient's resources (references resolved), the input's own
+    form of each local `Type/id` (`references.ResolvedBundle.output_references`), and the issues."""
+
+    groups: dict[str, list[JsonDict]]
+    issues: list[DataIssue]
+    output_references: Mapping[str, str]
+
+
+def bundle_patients(bundle: object) -> BundlePatients:
     """Split a Bundle of one or more patients' resources by patient id.
 
-    A resource finds its patient through `subject` (`patient` for BodyStructure, `Patient.id`
-    for the Patient itself); `Patient/x`, absolute URLs and `urn:uuid:` references all work. An
-    entry without `resource.id` takes the id of its `fullUrl` (the uuid of `urn:uuid:` full
-    URLs), so references between entries of a transaction-style Bundle still resolve. Medication
-    resources go to every patient whose medication statements reference them. Resources of the
+    References are resolved first by `references.resolve_bundle` (FHIR R4 rules: fullUrl,
+    relative to the entry's base, versioned, contained, logical), so every reference the mapping
+    reads is `Type/id` of an entry, or gone with an issue naming it. A resource finds its patient
+    through `subject` (`patient` for BodyStructure, its own id for the Patient). Medication
+    resources go to every patient whose medication records reference them. Resources of the
     contract without a patient are reported; other resource types without one are ignored.
     """
-    issues: list[DataIssue] = []
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        issues.append(DataIssue("error", "malformed-bundle", "body is not a FHIR Bundle", None))
-        return {}, issues
-    entries = bundle.get("entry")
-    if entries is None:
-        return {}, issues
-    if not isinstance(entries, list):
-        issues.append(DataIssue("error", "malformed-bundle", "Bundle.entry is not a list", None))
-        return {}, issues
+        issue = DataIssue("error", "malformed-bundle", "body is not a FHIR Bundle", None)
+        return BundlePatients({}, [issue], {})
+    if bundle.get("entry") is not None and not isinstance(bundle.get("entry"), list):
+        issue = DataIssue("error", "malformed-bundle", "Bundle.entry is not a list", None)
+        return BundlePatients({}, [issue], {})
+    resolved = resolve_bundle(bundle)
+    issues = list(resolved.issues)
     groups: dict[str, list[JsonDict]] = {}
     medications: dict[str, JsonDict] = {}
-    for position, entry in enumerate(entries):
-        label = f"Bundle.entry[{position}]"
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            issues.append(DataIssue("error", "malformed-resource", "entry without a resource", label))
-            continue
-        if not isinstance(resource.get("id"), str) or not resource["id"]:
-            full_url = entry.get("fullUrl")
-            if isinstance(full_url, str) and full_url.strip("/"):
-                resource = {**resource, "id": full_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]}
-            else:
-                issues.append(DataIssue("error", "malformed-resource", "resource without id", label))
-                continue
+    for entry in resolved.entries:
+        resource = entry.resource
         rtype = resource["resourceType"]
-        ref = f"{rtype}/{resource['id']}"
         if rtype == "Medication":
-            for key in _keys_of(rtype, resource["id"]):
-                medications[key] = resource
+            medications.setdefault(entry.key, resource)
             continue
         patient_id = resource["id"] if rtype == "Patient" else patient_of(resource)
         if patient_id is None:
             if rtype in _CONTRACT_TYPES:
-                issues.append(DataIssue("warning", "no-patient-reference", "resource without a patient", ref))
+                issues.append(
+                    DataIssue("warning", "no-patient-reference", "resource without a patient", entry.key)
+                )
             continue
         groups.setdefault(patient_id, []).append(resource)
     if medications:
         for members in groups.values():
             wanted = {
-                reference_key(r["medicationReference"]["reference"]) or ""
+                r["medicationReference"]["reference"]
                 for r in members
                 if isinstance(r.get("medicationReference"), dict)
                 and isinstance(r["medicationReference"].get("reference"), str)
             }
-            attached = {id(m): m for key, m in medications.items() if key in wanted}
-            members.extend(attached.values())
-    return groups, issues
+            members.extend(m for key, m in medications.items() if key in wanted)
+    forms = {key: form for key, form in resolved.output_references.items() if key != form}
+    return BundlePatients(groups, issues, forms)
+
+
+def group_bundle_by_patient(bundle: object) -> tuple[dict[str, list[JsonDict]], list[DataIssue]]:
+    """`bundle_patients` without the input's reference forms (groups, issues)."""
+    found = bundle_patients(bundle)
+    return found.groups, found.issues
