@@ -56,7 +56,15 @@ def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
         f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
         f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, issues {len(report.issues) + extra_issues}"
+        + _why_not_assessed(report.not_assessed)
     )
+
+
+def _why_not_assessed(reasons: dict[str, int]) -> str:
+    """`; not assessed: 2 no-ici-start, 1 lesion-not-found` (empty when every patient was)."""
+    if not reasons:
+        return ""
+    return "; not assessed: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items())
 
 
 @app.command()
@@ -87,8 +95,14 @@ def assess(
         sys.stdout.buffer.write(body + b"\n")
     else:
         out.write_bytes(body)
-    failed = sum(1 for o in outcomes if o.assessment is None)
-    typer.echo(f"assessed {len(outcomes) - failed} patient(s), {failed} not assessable", err=True)
+    from service.application.assess import not_assessed_reasons
+
+    reasons = not_assessed_reasons(outcomes)
+    failed = sum(reasons.values())
+    typer.echo(
+        f"assessed {len(outcomes) - failed} patient(s), {failed} not assessed" + _why_not_assessed(reasons),
+        err=True,
+    )
 
 
 @app.command()

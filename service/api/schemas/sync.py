@@ -36,6 +36,11 @@ class SyncReportOut(BaseModel):
     elapsed_ms: int
     issues: list[IssueOut] = Field(description="At most the first 100 issues")
     issues_total: int
+    not_assessed: dict[str, int] = Field(
+        default_factory=dict,
+        description="Patients not counted as assessed (in patients_failed), by reason: the code of "
+        "their first error issue, e.g. no-ici-start, lesion-not-found, duplicate-resource-conflict",
+    )
 
     @classmethod
     def from_report(cls, r: SyncReport) -> SyncReportOut:
@@ -53,4 +58,5 @@ class SyncReportOut(BaseModel):
                 for i in r.issues[:100]
             ],
             issues_total=len(r.issues),
+            not_assessed=dict(r.not_assessed),
         )
