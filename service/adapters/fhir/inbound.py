@@ -678,8 +678,13 @@ def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date)
     here, line for line, to save its call.
     """
     components = res.get("component")
-    if type(components) is not list:
-        return None
+    if type(components) is not list or "specimen" in res:
+        return None  # the general path tells pathology from imaging (`_pathology_method`)
+    method = res.get("method")
+    if method is not None:
+        method_code = _first_code(method, codes.SNOMED)
+        if method_code is False or method_code in codes.SNOMED_PATHOLOGY_METHODS:
+            return None
     found = _lesion_and_scan(mapper, res)
     if found is None:
         return None
@@ -723,6 +728,8 @@ def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date)
             elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
                 is_short = True
         if not (is_long or is_short):
+            if _has_other_dimension(codings):
+                return None  # reported by the general path
             continue
         try:  # `_fast_quantity(quantity, _MM_PER_UNIT)`
             value, unit = _QUANTITY_FIELDS(quantity)
@@ -752,6 +759,27 @@ def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date)
     if long_mm is None and short_mm is None and flag is None:
         return None  # the general path warns `measurement-without-value`
     return on, scan.measurements, _new_measurement(lesion.lesion_id, long_mm, short_mm, flag, ref), True
+
+
+_PATHOLOGY_KEYS: Final = frozenset({"specimen"})  # refused by the typed and dict fast paths
+
+
+def _not_a_lesion(resource: JsonDict | typed.TypedResource) -> bool:
+    """A BodyStructure that is an mCODE RadiotherapyVolume (where a dose was given, not a tumour)."""
+    if isinstance(resource, typed.BodyStructureT):
+        profiles: object = resource.meta.profile if resource.meta is not None else None
+    elif isinstance(resource, dict):
+        meta = resource.get("meta")
+        profiles = meta.get("profile") if type(meta) is dict else None
+    else:
+        return False
+    return type(profiles) is list and codes.MCODE_RADIOTHERAPY_VOLUME in profiles
+
+
+def _has_other_dimension(codings: list[Any]) -> bool:
+    return any(
+        c.get("system") == codes.LOINC and c.get("code") in codes.LOINC_OTHER_DIMENSIONS for c in codings
+    )
 
 
 def _fast_study(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
@@ -1091,6 +1119,11 @@ def _typed_measurement(mapper: _PatientMapper, res: typed.ObservationT, ref: str
     components = res.component
     if components is None:
         return None
+    if (
+        res.method is not None
+        and _typed_first_code(res.method, codes.SNOMED) in codes.SNOMED_PATHOLOGY_METHODS
+    ):
+        return None  # the general path reports it (`_pathology_method`)
     found = _typed_lesion_and_scan(mapper, res)
     if found is None:
         return None
@@ -1122,6 +1155,8 @@ def _typed_measurement(mapper: _PatientMapper, res: typed.ObservationT, ref: str
                 is_long = True
             elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
                 is_short = True
+            elif system == codes.LOINC and code in codes.LOINC_OTHER_DIMENSIONS:
+                return None  # reported by the general path
         if not (is_long or is_short):
             continue
         number = _typed_quantity(quantity, _MM_PER_UNIT)
@@ -1313,6 +1348,7 @@ class _PatientMapper:
         self.drug_classes: dict[tuple[object, ...], tuple[str, IciClass | None, bool] | None] = {}
         self.death_date: date | None = None
         self.lesion_by_id: dict[str, Lesion] = {}
+        self.conflicts: list[str] = []  # refs of duplicate resources with different content
 
     def issue(self, severity: str, code: str, message: str, ref: str | None) -> None:
         self.issues.append(DataIssue(severity, code, message, ref))
@@ -1336,16 +1372,25 @@ class _PatientMapper:
             "Medication": medications,
         }
         typed_resource = typed.TypedResource
+        seen: dict[str, object] = {}
         for position, resource in enumerate(resources):
             if type(resource) is dict:  # the usual case, checked at once
                 rtype, rid = resource.get("resourceType"), resource.get("id")
                 if type(rtype) is str and type(rid) is str and rid and rtype != "Medication":
-                    bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    ref = f"{rtype}/{rid}"
+                    if ref in seen and self._duplicate(seen[ref], resource, ref):
+                        continue
+                    seen[ref] = resource
+                    bucket.get(rtype, rest).append((resource, ref))
                     continue
             elif isinstance(resource, typed_resource):
                 rtype, rid = resource.resource_type, resource.id
                 if rid:
-                    bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    ref = f"{rtype}/{rid}"
+                    if ref in seen and self._duplicate(seen[ref], resource, ref):
+                        continue
+                    seen[ref] = resource
+                    bucket.get(rtype, rest).append((resource, ref))
                     continue
                 resource = self._as_dict(resource, f"resource[{position}]")  # the dict path reports it
                 if resource is None:
@@ -1357,16 +1402,25 @@ class _PatientMapper:
             if not isinstance(rid, str) or not rid:
                 self.issue("error", "malformed-resource", f"{rtype} without id", f"resource[{position}]")
                 continue
+            ref = f"{rtype}/{rid}"
+            if ref in seen and self._duplicate(seen[ref], resource, ref):
+                continue
+            seen[ref] = resource
             if rtype == "Medication":
                 for key in _keys_of(rtype, rid):
                     self.by_key.setdefault(key, resource)
-            bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+            bucket.get(rtype, rest).append((resource, ref))
         # Looked up here, so that the equivalence tests can switch the fast paths off.
         fast_lesion, fast_study = _fast_body_structure, _fast_study
         typed_lesion, typed_study = _typed_body_structure, _typed_study
         for resource, ref in first:
             self._one(resource, ref)
         for resource, ref in lesions:
+            if _not_a_lesion(resource):
+                self.issue(
+                    "information", "not-a-lesion", "radiotherapy volume (mCODE), not a tumour lesion", ref
+                )
+                continue
             if type(resource) is not dict:
                 if typed_lesion(self, resource, ref):
                     continue
@@ -1465,6 +1519,24 @@ class _PatientMapper:
             except _Unusable as exc:
                 self.issue(exc.severity, exc.code, exc.message, ref)
         return self._assemble()
+
+    def _duplicate(self, first: object, again: object, ref: str) -> bool:
+        """Always True: a second resource of the same type and id is never read twice.
+
+        The same content again (a resource `_include`d by two pages, sent twice) is dropped without
+        a word; different content is an error and the patient is not assessed: which of the two the
+        source means cannot be known, and reading either could change the response
+        (docs/fhir/data-integrity.md). `meta` (version, lastUpdated) is not content.
+        """
+        if _content(first) != _content(again):
+            self.conflicts.append(ref)
+            self.issue(
+                "error",
+                "duplicate-resource-conflict",
+                "two different resources share this type and id; the patient is not assessed",
+                ref,
+            )
+        return True
 
     def _as_dict(self, resource: typed.TypedResource, ref: str) -> JsonDict | None:
         """A typed resource as the dict it was decoded from; None, with an issue, where there is
@@ -1826,10 +1898,33 @@ class _PatientMapper:
         self.issue("warning", "measurement-without-study", "no ImagingStudy for this reading", ref)
         return self.studies[key]
 
+    def _pathology_method(self, res: JsonDict, ref: str) -> str | None:
+        """What makes a TumorSize a pathology measurement (docs/fhir/mcode.md), or None: a
+        `specimen`, a specimen examination `method`, or a `laboratory` category without `imaging`
+        and without an ImagingStudy."""
+        if res.get("specimen") is not None:
+            return "measured on a specimen"
+        if _code_in(_opt_dict(res, "method", ref), codes.SNOMED, ref) in codes.SNOMED_PATHOLOGY_METHODS:
+            return "method is a gross examination of a specimen"
+        categories = {
+            c.get("code") for concept in _dicts(res, "category", ref) for c in _codings(concept, ref)
+        }
+        if "laboratory" in categories and "imaging" not in categories and not res.get("derivedFrom"):
+            return "category laboratory, no imaging study"
+        return None
+
     def _read_measurement(self, res: JsonDict, ref: str, on: date | None) -> None:
+        pathology = self._pathology_method(res, ref)
+        if pathology is not None:  # RECIST 1.1 section 3.2: imaging (or caliper) measurements only
+            raise _Unusable(
+                "pathology-measurement-not-recist",
+                f"tumour size from pathology ({pathology}); RECIST 1.1 uses imaging measurements only",
+                "warning",
+            )
         lesion = self._lesion_of(res, ref)
         long_mm: Decimal | None = None
         short_mm: Decimal | None = None
+        others: list[str] = []
         for component in _dicts(res, "component", ref):
             comp_code = _opt_dict(component, "code", ref)
             quantity = _opt_dict(component, "valueQuantity", ref)
@@ -1840,6 +1935,19 @@ class _PatientMapper:
                 and quantity is not None
             ):
                 short_mm = _quantity(quantity, _MM_PER_UNIT, ref, "short axis")
+            elif (
+                dimension := _code_in(comp_code, codes.LOINC, ref)
+            ) in codes.LOINC_OTHER_DIMENSIONS and quantity is not None:
+                size = _quantity(quantity, _MM_PER_UNIT, ref, f"dimension {dimension}")
+                others.append(f"{dimension} {size.normalize():f} mm")
+        if others:
+            shown = ", ".join(others)
+            self.issue(
+                "information",
+                "tumor-size-other-dimensions",
+                f"other dimensions not used by RECIST 1.1: {shown}",
+                ref,
+            )
         if (long_mm is not None and long_mm < 0) or (short_mm is not None and short_mm < 0):
             raise MalformedResource(ref, "negative diameter")
         flag = self._flag(res, ref)
@@ -1967,8 +2075,33 @@ class _PatientMapper:
         self.used_refs.append(latest.ref)
         return latest.value
 
+    def _check_baseline_targets(self, start: date) -> None:
+        """A declared target measured 0 mm before the ICI start is impossible: RECIST 1.1 section
+        3.1 lets only measurable lesions (>= 10 mm, nodes >= 15 mm short axis) be targets, and a
+        lesion of 0 mm before treatment is no lesion. The reading is kept (the rules then leave the
+        lesion out of the baseline); the issue names it (docs/fhir/data-integrity.md)."""
+        for parts in {id(p): p for p in self.studies.values()}.values():
+            if parts.study_date > start:
+                continue
+            for m in parts.measurements:
+                lesion = self.lesion_by_id.get(m.lesion_id)
+                if lesion is None or lesion.role is not LesionRole.TARGET:
+                    continue
+                size = m.short_axis_mm if lesion.is_lymph_node else m.long_axis_mm
+                if size is not None and size == 0:
+                    axis = "short axis" if lesion.is_lymph_node else "longest diameter"
+                    self.issue(
+                        "error",
+                        "impossible-baseline-value",
+                        f"target lesion {m.lesion_id}: {axis} 0 mm on {parts.study_date.isoformat()}, before "
+                        f"the treatment start {start.isoformat()}; a target lesion is measurable at baseline",
+                        m.ref,
+                    )
+
     def _assemble(self) -> PatientInput:
         ref = PatientRef(self.patient_id)
+        if self.conflicts:  # `_duplicate`: which resource is meant cannot be known
+            return PatientInput(ref, None, tuple(self.issues))
         tumour = self._tumour()
         start = self._ici_start()
         if start is None:
@@ -1980,6 +2113,7 @@ class _PatientMapper:
             )
             return PatientInput(ref, None, tuple(self.issues))
         first, combination, line = start
+        self._check_baseline_targets(first.on)
         patient = self.patient or {}
         birth: date | None
         try:
@@ -2026,6 +2160,18 @@ class _PatientMapper:
             ici_administration_dates=tuple(sorted({d.on for d in self.drugs if d.is_ici and d.dose})),
         )
         return PatientInput(ref, timeline, tuple(self.issues))
+
+
+def _content(resource: object) -> object:
+    """A resource without its `meta`, for telling duplicates apart (typed ones as their dict)."""
+    if isinstance(resource, typed.TypedResource):
+        try:
+            resource = resource.as_dict()
+        except MalformedResource:
+            return resource  # unreadable: never equal to a readable copy
+    if isinstance(resource, dict):
+        return {k: v for k, v in resource.items() if k != "meta"}
+    return resource
 
 
 _ON_AND_REF: Final = attrgetter("on", "ref")
