@@ -52,6 +52,13 @@ Decisions where the contract is silent (all [P]):
   the ICI start; later values are ignored (they are not pre-treatment covariates).
 - `prior_radiotherapy` is True when a radiotherapy Procedure precedes the ICI start, else
   None: the absence of a Procedure is not evidence that none was given.
+- A second resource with the same `Type/id`: the same content (`meta` aside) is read once;
+  different content is `duplicate-resource-conflict` and no timeline (docs/fhir/data-integrity.md).
+  A declared target of 0 mm before the ICI start is `impossible-baseline-value` (same doc).
+- mCODE TumorSize from pathology (specimen, gross examination, laboratory without imaging) is
+  excluded; its other dimensions are reported; RadiotherapyVolume BodyStructures are not lesions
+  (docs/fhir/mcode.md). Posted Bundles reach this module with their references resolved
+  (`references.py`, docs/fhir/references.md).
 - `last_contact` = the latest clinical date on any resource of the patient (effective,
   started, performed, authored, recorded, onset/abatement, period, occurrence, death), except
   entered-in-error resources and the service's own output Observations. `meta.lastUpdated`
