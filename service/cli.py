@@ -86,6 +86,7 @@ def _echo_report(report: SyncReport, *, extra_issues: int = 0) -> None:
         f"patients {report.patients_seen}, assessed {report.patients_assessed}, "
         f"failed {report.patients_failed}, created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, issues {len(report.issues) + extra_issues}"
+        + _why_not_assessed(report.not_assessed)
     )
     if report.writes_failed:
         typer.echo(
@@ -127,6 +128,13 @@ def _run_sync(body: Callable[[], Awaitable[SyncReport]], extra_issues: Callable[
         raise typer.Exit(EXIT_WRITES_FAILED)
 
 
+def _why_not_assessed(reasons: dict[str, int]) -> str:
+    """`; not assessed: 2 no-ici-start, 1 lesion-not-found` (empty when every patient was)."""
+    if not reasons:
+        return ""
+    return "; not assessed: " + ", ".join(f"{count} {reason}" for reason, count in reasons.items())
+
+
 @app.command()
 def assess(
     file: Annotated[Path, typer.Argument(help="A FHIR Bundle (JSON) of one or more patients; '-' for stdin")],
@@ -136,7 +144,7 @@ def assess(
     """Assess a FHIR Bundle and print the result Bundle (Observations + OperationOutcome). Writes nothing."""
     timer = PhaseTimer(started=_STARTED)
     from service.adapters.fhir.collection import read_patients, render_collection
-    from service.application.assess import AssessPatients
+    from service.application.assess import AssessPatients, not_assessed_reasons
     from service.application.clock import now, today
     from service.application.errors import InvalidInput
 
@@ -163,8 +171,12 @@ def assess(
     else:
         out.write_bytes(body)
     timer.done("write")
-    failed = sum(1 for o in outcomes if o.assessment is None)
-    typer.echo(f"assessed {len(outcomes) - failed} patient(s), {failed} not assessable", err=True)
+    reasons = not_assessed_reasons(outcomes)
+    failed = sum(reasons.values())
+    typer.echo(
+        f"assessed {len(outcomes) - failed} patient(s), {failed} not assessed" + _why_not_assessed(reasons),
+        err=True,
+    )
     typer.echo(timer.line(), err=True)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -42,6 +42,38 @@ class PatientOutcome:
     input: PatientInput
     assessment: PatientAssessment | None
     issues: tuple[DataIssue, ...]
+
+    @property
+    def lesion_data_used(self) -> bool:
+        """Assessed in the sense a summary counts: a baseline was found and lesions were read.
+
+        An assessment without either (every measurement lost, no scan before treatment) is
+        written as NE but is not counted as assessed (docs/fhir/data-integrity.md).
+        """
+        found = self.assessment
+        return found is not None and found.baseline_date is not None and bool(found.lesions)
+
+    @property
+    def not_assessed_reason(self) -> str | None:
+        """Why the patient is not counted as assessed: the code of its first error issue (the
+        input's come first, so the cause before its consequence), else its first warning."""
+        if self.lesion_data_used:
+            return None
+        for severity in ("error", "warning"):
+            for issue in self.issues:
+                if issue.severity == severity:
+                    return issue.code
+        return "no-lesion-data"
+
+
+def not_assessed_reasons(outcomes: Iterable[PatientOutcome]) -> dict[str, int]:
+    """How many patients were not assessed, by reason (`PatientOutcome.not_assessed_reason`)."""
+    reasons: dict[str, int] = {}
+    for outcome in outcomes:
+        reason = outcome.not_assessed_reason
+        if reason is not None:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return dict(sorted(reasons.items()))
 
 
 class AssessPatients:
@@ -90,6 +122,8 @@ class SyncReport:
     permissions: list[str] = field(default_factory=list)  # each refused permission, once
     previous_run: RunState | None = None  # the run before this one, as the store last saw it
     stale_runs_closed: int = 0  # runs left `running` too long (a killed process), now marked failed
+    # Patients not counted as assessed (in `patients_failed`), by reason: `not_assessed_reasons`.
+    not_assessed: dict[str, int] = field(default_factory=dict)
 
 
 class SyncPatients:
@@ -224,6 +258,7 @@ class SyncPatients:
             # One patient the server will not give us is reported; the run goes on.
             # An unavailable server (UpstreamUnavailable) ends the run instead.
             report.patients_failed += 1
+            report.not_assessed["patient-unreadable"] = report.not_assessed.get("patient-unreadable", 0) + 1
             report.issues.append(
                 DataIssue("error", "patient-unreadable", exc.detail, f"Patient/{ref.patient_id}")
             )
@@ -231,8 +266,11 @@ class SyncPatients:
             return None
         outcome = self._assessor.one(patient, as_of=as_of)
         report.issues.extend(outcome.issues)
-        if outcome.assessment is None:
+        reason = outcome.not_assessed_reason
+        if reason is not None:
             report.patients_failed += 1
+            report.not_assessed[reason] = report.not_assessed.get(reason, 0) + 1
+        if outcome.assessment is None:
             log.info("sync.patient_skipped", patient_key=key, issues=len(outcome.issues))
             return None
         summary = await self._writer.write(outcome.assessment, patient, run_id=report.run_id)
@@ -242,14 +280,16 @@ class SyncPatients:
         report.issues.extend(summary.issues)
         if summary.failure is not None:
             # Not recorded (nor alerted): the next run writes it again, from what is on the server.
-            report.patients_failed += 1
+            if reason is None:  # a patient not assessed is already counted as failed
+                report.patients_failed += 1
             report.writes_failed += 1
             if summary.permission is not None and summary.permission not in report.permissions:
                 report.permissions.append(summary.permission)
                 log.error("sync.write_forbidden", permission=summary.permission)
             log.warning("sync.write_failed", patient_key=key, created=summary.created)
             return None
-        report.patients_assessed += 1
+        if reason is None:
+            report.patients_assessed += 1
         log.info(
             "assessment.written",
             patient_key=key,

@@ -25,6 +25,9 @@ class PatientInput:
     ref: PatientRef
     timeline: PatientTimeline | None
     issues: tuple[DataIssue, ...] = ()
+    # How the input names the resources behind `Type/id` references, where it differs (a posted
+    # Bundle's `urn:uuid:` or absolute fullUrls): results point at the input's own resources.
+    reference_forms: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,11 @@ COMMUNICATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/communica
 
 LOINC_TUMOR_SIZE: Final = "21889-1"  # [V] mCODE TumorSize
 LOINC_LONGEST_DIAMETER: Final = "33728-7"  # [V] mCODE tumorLongestDimension
+LOINC_OTHER_DIMENSIONS: Final = frozenset({"33729-5", "33730-3"})  # [V] mCODE TumorSize other dimensions
+# [V] mCODE TumorSize.method: examination of a specimen (pathology), not imaging.
+SNOMED_PATHOLOGY_METHODS: Final = frozenset(
+    {"787377000"}
+)  # gross examination and sampling of tissue specimen
 LOINC_NEUTROPHILS: Final = "751-8"
 LOINC_LYMPHOCYTES: Final = "731-0"
 LOINC_LYMPHOCYTES_PCT: Final = "736-9"
@@ -121,6 +126,7 @@ MCODE: Final = "http://hl7.org/fhir/us/mcode/StructureDefinition"
 MCODE_PRIMARY_CANCER_CONDITION: Final = f"{MCODE}/mcode-primary-cancer-condition"
 MCODE_TUMOR: Final = f"{MCODE}/mcode-tumor"
 MCODE_TUMOR_SIZE: Final = f"{MCODE}/mcode-tumor-size"
+MCODE_RADIOTHERAPY_VOLUME: Final = f"{MCODE}/mcode-radiotherapy-volume"  # a treatment volume, not a lesion
 MCODE_HISTOLOGY_EXT: Final = f"{MCODE}/mcode-histology-morphology-behavior"
 MCODE_RADIOTHERAPY_COURSE_SUMMARY: Final = f"{MCODE}/mcode-radiotherapy-course-summary"
 MCODE_ECOG: Final = f"{MCODE}/mcode-ecog-performance-status"

@@ -8,7 +8,7 @@ starts in a fraction of a second (benchmarks/startup.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,11 +36,15 @@ def read_patients(data: Any) -> PostedPatients:
     entries = data.get("entry", [])
     if not isinstance(entries, list):
         raise InvalidInput("Bundle.entry must be an array")
-    grouped, issues = inbound.group_bundle_by_patient(data)
-    if not grouped:
+    found = inbound.bundle_patients(data)
+    if not found.groups:
         raise InvalidInput("The Bundle holds no Patient resource, so there is nobody to assess")
-    patients = [inbound.patient_input(pid, resources) for pid, resources in grouped.items()]
-    return PostedPatients(patients, list(issues))
+    # Results name each input the way the posted Bundle did (its own fullUrl form).
+    patients = [
+        replace(inbound.patient_input(pid, resources), reference_forms=found.output_references)
+        for pid, resources in found.groups.items()
+    ]
+    return PostedPatients(patients, list(found.issues))
 
 
 def render_collection(

@@ -54,6 +54,13 @@ Decisions where the contract is silent (all [P]):
   the ICI start; later values are ignored (they are not pre-treatment covariates).
 - `prior_radiotherapy` is True when a radiotherapy Procedure precedes the ICI start, else
   None: the absence of a Procedure is not evidence that none was given.
+- A second resource with the same `Type/id`: the same content (`meta` aside) is read once;
+  different content is `duplicate-resource-conflict` and no timeline (docs/fhir/data-integrity.md).
+  A declared target of 0 mm before the ICI start is `impossible-baseline-value` (same doc).
+- mCODE TumorSize from pathology (specimen, gross examination, laboratory without imaging) is
+  excluded; its other dimensions are reported; RadiotherapyVolume BodyStructures are not lesions
+  (docs/fhir/mcode.md). Posted Bundles reach this module with their references resolved
+  (`references.py`, docs/fhir/references.md).
 - `last_contact` = the latest clinical date on any resource of the patient (effective,
   started, performed, authored, recorded, onset/abatement, period, occurrence, death), except
   entered-in-error resources and the service's own output Observations. `meta.lastUpdated`
@@ -76,6 +83,7 @@ from typing import Any, Final
 from service.adapters.fhir import codes, typed
 from service.adapters.fhir.drug_terminology import DrugTerminology, MatchBasis, drug_terminology
 from service.adapters.fhir.errors import MalformedResource
+from service.adapters.fhir.references import resolve_bundle
 from service.application.ports import PatientInput, PatientRef
 from service.domain.frozen import fast_constructor
 from service.domain.model import (
@@ -98,7 +106,9 @@ from service.domain.results import DataIssue
 
 __all__ = [
     "DEFAULT_MAPPING",
+    "BundlePatients",
     "InboundMapping",
+    "bundle_patients",
     "group_bundle_by_patient",
     "parse_fhir_date",
     "patient_input",
@@ -670,8 +680,13 @@ def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date)
     here, line for line, to save its call.
     """
     components = res.get("component")
-    if type(components) is not list:
-        return None
+    if type(components) is not list or "specimen" in res:
+        return None  # the general path tells pathology from imaging (`_pathology_method`)
+    method = res.get("method")
+    if method is not None:
+        method_code = _first_code(method, codes.SNOMED)
+        if method_code is False or method_code in codes.SNOMED_PATHOLOGY_METHODS:
+            return None
     found = _lesion_and_scan(mapper, res)
     if found is None:
         return None
@@ -715,6 +730,8 @@ def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date)
             elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
                 is_short = True
         if not (is_long or is_short):
+            if _has_other_dimension(codings):
+                return None  # reported by the general path
             continue
         try:  # `_fast_quantity(quantity, _MM_PER_UNIT)`
             value, unit = _QUANTITY_FIELDS(quantity)
@@ -744,6 +761,27 @@ def _fast_measurement(mapper: _PatientMapper, res: JsonDict, ref: str, on: date)
     if long_mm is None and short_mm is None and flag is None:
         return None  # the general path warns `measurement-without-value`
     return on, scan.measurements, _new_measurement(lesion.lesion_id, long_mm, short_mm, flag, ref), True
+
+
+_PATHOLOGY_KEYS: Final = frozenset({"specimen"})  # refused by the typed and dict fast paths
+
+
+def _not_a_lesion(resource: JsonDict | typed.TypedResource) -> bool:
+    """A BodyStructure that is an mCODE RadiotherapyVolume (where a dose was given, not a tumour)."""
+    if isinstance(resource, typed.BodyStructureT):
+        profiles: object = resource.meta.profile if resource.meta is not None else None
+    elif isinstance(resource, dict):
+        meta = resource.get("meta")
+        profiles = meta.get("profile") if type(meta) is dict else None
+    else:
+        return False
+    return type(profiles) is list and codes.MCODE_RADIOTHERAPY_VOLUME in profiles
+
+
+def _has_other_dimension(codings: list[Any]) -> bool:
+    return any(
+        c.get("system") == codes.LOINC and c.get("code") in codes.LOINC_OTHER_DIMENSIONS for c in codings
+    )
 
 
 def _fast_study(mapper: _PatientMapper, res: JsonDict, ref: str) -> bool:
@@ -1083,6 +1121,11 @@ def _typed_measurement(mapper: _PatientMapper, res: typed.ObservationT, ref: str
     components = res.component
     if components is None:
         return None
+    if (
+        res.method is not None
+        and _typed_first_code(res.method, codes.SNOMED) in codes.SNOMED_PATHOLOGY_METHODS
+    ):
+        return None  # the general path reports it (`_pathology_method`)
     found = _typed_lesion_and_scan(mapper, res)
     if found is None:
         return None
@@ -1114,6 +1157,8 @@ def _typed_measurement(mapper: _PatientMapper, res: typed.ObservationT, ref: str
                 is_long = True
             elif system == codes.CS_ONCORESPONSE and code == codes.CODE_SHORT_AXIS:
                 is_short = True
+            elif system == codes.LOINC and code in codes.LOINC_OTHER_DIMENSIONS:
+                return None  # reported by the general path
         if not (is_long or is_short):
             continue
         number = _typed_quantity(quantity, _MM_PER_UNIT)
@@ -1305,6 +1350,7 @@ class _PatientMapper:
         self.drug_classes: dict[tuple[object, ...], tuple[str, IciClass | None, bool] | None] = {}
         self.death_date: date | None = None
         self.lesion_by_id: dict[str, Lesion] = {}
+        self.conflicts: list[str] = []  # refs of duplicate resources with different content
 
     def issue(self, severity: str, code: str, message: str, ref: str | None) -> None:
         self.issues.append(DataIssue(severity, code, message, ref))
@@ -1328,16 +1374,25 @@ class _PatientMapper:
             "Medication": medications,
         }
         typed_resource = typed.TypedResource
+        seen: dict[str, object] = {}
         for position, resource in enumerate(resources):
             if type(resource) is dict:  # the usual case, checked at once
                 rtype, rid = resource.get("resourceType"), resource.get("id")
                 if type(rtype) is str and type(rid) is str and rid and rtype != "Medication":
-                    bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    ref = f"{rtype}/{rid}"
+                    if ref in seen and self._duplicate(seen[ref], resource, ref):
+                        continue
+                    seen[ref] = resource
+                    bucket.get(rtype, rest).append((resource, ref))
                     continue
             elif isinstance(resource, typed_resource):
                 rtype, rid = resource.resource_type, resource.id
                 if rid:
-                    bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+                    ref = f"{rtype}/{rid}"
+                    if ref in seen and self._duplicate(seen[ref], resource, ref):
+                        continue
+                    seen[ref] = resource
+                    bucket.get(rtype, rest).append((resource, ref))
                     continue
                 resource = self._as_dict(resource, f"resource[{position}]")  # the dict path reports it
                 if resource is None:
@@ -1349,16 +1404,25 @@ class _PatientMapper:
             if not isinstance(rid, str) or not rid:
                 self.issue("error", "malformed-resource", f"{rtype} without id", f"resource[{position}]")
                 continue
+            ref = f"{rtype}/{rid}"
+            if ref in seen and self._duplicate(seen[ref], resource, ref):
+                continue
+            seen[ref] = resource
             if rtype == "Medication":
                 for key in _keys_of(rtype, rid):
                     self.by_key.setdefault(key, resource)
-            bucket.get(rtype, rest).append((resource, f"{rtype}/{rid}"))
+            bucket.get(rtype, rest).append((resource, ref))
         # Looked up here, so that the equivalence tests can switch the fast paths off.
         fast_lesion, fast_study = _fast_body_structure, _fast_study
         typed_lesion, typed_study = _typed_body_structure, _typed_study
         for resource, ref in first:
             self._one(resource, ref)
         for resource, ref in lesions:
+            if _not_a_lesion(resource):
+                self.issue(
+                    "information", "not-a-lesion", "radiotherapy volume (mCODE), not a tumour lesion", ref
+                )
+                continue
             if type(resource) is not dict:
                 if typed_lesion(self, resource, ref):
                     continue
@@ -1457,6 +1521,24 @@ class _PatientMapper:
             except _Unusable as exc:
                 self.issue(exc.severity, exc.code, exc.message, ref)
         return self._assemble()
+
+    def _duplicate(self, first: object, again: object, ref: str) -> bool:
+        """Always True: a second resource of the same type and id is never read twice.
+
+        The same content again (a resource `_include`d by two pages, sent twice) is dropped without
+        a word; different content is an error and the patient is not assessed: which of the two the
+        source means cannot be known, and reading either could change the response
+        (docs/fhir/data-integrity.md). `meta` (version, lastUpdated) is not content.
+        """
+        if _content(first) != _content(again):
+            self.conflicts.append(ref)
+            self.issue(
+                "error",
+                "duplicate-resource-conflict",
+                "two different resources share this type and id; the patient is not assessed",
+                ref,
+            )
+        return True
 
     def _as_dict(self, resource: typed.TypedResource, ref: str) -> JsonDict | None:
         """A typed resource as the dict it was decoded from; None, with an issue, where there is
@@ -1810,10 +1892,33 @@ class _PatientMapper:
         self.issue("warning", "measurement-without-study", "no ImagingStudy for this reading", ref)
         return self.studies[key]
 
+    def _pathology_method(self, res: JsonDict, ref: str) -> str | None:
+        """What makes a TumorSize a pathology measurement (docs/fhir/mcode.md), or None: a
+        `specimen`, a specimen examination `method`, or a `laboratory` category without `imaging`
+        and without an ImagingStudy."""
+        if res.get("specimen") is not None:
+            return "measured on a specimen"
+        if _code_in(_opt_dict(res, "method", ref), codes.SNOMED, ref) in codes.SNOMED_PATHOLOGY_METHODS:
+            return "method is a gross examination of a specimen"
+        categories = {
+            c.get("code") for concept in _dicts(res, "category", ref) for c in _codings(concept, ref)
+        }
+        if "laboratory" in categories and "imaging" not in categories and not res.get("derivedFrom"):
+            return "category laboratory, no imaging study"
+        return None
+
     def _read_measurement(self, res: JsonDict, ref: str, on: date | None) -> None:
+        pathology = self._pathology_method(res, ref)
+        if pathology is not None:  # RECIST 1.1 section 3.2: imaging (or caliper) measurements only
+            raise _Unusable(
+                "pathology-measurement-not-recist",
+                f"tumour size from pathology ({pathology}); RECIST 1.1 uses imaging measurements only",
+                "warning",
+            )
         lesion = self._lesion_of(res, ref)
         long_mm: Decimal | None = None
         short_mm: Decimal | None = None
+        others: list[str] = []
         for component in _dicts(res, "component", ref):
             comp_code = _opt_dict(component, "code", ref)
             quantity = _opt_dict(component, "valueQuantity", ref)
@@ -1824,6 +1929,19 @@ class _PatientMapper:
                 and quantity is not None
             ):
                 short_mm = _quantity(quantity, _MM_PER_UNIT, ref, "short axis")
+            elif (
+                dimension := _code_in(comp_code, codes.LOINC, ref)
+            ) in codes.LOINC_OTHER_DIMENSIONS and quantity is not None:
+                size = _quantity(quantity, _MM_PER_UNIT, ref, f"dimension {dimension}")
+                others.append(f"{dimension} {size.normalize():f} mm")
+        if others:
+            shown = ", ".join(others)
+            self.issue(
+                "information",
+                "tumor-size-other-dimensions",
+                f"other dimensions not used by RECIST 1.1: {shown}",
+                ref,
+            )
         if (long_mm is not None and long_mm < 0) or (short_mm is not None and short_mm < 0):
             raise MalformedResource(ref, "negative diameter")
         flag = self._flag(res, ref)
@@ -1951,8 +2069,33 @@ class _PatientMapper:
         self.used_refs.append(latest.ref)
         return latest.value
 
+    def _check_baseline_targets(self, start: date) -> None:
+        """A declared target measured 0 mm before the ICI start is impossible: RECIST 1.1 section
+        3.1 lets only measurable lesions (>= 10 mm, nodes >= 15 mm short axis) be targets, and a
+        lesion of 0 mm before treatment is no lesion. The reading is kept (the rules then leave the
+        lesion out of the baseline); the issue names it (docs/fhir/data-integrity.md)."""
+        for parts in {id(p): p for p in self.studies.values()}.values():
+            if parts.study_date > start:
+                continue
+            for m in parts.measurements:
+                lesion = self.lesion_by_id.get(m.lesion_id)
+                if lesion is None or lesion.role is not LesionRole.TARGET:
+                    continue
+                size = m.short_axis_mm if lesion.is_lymph_node else m.long_axis_mm
+                if size is not None and size == 0:
+                    axis = "short axis" if lesion.is_lymph_node else "longest diameter"
+                    self.issue(
+                        "error",
+                        "impossible-baseline-value",
+                        f"target lesion {m.lesion_id}: {axis} 0 mm on {parts.study_date.isoformat()}, before "
+                        f"the treatment start {start.isoformat()}; a target lesion is measurable at baseline",
+                        m.ref,
+                    )
+
     def _assemble(self) -> PatientInput:
         ref = PatientRef(self.patient_id)
+        if self.conflicts:  # `_duplicate`: which resource is meant cannot be known
+            return PatientInput(ref, None, tuple(self.issues))
         tumour = self._tumour()
         start = self._ici_start()
         if start is None:
@@ -1964,6 +2107,7 @@ class _PatientMapper:
             )
             return PatientInput(ref, None, tuple(self.issues))
         first, combination, line = start
+        self._check_baseline_targets(first.on)
         patient = self.patient or {}
         birth: date | None
         try:
@@ -2010,6 +2154,18 @@ class _PatientMapper:
             ici_administration_dates=tuple(sorted({d.on for d in self.drugs if d.is_ici and d.dose})),
         )
         return PatientInput(ref, timeline, tuple(self.issues))
+
+
+def _content(resource: object) -> object:
+    """A resource without its `meta`, for telling duplicates apart (typed ones as their dict)."""
+    if isinstance(resource, typed.TypedResource):
+        try:
+            resource = resource.as_dict()
+        except MalformedResource:
+            return resource  # unreadable: never equal to a readable copy
+    if isinstance(resource, dict):
+        return {k: v for k, v in resource.items() if k != "meta"}
+    return resource
 
 
 _ON_AND_REF: Final = attrgetter("on", "ref")
@@ -2071,61 +2227,64 @@ def patient_of(resource: JsonDict | typed.TypedResource) -> str | None:
     return None
 
 
-def group_bundle_by_patient(bundle: object) -> tuple[dict[str, list[JsonDict]], list[DataIssue]]:
+@dataclass(frozen=True, slots=True)
+class BundlePatients:
+    """A Bundle split by patient: each patient's resources (references resolved), the input's own
+    form of each local `Type/id` (`references.ResolvedBundle.output_references`), and the issues."""
+
+    groups: dict[str, list[JsonDict]]
+    issues: list[DataIssue]
+    output_references: Mapping[str, str]
+
+
+def bundle_patients(bundle: object) -> BundlePatients:
     """Split a Bundle of one or more patients' resources by patient id.
 
-    A resource finds its patient through `subject` (`patient` for BodyStructure, `Patient.id`
-    for the Patient itself); `Patient/x`, absolute URLs and `urn:uuid:` references all work. An
-    entry without `resource.id` takes the id of its `fullUrl` (the uuid of `urn:uuid:` full
-    URLs), so references between entries of a transaction-style Bundle still resolve. Medication
-    resources go to every patient whose medication statements reference them. Resources of the
+    References are resolved first by `references.resolve_bundle` (FHIR R4 rules: fullUrl,
+    relative to the entry's base, versioned, contained, logical), so every reference the mapping
+    reads is `Type/id` of an entry, or gone with an issue naming it. A resource finds its patient
+    through `subject` (`patient` for BodyStructure, its own id for the Patient). Medication
+    resources go to every patient whose medication records reference them. Resources of the
     contract without a patient are reported; other resource types without one are ignored.
     """
-    issues: list[DataIssue] = []
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        issues.append(DataIssue("error", "malformed-bundle", "body is not a FHIR Bundle", None))
-        return {}, issues
-    entries = bundle.get("entry")
-    if entries is None:
-        return {}, issues
-    if not isinstance(entries, list):
-        issues.append(DataIssue("error", "malformed-bundle", "Bundle.entry is not a list", None))
-        return {}, issues
+        issue = DataIssue("error", "malformed-bundle", "body is not a FHIR Bundle", None)
+        return BundlePatients({}, [issue], {})
+    if bundle.get("entry") is not None and not isinstance(bundle.get("entry"), list):
+        issue = DataIssue("error", "malformed-bundle", "Bundle.entry is not a list", None)
+        return BundlePatients({}, [issue], {})
+    resolved = resolve_bundle(bundle)
+    issues = list(resolved.issues)
     groups: dict[str, list[JsonDict]] = {}
     medications: dict[str, JsonDict] = {}
-    for position, entry in enumerate(entries):
-        label = f"Bundle.entry[{position}]"
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            issues.append(DataIssue("error", "malformed-resource", "entry without a resource", label))
-            continue
-        if not isinstance(resource.get("id"), str) or not resource["id"]:
-            full_url = entry.get("fullUrl")
-            if isinstance(full_url, str) and full_url.strip("/"):
-                resource = {**resource, "id": full_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]}
-            else:
-                issues.append(DataIssue("error", "malformed-resource", "resource without id", label))
-                continue
+    for entry in resolved.entries:
+        resource = entry.resource
         rtype = resource["resourceType"]
-        ref = f"{rtype}/{resource['id']}"
         if rtype == "Medication":
-            for key in _keys_of(rtype, resource["id"]):
-                medications[key] = resource
+            medications.setdefault(entry.key, resource)
             continue
         patient_id = resource["id"] if rtype == "Patient" else patient_of(resource)
         if patient_id is None:
             if rtype in _CONTRACT_TYPES:
-                issues.append(DataIssue("warning", "no-patient-reference", "resource without a patient", ref))
+                issues.append(
+                    DataIssue("warning", "no-patient-reference", "resource without a patient", entry.key)
+                )
             continue
         groups.setdefault(patient_id, []).append(resource)
     if medications:
         for members in groups.values():
             wanted = {
-                reference_key(r["medicationReference"]["reference"]) or ""
+                r["medicationReference"]["reference"]
                 for r in members
                 if isinstance(r.get("medicationReference"), dict)
                 and isinstance(r["medicationReference"].get("reference"), str)
             }
-            attached = {id(m): m for key, m in medications.items() if key in wanted}
-            members.extend(attached.values())
-    return groups, issues
+            members.extend(m for key, m in medications.items() if key in wanted)
+    forms = {key: form for key, form in resolved.output_references.items() if key != form}
+    return BundlePatients(groups, issues, forms)
+
+
+def group_bundle_by_patient(bundle: object) -> tuple[dict[str, list[JsonDict]], list[DataIssue]]:
+    """`bundle_patients` without the input's reference forms (groups, issues)."""
+    found = bundle_patients(bundle)
+    return found.groups, found.issues

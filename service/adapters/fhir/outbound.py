@@ -56,6 +56,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from service.adapters.fhir import codes
+from service.adapters.fhir.references import input_reference_forms
 from service.application.ports import PatientInput
 from service.domain.results import (
     AtypicalFinding,
@@ -635,6 +636,9 @@ def assessment_bundle(
         )
         seed = f"provenance|{assessment.patient_id}|{recorded.isoformat()}"
         entries.append({"fullUrl": _urn(seed), "resource": provenance})
+        if patient.reference_forms:  # a posted Bundle's own urn:uuid / absolute forms
+            for entry in entries[-len(observations) - 1 :]:
+                entry["resource"] = input_reference_forms(entry["resource"], patient.reference_forms)
         all_issues.extend(patient.issues)
         all_issues.extend(assessment.issues)
     entries.append(

@@ -127,6 +127,10 @@ class Identifier(Struct, gc=False):
     value: str | None = None
 
 
+class ResourceMeta(Struct, gc=False):
+    profile: list[str] | None = None
+
+
 class Period(Struct, gc=False):
     start: str | None = None
 
@@ -188,6 +192,8 @@ class ObservationT(TypedResource, tag="Observation", kw_only=True, gc=False):
     valueQuantity: Quantity | None = None
     valueCodeableConcept: Concept | None = None
     valueInteger: Int | None = None
+    method: Concept | None = None  # pathology or imaging: `inbound._PatientMapper._pathology_method`
+    specimen: Refused | UnsetType = _NO
     effectiveInstant: Refused | UnsetType = _NO
     started: Refused | UnsetType = _NO
     authoredOn: Refused | UnsetType = _NO
@@ -269,6 +275,7 @@ class ImagingStudyT(TypedResource, tag="ImagingStudy", kw_only=True, gc=False):
 
 class BodyStructureT(TypedResource, tag="BodyStructure", kw_only=True, gc=False):
     resource_type: ClassVar[str] = "BodyStructure"
+    meta: ResourceMeta | None = None  # `inbound._not_a_lesion` reads its profiles
     identifier: list[Identifier] | None = None
     location: CodeableConcept | None = None
     active: bool | None = None

@@ -43,6 +43,11 @@ class SyncReportOut(BaseModel):
     permissions_refused: list[str] = Field(
         description="Each permission the FHIR server refused on a write, once, with the scope likely missing"
     )
+    not_assessed: dict[str, int] = Field(
+        default_factory=dict,
+        description="Patients not counted as assessed (in patients_failed), by reason: the code of "
+        "their first error issue, e.g. no-ici-start, lesion-not-found, duplicate-resource-conflict",
+    )
 
     @classmethod
     def from_report(cls, r: SyncReport) -> SyncReportOut:
@@ -62,4 +67,5 @@ class SyncReportOut(BaseModel):
             issues_total=len(r.issues),
             writes_failed=r.writes_failed,
             permissions_refused=list(r.permissions),
+            not_assessed=dict(r.not_assessed),
         )

@@ -450,7 +450,7 @@ async def test_search_typed_yields_typed_resources(httpx_mock: HTTPXMock) -> Non
 @pytest.mark.parametrize(
     ("struct", "refused"),
     [
-        (typed.ObservationT, inbound._UNUSUAL_EFFECTIVE),
+        (typed.ObservationT, inbound._UNUSUAL_EFFECTIVE | inbound._PATHOLOGY_KEYS),
         (typed.MedicationAdministrationT, inbound._UNUSUAL_EFFECTIVE),
         (typed.MedicationRequestT, inbound._UNUSUAL_AUTHORED),
         (typed.ImagingStudyT, inbound._UNUSUAL_STUDY),
