@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from service.adapters.fhir.client import (
 from service.adapters.fhir.smart import DEFAULT_SCOPES, SmartBackendAuth, SmartCredentials
 from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.writer import FhirAssessmentWriter
+from service.adapters.persistence.leases import SqlPatientLeases
 from service.adapters.persistence.outbox import SqlAlertOutbox
 from service.adapters.persistence.replay import SqlReplayLedger
 from service.adapters.persistence.store import SqlAssessmentStore
@@ -91,6 +93,7 @@ class Container:
                 concurrency=self.settings.sync_concurrency,
                 key_salt=self.key_salt,
                 plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+                leases=self._leases(),
             )
             self._start_fhir_integration(self.fhir, self.sync)
         self._start_alerts()
@@ -235,6 +238,15 @@ class Container:
             concurrency=self.settings.sync_concurrency,
             key_salt=self.key_salt,
             plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
+            leases=self._leases(),
+        )
+
+    def _leases(self) -> SqlPatientLeases | None:
+        """Patient leases shared by every sync process on this database (none without a store)."""
+        if self.store is None:
+            return None
+        return SqlPatientLeases(
+            self.store.repository.engine, ttl=timedelta(seconds=self.settings.sync_lease_s)
         )
 
     def bulk_export(self) -> FhirBulkExport:

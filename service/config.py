@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     fhir_page_size: int = Field(default=200, ge=1, le=1000)
     fhir_bearer_token: SecretStr | None = None
     sync_concurrency: int = Field(default=8, ge=1, le=64)
+    # A sync's claim on a patient outlives a process that died for this long (persistence/leases.py)
+    sync_lease_s: int = Field(default=900, ge=10, le=86_400)
 
     # --- persistence and privacy ---------------------------------------------------------------
     database_url: str = "sqlite:///./var/oncoresponse.db"
