@@ -99,6 +99,8 @@ def sync(
     since: Annotated[str | None, typer.Option(help="Only patients changed after this ISO instant")] = None,
 ) -> None:
     """Pull patients from the FHIR server, assess them and write the Observations back."""
+    from sqlalchemy.exc import OperationalError
+
     from service.application.clock import today
     from service.bootstrap import Container
 
@@ -110,7 +112,17 @@ def sync(
             report = await box.require_sync()(as_of=today(), since=since_dt)
         _echo_report(report)
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except OperationalError as exc:  # SQLite still locked after its busy timeout: say so in one line
+        if "database is locked" not in str(exc):
+            raise
+        typer.echo(
+            "error: the database is locked by another process (another sync is running on the same "
+            "SQLite file); run again when it has finished, or use PostgreSQL for concurrent syncs",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 @app.command("ingest-bulk")
