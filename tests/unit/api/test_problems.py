@@ -83,3 +83,28 @@ async def test_request_id_is_echoed_only_when_plain(client: httpx.AsyncClient, r
         assert echoed == request_id
     else:
         assert echoed.startswith("req-")
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("offset=2147483647", 200),  # the largest offset accepted
+        ("offset=2147483648", 422),  # just above it
+        ("offset=9223372036854775808", 422),  # 2^63: was a 500 from the database driver
+        ("offset=-1", 422),
+    ],
+)
+async def test_alert_paging_bounds_are_422_not_500(
+    client: httpx.AsyncClient, query: str, status: int
+) -> None:
+    r = await client.get(f"/alerts?{query}")
+    assert r.status_code == status, r.text
+
+
+@pytest.mark.parametrize(
+    ("alert_id", "status"),
+    [("9223372036854775807", 404), ("9223372036854775808", 422), ("0", 422)],  # BIGINT max, max + 1
+)
+async def test_alert_id_bounds(client: httpx.AsyncClient, alert_id: str, status: int) -> None:
+    r = await client.get(f"/alerts/{alert_id}")
+    assert r.status_code == status, r.text
