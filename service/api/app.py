@@ -57,7 +57,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
             {
                 "name": "stats",
                 "description": "Aggregate outcome statistics for the research portal (bearer JWT, "
-                "small cells suppressed, every query audited)",
+                "counts perturbed by the cell-key method and small cells suppressed except for "
+                "trusted analysts, every query audited)",
             },
         ],
     )
