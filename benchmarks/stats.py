@@ -278,6 +278,7 @@ async def bench_api(n: int, pairs: int, report: StatsReport) -> None:
     from service.adapters.persistence.database import migrate
     from service.analytics import reports
     from service.analytics.cohort import CohortFilter, apply_filter
+    from service.analytics.privacy import PORTAL_PERTURBATION
     from service.api.app import create_app
     from service.api.auth import StatsConfig
     from service.bootstrap import Container
@@ -357,8 +358,11 @@ async def bench_api(n: int, pairs: int, report: StatsReport) -> None:
                 def direct(day: date) -> float:
                     settle()
                     start = time.perf_counter()
-                    result = reports.survival_report(
-                        apply_filter(table, CohortFilter(start_to=day)), "os", 11
+                    result = reports.survival_report(  # as the API computes it for a researcher
+                        apply_filter(table, CohortFilter(start_to=day)),
+                        "os",
+                        11,
+                        perturbation=PORTAL_PERTURBATION,
                     )
                     elapsed = time.perf_counter() - start
                     del result  # freed after the clock stops: the API keeps its result too (cache)

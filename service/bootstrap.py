@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -34,6 +35,7 @@ from service.adapters.fhir.source import FhirMeasurementSource
 from service.adapters.fhir.source import _ours as is_own_result
 from service.adapters.fhir.subscriptions import FhirSubscriptionRegistry
 from service.adapters.fhir.writer import FhirAssessmentWriter, WriteOptions, WriteStrategy
+from service.adapters.persistence.leases import SqlPatientLeases
 from service.adapters.persistence.outbox import SqlAlertOutbox
 from service.adapters.persistence.replay import SqlReplayLedger
 from service.adapters.persistence.store import SqlAssessmentStore
@@ -103,6 +105,7 @@ class Container:
                 key_salt=self.key_salt,
                 plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
                 stale_run_s=self.settings.sync_stale_run_s,
+                leases=self._leases(),
             )
             self._start_fhir_integration(self.fhir, self.sync)
         self._start_alerts()
@@ -287,6 +290,7 @@ class Container:
             key_salt=self.key_salt,
             plan_alerts=plan_alerts if self.settings.alerts_enabled else None,
             stale_run_s=self.settings.sync_stale_run_s,
+            leases=self._leases(),
         )
 
     def _fhir_writer(self, fhir: FhirClient) -> FhirAssessmentWriter:
@@ -301,6 +305,14 @@ class Container:
                 max_attempts=settings.fhir_write_max_attempts,
                 concurrency=settings.sync_concurrency,
             ),
+        )
+
+    def _leases(self) -> SqlPatientLeases | None:
+        """Patient leases shared by every sync process on this database (none without a store)."""
+        if self.store is None:
+            return None
+        return SqlPatientLeases(
+            self.store.repository.engine, ttl=timedelta(seconds=self.settings.sync_lease_s)
         )
 
     def bulk_export(self) -> FhirBulkExport:

@@ -188,7 +188,6 @@ def sync(
     since: Annotated[str | None, typer.Option(help="Only patients changed after this ISO instant")] = None,
 ) -> None:
     """Pull patients from the FHIR server, assess them and write the Observations back."""
-
     from service.application.clock import today
     from service.bootstrap import Container
 

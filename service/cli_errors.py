@@ -7,6 +7,7 @@ wrong) is not a bug, so it gets a sentence on stderr and a non-zero exit, never 
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime
 
 import typer
@@ -61,6 +62,11 @@ def describe(error: BaseException) -> str | None:
         return describe_configuration_error(error)
     if isinstance(error, OSError) and error.filename is not None:
         return f"cannot read {error.filename}: {error.strerror or error}"
+    if _is_locked_sqlite(error):
+        return (
+            "the database is locked by another process (another sync on the same SQLite file): run "
+            "again when it has finished, or use PostgreSQL for concurrent syncs"
+        )
     if isinstance(error, UpstreamUnavailable):
         return (
             f"cannot reach the FHIR server ({error.detail}): check ONCORESPONSE_FHIR_BASE_URL "
@@ -71,6 +77,17 @@ def describe(error: BaseException) -> str | None:
     if isinstance(error, ApplicationError):
         return f"{error.title.lower()}: {error.detail}"
     return None
+
+
+def _is_locked_sqlite(error: BaseException) -> bool:
+    """SQLite still locked after its busy timeout. SQLAlchemy is looked up, not imported: a command
+    that never loaded it (assess) cannot have raised its errors."""
+    database_errors = sys.modules.get("sqlalchemy.exc")
+    return (
+        database_errors is not None
+        and isinstance(error, database_errors.OperationalError)
+        and "database is locked" in str(error)
+    )
 
 
 def exit_code_of(error: BaseException) -> int:

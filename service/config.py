@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     fhir_page_size: int = Field(default=200, ge=1, le=1000)
     fhir_bearer_token: SecretStr | None = None
     sync_concurrency: int = Field(default=8, ge=1, le=64)
+    # A sync's claim on a patient outlives a process that died for this long (persistence/leases.py)
+    sync_lease_s: int = Field(default=900, ge=10, le=86_400)
 
     # --- persistence and privacy ---------------------------------------------------------------
     database_url: str = "sqlite:///./var/oncoresponse.db"
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     api_jwt_leeway_s: int = Field(default=30, ge=0, le=600)
     api_read_scope: str = "oncoresponse.read"  # GET /alerts, /patients/{id}/lesion-table
     api_write_scope: str = "oncoresponse.write"  # POST /sync, /$assess, /alerts/...
+    # Largest request body, enforced while it streams in (api/middleware.py: 413 before reading more)
+    api_max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024**3)
 
     # --- HTTP server and logging ---------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -127,6 +131,7 @@ class Settings(BaseSettings):
     stats_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
     stats_read_scope: str = "stats.read"
     stats_approved_scope: str = "stats.approved-study"
+    stats_trusted_scope: str = "stats.trusted-analyst"  # exact counts (docs/privacy/disclosure-control.md)
     stats_min_cell_count: int = Field(default=11, ge=1, le=1000)  # counts 1..n-1 are suppressed
     stats_min_cell_count_approved: int = Field(default=1, ge=1, le=1000)
     stats_cache_entries: int = Field(default=256, ge=0, le=100_000)

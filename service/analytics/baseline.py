@@ -125,13 +125,15 @@ def fisher_exact(table: np.ndarray | Sequence[Sequence[int]]) -> TestResult:
 
 @dataclass(frozen=True, slots=True)
 class BaselineBlock:
-    """One characteristic: `counts[i][j]` patients of category i in group j."""
+    """One characteristic: `counts[i][j]` patients of category i in group j; `keys[i][j]` the sum
+    of their record keys (the cell key before the modulo; zeros without a `record_key` column)."""
 
     variable: str
     label: str
     categories: tuple[str, ...]
     counts: tuple[tuple[int, ...], ...]
     test: TestResult | None
+    keys: tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +168,23 @@ def baseline_table(
             tuple(int(crossed.at[c, g]) if c in crossed.index and g in crossed.columns else 0 for g in groups)
             for c in cats
         )
+        key_sums = (
+            pd.crosstab(values, part[by], values=part["record_key"], aggfunc="sum").fillna(0)
+            if "record_key" in part
+            else None
+        )
+        keys = tuple(
+            tuple(
+                int(key_sums.at[c, g])
+                if key_sums is not None and c in key_sums.index and g in key_sums.columns
+                else 0
+                for g in groups
+            )
+            for c in cats
+        )
         known = np.array([row for c, row in zip(cats, counts, strict=True) if c != UNKNOWN])
         test = fisher_exact(known) if with_tests and len(groups) >= 2 and known.size else None
-        blocks.append(BaselineBlock(column, label, cats, counts, test))
+        blocks.append(BaselineBlock(column, label, cats, counts, test, keys))
     return BaselineTable(tuple(groups), sizes, tuple(blocks))
 
 

@@ -338,7 +338,8 @@ def apply_filter(frame: pd.DataFrame, cohort: CohortFilter) -> pd.DataFrame:
 
 
 def survival_frame(frame: pd.DataFrame, endpoint: str, by: str | None = None) -> pd.DataFrame:
-    """The tidy frame of STYLE section 9: `duration_days`, `event` (0/1), `group` (str or absent).
+    """The tidy frame of STYLE section 9: `duration_days`, `event` (0/1), `group` (str or absent),
+    and `record_key` when the analysis table has it (cell keys of the portal's perturbation).
 
     Patients without a value for the endpoint (or for `by`) are left out.
     """
@@ -354,4 +355,6 @@ def survival_frame(frame: pd.DataFrame, endpoint: str, by: str | None = None) ->
     )
     if by:
         out["group"] = part[by].astype(str).to_numpy()
+    if "record_key" in frame:
+        out["record_key"] = frame.loc[part.index, "record_key"].astype("int64").to_numpy()
     return out

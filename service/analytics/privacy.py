@@ -29,8 +29,13 @@ with more than one value of q. For tables with margins (network matrices) the co
 is totally unimodular, so integer alternatives exist as well; the property tests check exactly
 that with linear programs over the shown numbers of whole API responses.
 
-Not covered (documented, as in every cell-suppression scheme): differences between two responses
-(e.g. two overlapping cohorts), and knowledge from outside the response.
+Suppression alone does not survive differencing between two responses (two overlapping cohorts,
+a filter and its complement): every count shown to a protected role is therefore also perturbed
+by the cell-key method (`CellKeyPerturbation`, docs/privacy/disclosure-control.md): each patient
+has a secret record key, a count's cell key is the sum of its patients' record keys, and a fixed
+perturbation table maps (count, cell key) to the noise. The same patients always get the same
+noise (repeating or rephrasing a query gains nothing) and the two sides of a difference get
+independent noise. Only the trusted-analyst role sees exact counts.
 
 Other outputs: a proportion is shown only when numerator and denominator are; curves are cut at
 the first time fewer than `threshold` patients remain at risk; tests and models refuse groups
@@ -39,6 +44,8 @@ with fewer than `threshold` patients and say why (`refusal_reason`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -67,16 +74,19 @@ class DisclosureProblem:
     """Base cells, links between their sums, and the candidate counts of one response."""
 
     values: list[int] = field(default_factory=list)
+    keys: list[int] = field(default_factory=list)  # cell key of each base cell (sum of record keys)
     links: list[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     candidates: dict[str, tuple[tuple[int, ...], bool]] = field(default_factory=dict)
     fixed: set[str] = field(default_factory=set)
 
-    def cells(self, values: Sequence[int]) -> tuple[int, ...]:
-        """Add base cells (one partition or part of one); returns their indices."""
+    def cells(self, values: Sequence[int], keys: Sequence[int] | None = None) -> tuple[int, ...]:
+        """Add base cells (one partition or part of one) with the sums of their patients' record
+        keys (`keys`, zeros when not given); returns their indices."""
         start = len(self.values)
         if any(v < 0 for v in values):
             raise ValueError("counts are never negative")
         self.values.extend(int(v) for v in values)
+        self.keys.extend(int(k) for k in keys) if keys is not None else self.keys.extend(0 for _ in values)
         return tuple(range(start, len(self.values)))
 
     def link(self, a: Sequence[int], b: Sequence[int]) -> None:
@@ -97,6 +107,10 @@ class DisclosureProblem:
 
     def value(self, key: str) -> int:
         return sum(self.values[i] for i in self.candidates[key][0])
+
+    def cell_key(self, key: str) -> int:
+        """The cell key of a candidate: the sum of its patients' record keys, modulo the range."""
+        return sum(self.keys[i] for i in self.candidates[key][0]) % RECORD_KEY_RANGE
 
     def _vector(self, cells: Sequence[int]) -> np.ndarray:
         v = np.zeros(len(self.values))
@@ -160,9 +174,18 @@ def protect(problem: DisclosureProblem, threshold: int) -> frozenset[str]:
         suppressed |= added
 
 
-def shown(problem: DisclosureProblem, suppressed: frozenset[str], key: str) -> int | None:
-    """The value of a candidate as the response shows it: None when suppressed."""
-    return None if key in suppressed else problem.value(key)
+def shown(
+    problem: DisclosureProblem,
+    suppressed: frozenset[str],
+    key: str,
+    perturbation: CellKeyPerturbation | None = None,
+) -> int | None:
+    """The value of a candidate as the response shows it: None when suppressed, perturbed by its
+    cell key for protected roles (`perturbation`; None: the exact count)."""
+    if key in suppressed:
+        return None
+    value = problem.value(key)
+    return value if perturbation is None else perturbation.perturb(value, problem.cell_key(key))
 
 
 def cut_curve(at_risk: Sequence[int], threshold: int) -> int:
@@ -185,3 +208,60 @@ class Thresholds:
         """The lowest threshold among the caller's roles (the default when none is listed)."""
         found = [self.by_role[r] for r in roles if r in self.by_role]
         return min(found) if found else self.default
+
+
+# -- cell-key perturbation ------------------------------------------------------------------------
+
+#: Record keys are 0 to RECORD_KEY_RANGE - 1; a cell key is the sum of its record keys modulo it
+#: (the range of the ABS TableBuilder and ONS implementations).
+RECORD_KEY_RANGE = 256
+
+_RECORD_KEY_CONTEXT = b"oncoresponse/stats/cell-key-record-key/"
+
+
+def record_key(patient_id: str, secret: str) -> int:
+    """A patient's record key: HMAC-SHA256 of the FHIR id under the deployment's secret (domain
+    separated from the pseudonymous `patient_key`, which logs carry), reduced to the key range.
+    Fixed for the life of the secret, so a patient always adds the same amount to a cell key."""
+    digest = hmac.new(secret.encode(), _RECORD_KEY_CONTEXT + patient_id.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big") % RECORD_KEY_RANGE
+
+
+def cell_key(record_keys: Sequence[int]) -> int:
+    """The cell key of a count: the sum of its patients' record keys modulo the range."""
+    return sum(record_keys) % RECORD_KEY_RANGE
+
+
+@dataclass(frozen=True, slots=True)
+class CellKeyPerturbation:
+    """The perturbation table: noise for a (count, cell key) pair.
+
+    Noise d in -max_noise..max_noise has triangular weights max_noise + 1 - |d| (for the default
+    of 3: 1 2 3 4 3 2 1 out of 16; mean 0, variance 2.5). A zero stays zero (no patients, no
+    noise) and a positive count stays positive (the weights of d <= -count are dropped for counts
+    up to max_noise). The noise is the inverse distribution function at the cell key's position in
+    the key range, so it is a pure function of the count and the cell key."""
+
+    max_noise: int = 3
+
+    def noise(self, count: int, key: int) -> int:
+        if count <= 0:
+            return 0
+        if not 0 <= key < RECORD_KEY_RANGE:
+            raise ValueError(f"cell key {key} outside 0..{RECORD_KEY_RANGE - 1}")
+        support = [d for d in range(-self.max_noise, self.max_noise + 1) if count + d >= 1]
+        weights = [self.max_noise + 1 - abs(d) for d in support]
+        position = key * sum(weights)  # compare key / RANGE with cumulative / total, in integers
+        cumulative = 0
+        for d, w in zip(support, weights, strict=True):
+            cumulative += w
+            if position < cumulative * RECORD_KEY_RANGE:
+                return d
+        return support[-1]
+
+    def perturb(self, count: int, key: int) -> int:
+        return count + self.noise(count, key)
+
+
+#: The portal's table for protected roles (docs/privacy/disclosure-control.md).
+PORTAL_PERTURBATION = CellKeyPerturbation()

@@ -3,15 +3,19 @@
 Each function takes the (filtered) analysis table and the caller's minimum cell size and returns
 a frozen dataclass of what may be shown: suppressed counts are None, proportions only where both
 counts are shown, curves cut below the at-risk threshold, tests and models on groups of at least
-`threshold` patients (the others are listed with the reason). Pure: no I/O, no clock.
+`threshold` patients (the others are listed with the reason). With a `perturbation` (every role
+but the trusted analyst) every count shown is perturbed by its cell key and every proportion,
+percentage and interval is computed from the perturbed counts; survival estimates are rounded to
+`SURVIVAL_DECIMALS` (docs/privacy/disclosure-control.md). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 import pandas as pd
 
 from service.analytics.baseline import (
@@ -19,15 +23,32 @@ from service.analytics.baseline import (
     DR_PREDICTORS,
     Comparison,
     Distribution,
+    LogisticModel,
     PredictorAnalysis,
     baseline_table,
     continuous_comparisons,
     predictors_of,
 )
 from service.analytics.cohort import survival_frame
-from service.analytics.privacy import DisclosureProblem, cut_curve, is_small, protect, refusal_reason, shown
-from service.analytics.response import CategoryCounts, proportion, response_summary
-from service.analytics.survival import CoxModel, LogRank, cox_regression, km_analysis
+from service.analytics.privacy import (
+    CellKeyPerturbation,
+    DisclosureProblem,
+    cell_key,
+    cut_curve,
+    is_small,
+    protect,
+    refusal_reason,
+    shown,
+)
+from service.analytics.response import (
+    CategoryCounts,
+    DrBreakdown,
+    ResponseSummary,
+    proportion,
+    record_keys,
+    response_summary,
+)
+from service.analytics.survival import CoxModel, KmCurve, LogRank, cox_regression, design, km_analysis
 
 
 class RefusedAnalysis(ValueError):
@@ -57,8 +78,11 @@ class Refusal:
 
 
 def _shown_proportion(name: str, k: int | None, n: int | None) -> ShownProportion:
+    """A proportion of shown counts; a perturbed numerator above its perturbed denominator is
+    capped at it (both are perturbed independently, so either may move)."""
     if k is None or n is None or n == 0:
         return ShownProportion(name, k, n, None, None, None)
+    k = min(k, n)
     p = proportion(name, k, n)
     return ShownProportion(name, k, n, p.estimate, p.ci_low, p.ci_high)
 
@@ -82,10 +106,24 @@ class ResponseReport:
 
 
 def _partition(problem: DisclosureProblem, counts: CategoryCounts) -> dict[str, int]:
-    return dict(zip(counts.categories, problem.cells(counts.counts), strict=True))
+    return dict(zip(counts.categories, problem.cells(counts.counts, counts.keys), strict=True))
 
 
-def response_report(frame: pd.DataFrame, threshold: int, *, confirmed: bool = True) -> ResponseReport:
+def _count(frame: pd.DataFrame, mask: pd.Series | None, perturbation: CellKeyPerturbation | None) -> int:
+    """How many rows of `frame` (those in `mask`, or all) a report shows: exact, or perturbed by
+    the cell key of those rows."""
+    keys = record_keys(frame) if mask is None else record_keys(frame)[mask.to_numpy(dtype=bool)]
+    n = len(keys)
+    return n if perturbation is None else perturbation.perturb(n, cell_key(keys.tolist()))
+
+
+def response_report(
+    frame: pd.DataFrame,
+    threshold: int,
+    *,
+    confirmed: bool = True,
+    perturbation: CellKeyPerturbation | None = None,
+) -> ResponseReport:
     s = response_summary(frame, confirmed=confirmed)
     p = DisclosureProblem()
     bor = _partition(p, s.bor)
@@ -103,19 +141,16 @@ def response_report(frame: pd.DataFrame, threshold: int, *, confirmed: bool = Tr
     p.candidate("orr_first_evaluation", [first["CR"], first["PR"]], total=True)
     p.candidate("dcr_first_evaluation", [first["CR"], first["PR"], first["SD"]], total=True)
     p.candidate("atypical", [groups["DR"], groups["PsPD"]], total=True)
-    dcb_yes, dcb_no, dcb_na = p.cells([s.dcb, s.dcb_evaluable - s.dcb, s.n - s.dcb_evaluable])
+    dcb_yes, dcb_no, dcb_na = p.cells(
+        [s.dcb, s.dcb_evaluable - s.dcb, s.n - s.dcb_evaluable],
+        [s.dcb_keys, s.dcb_evaluable_keys - s.dcb_keys, s.n_keys - s.dcb_evaluable_keys],
+    )
     p.link((dcb_yes, dcb_no, dcb_na), all_groups)
     p.candidate("dcb", [dcb_yes])
     p.candidate("dcb_evaluable", [dcb_yes, dcb_no], total=True)
     # DR by first evaluation: the first-evaluation partition split by DR / not DR.
     fe = s.dr_by_first_evaluation
-    fe_dr = dict(zip(fe.categories, p.cells(fe.dr), strict=True))
-    fe_other = dict(
-        zip(fe.categories, p.cells([t - d for t, d in zip(fe.totals, fe.dr, strict=True)]), strict=True)
-    )
-    ne_dr, ne_other = p.cells(
-        [s.groups.count("DR") - sum(fe.dr), (s.n - sum(fe.totals)) - (s.groups.count("DR") - sum(fe.dr))]
-    )
+    fe_dr, fe_other, (ne_dr, ne_other) = _dr_cells(p, fe, s)
     for c in fe.categories:
         p.link((fe_dr[c], fe_other[c]), (first[c],))
         p.candidate(f"dr_by_first_evaluation:{c}", [fe_dr[c]])
@@ -123,13 +158,7 @@ def response_report(frame: pd.DataFrame, threshold: int, *, confirmed: bool = Tr
     p.link((ne_dr, ne_other), (first["NE"],))
     # DR by tumour group.
     tg = s.dr_by_tumour_group
-    tg_dr = dict(zip(tg.categories, p.cells(tg.dr), strict=True))
-    tg_other = dict(
-        zip(tg.categories, p.cells([t - d for t, d in zip(tg.totals, tg.dr, strict=True)]), strict=True)
-    )
-    un_dr, un_other = p.cells(
-        [s.groups.count("DR") - sum(tg.dr), (s.n - sum(tg.totals)) - (s.groups.count("DR") - sum(tg.dr))]
-    )
+    tg_dr, tg_other, (un_dr, un_other) = _dr_cells(p, tg, s)
     p.link((*tg_dr.values(), un_dr), (groups["DR"],))
     p.link((*tg_dr.values(), *tg_other.values(), un_dr, un_other), all_groups)
     for c in tg.categories:
@@ -137,15 +166,17 @@ def response_report(frame: pd.DataFrame, threshold: int, *, confirmed: bool = Tr
         p.candidate(f"tumour_group:{c}", [tg_dr[c], tg_other[c]], total=True)
     # DR by timepoint and by trigger: partitions of the DR patients (plus the unknown rest).
     for name, counts in (("dr_by_timepoint", s.dr_by_timepoint), ("dr_by_trigger", s.dr_by_trigger)):
-        cells = dict(zip(counts.categories, p.cells(counts.counts), strict=True))
-        (rest,) = p.cells([s.groups.count("DR") - counts.total])
+        cells = dict(zip(counts.categories, p.cells(counts.counts, counts.keys), strict=True))
+        (rest,) = p.cells(
+            [s.groups.count("DR") - counts.total], [_keys_of(s.groups, "DR") - sum(counts.keys)]
+        )
         p.link((*cells.values(), rest), (groups["DR"],))
         for c, cell in cells.items():
             p.candidate(f"{name}:{c}", [cell])
     hidden = protect(p, threshold)
 
     def show(key: str) -> int | None:
-        return shown(p, hidden, key)
+        return shown(p, hidden, key, perturbation)
 
     rates = (
         _shown_proportion("orr", show("orr"), show("n")),
@@ -178,6 +209,36 @@ def response_report(frame: pd.DataFrame, threshold: int, *, confirmed: bool = Tr
         dr_by_trigger=tuple(Count(c, show(f"dr_by_trigger:{c}")) for c in s.dr_by_trigger.categories),
         suppressed=len(hidden),
     )
+
+
+def _keys_of(counts: CategoryCounts, category: str) -> int:
+    return counts.keys[counts.categories.index(category)]
+
+
+def _dr_cells(
+    p: DisclosureProblem, breakdown: DrBreakdown, s: ResponseSummary
+) -> tuple[dict[str, int], dict[str, int], tuple[int, int]]:
+    """Base cells of a DR breakdown: DR and not-DR per category, and DR and not-DR outside every
+    category (missing or other values), with their cell keys."""
+    dr = dict(zip(breakdown.categories, p.cells(breakdown.dr, breakdown.dr_keys), strict=True))
+    other = dict(
+        zip(
+            breakdown.categories,
+            p.cells(
+                [t - d for t, d in zip(breakdown.totals, breakdown.dr, strict=True)],
+                [t - d for t, d in zip(breakdown.total_keys, breakdown.dr_keys, strict=True)],
+            ),
+            strict=True,
+        )
+    )
+    dr_n, dr_keys = s.groups.count("DR"), _keys_of(s.groups, "DR")
+    rest_dr = dr_n - sum(breakdown.dr)
+    rest_dr_keys = dr_keys - sum(breakdown.dr_keys)
+    rest = p.cells(
+        [rest_dr, (s.n - sum(breakdown.totals)) - rest_dr],
+        [rest_dr_keys, (s.n_keys - sum(breakdown.total_keys)) - rest_dr_keys],
+    )
+    return dr, other, (rest[0], rest[1])
 
 
 # -- Table 1 --------------------------------------------------------------------------------------
@@ -222,23 +283,32 @@ def _percent(count: int | None, of: int) -> float | None:
 
 
 def baseline_report(
-    frame: pd.DataFrame, groups: Sequence[str], threshold: int, *, by: str = "group", with_tests: bool = True
+    frame: pd.DataFrame,
+    groups: Sequence[str],
+    threshold: int,
+    *,
+    by: str = "group",
+    with_tests: bool = True,
+    perturbation: CellKeyPerturbation | None = None,
 ) -> BaselineReport:
     """Table 1 with suppression. Groups with fewer than `threshold` patients are left out of the
     table (listed in `refused`), so every shown group size and the total are large and shown; then
     the characteristics are independent given those sizes, and each block (categories x groups,
     with its row totals = the "All patients" column) is protected on its own with the group sizes
-    as known margins."""
-    sizes = {g: int((frame[by] == g).sum()) for g in groups}
-    refused = tuple(Refusal(g, r) for g in groups if (r := refusal_reason(g, sizes[g], threshold)))
-    kept = [g for g in groups if sizes[g] >= threshold]
+    as known margins. With a `perturbation`, group sizes, the total and every cell are perturbed
+    by their cell keys and the percentages are of the perturbed sizes."""
+    true_sizes = {g: int((frame[by] == g).sum()) for g in groups}
+    refused = tuple(Refusal(g, r) for g in groups if (r := refusal_reason(g, true_sizes[g], threshold)))
+    kept = [g for g in groups if true_sizes[g] >= threshold]
+    sizes = {g: _count(frame, frame[by] == g, perturbation) for g in kept}
+    total = _count(frame, frame[by].isin(kept), perturbation)
     table = baseline_table(frame, kept, by=by, with_tests=with_tests and len(kept) >= 2)
     rows: list[BaselineRow] = []
     tests: list[BaselineTest] = []
     hidden_total = 0
     for block in table.blocks:
         p = DisclosureProblem()
-        grid = [p.cells(row) for row in block.counts]  # grid[category][group]
+        grid = [p.cells(row, keys) for row, keys in zip(block.counts, block.keys, strict=True)]
         for j, g in enumerate(kept):
             p.candidate(f"n:{g}", [grid[i][j] for i in range(len(grid))], total=True, fixed=True)
         for i, category in enumerate(block.categories):
@@ -248,16 +318,16 @@ def baseline_report(
         hidden = protect(p, threshold)
         hidden_total += len(hidden)
         for category in block.categories:
-            total = shown(p, hidden, f"{category}:*")
-            counts = tuple(shown(p, hidden, f"{category}:{g}") for g in kept)
+            row_total = shown(p, hidden, f"{category}:*", perturbation)
+            counts = tuple(shown(p, hidden, f"{category}:{g}", perturbation) for g in kept)
             rows.append(
                 BaselineRow(
                     block.variable,
                     block.label,
                     category,
-                    total,
+                    row_total,
                     counts,
-                    _percent(total, sum(sizes[g] for g in kept)),
+                    _percent(row_total, total),
                     tuple(_percent(c, sizes[g]) for c, g in zip(counts, kept, strict=True)),
                 )
             )
@@ -266,7 +336,7 @@ def baseline_report(
     return BaselineReport(
         groups=tuple(kept),
         group_sizes=tuple(sizes[g] for g in kept),
-        n=sum(sizes[g] for g in kept),
+        n=total,
         threshold=threshold,
         rows=tuple(rows),
         tests=tuple(tests),
@@ -287,10 +357,16 @@ class ContinuousReport:
 
 
 def continuous_report(
-    frame: pd.DataFrame, groups: Sequence[str], threshold: int, *, test: str = "mann-whitney"
+    frame: pd.DataFrame,
+    groups: Sequence[str],
+    threshold: int,
+    *,
+    test: str = "mann-whitney",
+    perturbation: CellKeyPerturbation | None = None,
 ) -> ContinuousReport:
     """Median and quartiles per group (never min/max: those are single patients' values) and the
-    pairwise tests, for groups with at least `threshold` values."""
+    pairwise tests, for groups with at least `threshold` values; with a `perturbation` the number
+    of values per group is perturbed by its cell key."""
     refused = []
     allowed = []
     for g in groups:
@@ -304,7 +380,12 @@ def continuous_report(
     )
     cleaned = {
         v: tuple(
-            d if d.n >= threshold or d.n == 0 else Distribution(d.group, 0, None, None, None) for d in ds
+            replace(d, n=_count(frame, (frame["group"] == d.group) & frame[v].notna(), perturbation))
+            if d.n >= threshold
+            else d
+            if d.n == 0
+            else Distribution(d.group, 0, None, None, None)
+            for d in ds
         )
         for v, ds in dists.items()
     }
@@ -358,6 +439,39 @@ class SurvivalReport:
     warnings: tuple[str, ...]
 
 
+#: Protected roles: survival estimates to whole percent, curves and medians on a weekly grid (no
+#: single event day or step of one patient is shown; docs/privacy/disclosure-control.md).
+SURVIVAL_DECIMALS = 2
+PROTECTED_GRID_DAYS = 7
+
+
+def _coarse(value: float | None) -> float | None:
+    return None if value is None else round(value, SURVIVAL_DECIMALS)
+
+
+def _on_week(day: float | None) -> int | None:
+    return None if day is None else PROTECTED_GRID_DAYS * round(day / PROTECTED_GRID_DAYS)
+
+
+def _weekly_points(curve: KmCurve, keep: int) -> tuple[CurvePoint, ...]:
+    """The step function of the shown part of a curve read at every `PROTECTED_GRID_DAYS`,
+    estimates rounded to `SURVIVAL_DECIMALS`."""
+    if keep == 0:
+        return ()
+    times = np.asarray(curve.times[:keep])
+    grid = np.arange(0, int(times[-1]) + 1, PROTECTED_GRID_DAYS)
+    at = np.searchsorted(times, grid, side="right") - 1
+    return tuple(
+        CurvePoint(
+            int(day),
+            round(curve.survival[i], SURVIVAL_DECIMALS),
+            round(curve.ci_low[i], SURVIVAL_DECIMALS),
+            round(curve.ci_high[i], SURVIVAL_DECIMALS),
+        )
+        for day, i in zip(grid.tolist(), at.tolist(), strict=True)
+    )
+
+
 def survival_report(
     frame: pd.DataFrame,
     endpoint: str,
@@ -366,10 +480,13 @@ def survival_report(
     by: str | None = "group",
     groups: Sequence[str] | None = None,
     grid_step_days: int = 90,
+    perturbation: CellKeyPerturbation | None = None,
 ) -> SurvivalReport:
     """Kaplan-Meier by `by` with log-rank tests. Groups below `threshold` are refused (not drawn,
     not tested, not counted in any total); curves stop before the first point with fewer than
-    `threshold` at risk, and the median and its CI are withheld when they fall beyond that cut."""
+    `threshold` at risk, and the median and its CI are withheld when they fall beyond that cut.
+    With a `perturbation`: n, events and numbers at risk are perturbed by their cell keys, curves
+    are read on a weekly grid and estimates rounded (module constants)."""
     tidy = survival_frame(frame, endpoint, by)
     if by is None:
         tidy = tidy.assign(group="all")
@@ -380,34 +497,50 @@ def survival_report(
         reason = refusal_reason(g, int((tidy["group"] == g).sum()), threshold)
         (refused.append(Refusal(g, reason)) if reason else allowed.append(g))
     analysis = km_analysis(tidy[tidy["group"].isin(allowed)], groups=allowed, grid_step_days=grid_step_days)
+    exact = perturbation is None
     curves, risk_rows = [], []
     for curve in analysis.curves:
         keep = cut_curve(curve.at_risk, threshold)
         cut_day = curve.times[keep] if keep < len(curve.times) else None
+        in_group = tidy["group"] == curve.group
 
         def within(day: float | None, cut: int | None = cut_day) -> float | None:
-            return day if day is not None and (cut is None or day < cut) else None
+            shown_day = day if day is not None and (cut is None or day < cut) else None
+            return shown_day if exact else _on_week(shown_day)
 
-        points = tuple(
-            CurvePoint(curve.times[i], curve.survival[i], curve.ci_low[i], curve.ci_high[i])
-            for i in range(keep)
+        points = (
+            tuple(
+                CurvePoint(curve.times[i], curve.survival[i], curve.ci_low[i], curve.ci_high[i])
+                for i in range(keep)
+            )
+            if exact
+            else _weekly_points(curve, keep)
         )
         curves.append(
             CurveReport(
                 group=curve.group,
-                n=curve.n,
-                events=None if is_small(curve.events, threshold) else curve.events,
+                n=_count(tidy, in_group, perturbation),
+                events=None
+                if is_small(curve.events, threshold)
+                else _count(tidy, in_group & (tidy["event"] == 1), perturbation),
                 median_days=within(curve.median_days),
                 median_ci_low=within(curve.median_ci_low),
                 median_ci_high=within(curve.median_ci_high),
                 points=points,
-                cut_at_day=cut_day,
+                cut_at_day=cut_day if exact else _on_week(cut_day),
             )
         )
         for row in analysis.tables[curve.group]:
             if row.at_risk >= threshold and (cut_day is None or row.day < cut_day):
                 risk_rows.append(
-                    RiskTableRow(curve.group, row.day, row.at_risk, row.survival, row.ci_low, row.ci_high)
+                    RiskTableRow(
+                        curve.group,
+                        row.day,
+                        _count(tidy, in_group & (tidy["duration_days"] >= row.day), perturbation),
+                        row.survival if exact else round(row.survival, SURVIVAL_DECIMALS),
+                        row.ci_low if exact else round(row.ci_low, SURVIVAL_DECIMALS),
+                        row.ci_high if exact else round(row.ci_high, SURVIVAL_DECIMALS),
+                    )
                 )
     return SurvivalReport(
         endpoint=endpoint,
@@ -456,6 +589,7 @@ def cox_report(
     references: Mapping[str, str] | None = None,
     selection: str = "all",
     check_ph: bool = True,
+    perturbation: CellKeyPerturbation | None = None,
 ) -> CoxReport:
     """Univariable Cox models for each covariate and a multivariable one: all covariates
     (`selection="all"`) or those with a univariable p < 0.05 (`"significant"`, the paper's rule).
@@ -487,6 +621,19 @@ def cox_report(
     for model in (*univariable, multivariable):
         if model is not None and is_small(model.events, threshold):
             raise RefusedAnalysis(f"fewer than {threshold} events; a model would reveal a small count")
+    if perturbation is not None:
+
+        def counted(model: CoxModel, used: Sequence[str]) -> CoxModel:
+            rows = data.loc[design(data, used, references)[2]]
+            events = rows[f"{endpoint}_event"].astype(bool)
+            return replace(
+                model,
+                n=_count(rows, None, perturbation),
+                events=_count(rows, events, perturbation),
+            )
+
+        univariable = tuple(counted(m, [c]) for m, c in zip(univariable, covariates, strict=True))
+        multivariable = None if multivariable is None else counted(multivariable, chosen)
     return CoxReport(endpoint, threshold, univariable, multivariable, tuple(covariates))
 
 
@@ -503,6 +650,7 @@ def predictor_report(
     *,
     predictors: Sequence[str] = DR_PREDICTORS,
     selection: str = "all",
+    perturbation: CellKeyPerturbation | None = None,
 ) -> PredictorReport:
     """Logistic regression of DR or PsPD: refused when the outcome group (or its complement) has
     fewer than `threshold` patients, or a categorical predictor has a level below it."""
@@ -512,4 +660,39 @@ def predictor_report(
         if reason:
             raise RefusedAnalysis(reason)
     _check_levels(frame, [p for p in predictors if p in frame], threshold)
-    return PredictorReport(threshold, predictors_of(frame, outcome_group, predictors, selection=selection))
+    analysis = predictors_of(frame, outcome_group, predictors, selection=selection)
+    if perturbation is not None:
+        analysis = _perturbed_models(frame, outcome_group, predictors, analysis, perturbation)
+    return PredictorReport(threshold, analysis)
+
+
+_BINARISED = ">=median"
+
+
+def _perturbed_models(
+    frame: pd.DataFrame,
+    outcome_group: str,
+    predictors: Sequence[str],
+    analysis: PredictorAnalysis,
+    perturbation: CellKeyPerturbation,
+) -> PredictorAnalysis:
+    """The logistic models with n and events perturbed by the cell keys of their complete cases
+    (a binarised predictor `x>=median` is missing exactly where `x` is)."""
+
+    def counted(model: LogisticModel, names: Sequence[str]) -> LogisticModel:
+        rows = frame.dropna(subset=[n.removesuffix(_BINARISED) for n in names])
+        events = rows["group"] == outcome_group
+        return replace(model, n=_count(rows, None, perturbation), events=_count(rows, events, perturbation))
+
+    def names_in(model: LogisticModel, used: Sequence[str]) -> list[str]:
+        return [u for u in used if any(t.term == u or t.term.startswith(f"{u}=") for t in model.terms)]
+
+    # the predictors in the order `predictors_of` fits its univariable models
+    used = [
+        f"{c}{_BINARISED}" if c in analysis.binarised else c for c in predictors if c not in analysis.skipped
+    ]
+    univariable = tuple(counted(m, [u]) for m, u in zip(analysis.univariable, used, strict=True))
+    multivariable = analysis.multivariable
+    if multivariable is not None:
+        multivariable = counted(multivariable, names_in(multivariable, used))
+    return replace(analysis, univariable=univariable, multivariable=multivariable)

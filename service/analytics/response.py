@@ -11,7 +11,9 @@
   trigger (target / non-target / new lesion).
 - 95 % CIs are exact Clopper-Pearson intervals (beta quantiles), two-sided.
 
-Everything returned is counts (`numerator`/`denominator`); `privacy` decides what may be shown.
+Everything returned is counts (`numerator`/`denominator`), each with the sum of its patients'
+record keys when the table has a `record_key` column (`keys`; zeros otherwise): `privacy` decides
+what may be shown and perturbs it by those cell keys.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class CategoryCounts:
     name: str
     categories: tuple[str, ...]
     counts: tuple[int, ...]
+    keys: tuple[int, ...]  # sum of the record keys of each category's patients
 
     @property
     def total(self) -> int:
@@ -82,15 +85,20 @@ class DrBreakdown:
     categories: tuple[str, ...]
     dr: tuple[int, ...]
     totals: tuple[int, ...]
+    dr_keys: tuple[int, ...]
+    total_keys: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseSummary:
     n: int
+    n_keys: int
     bor: CategoryCounts
     first_evaluation: CategoryCounts
     dcb_evaluable: int
     dcb: int
+    dcb_evaluable_keys: int
+    dcb_keys: int
     groups: CategoryCounts
     dr_by_first_evaluation: DrBreakdown
     dr_by_tumour_group: DrBreakdown
@@ -113,20 +121,38 @@ class ResponseSummary:
         )
 
 
-def _counts(name: str, values: pd.Series, categories: Sequence[str]) -> CategoryCounts:
+def record_keys(frame: pd.DataFrame) -> pd.Series:
+    """The record key of each row (`record_key` column; zeros when the table has none)."""
+    if "record_key" in frame:
+        return frame["record_key"].astype("int64")
+    return pd.Series(0, index=frame.index, dtype="int64")
+
+
+def _counts(name: str, values: pd.Series, categories: Sequence[str], keys: pd.Series) -> CategoryCounts:
     tally = values.value_counts()
-    return CategoryCounts(name, tuple(categories), tuple(int(tally.get(c, 0)) for c in categories))
+    key_sums = keys.loc[values.index].groupby(values.to_numpy()).sum()
+    return CategoryCounts(
+        name,
+        tuple(categories),
+        tuple(int(tally.get(c, 0)) for c in categories),
+        tuple(int(key_sums.get(c, 0)) for c in categories),
+    )
 
 
 def _dr_breakdown(name: str, frame: pd.DataFrame, column: str, categories: Sequence[str]) -> DrBreakdown:
     is_dr = frame["group"] == "DR"
+    keys = record_keys(frame)
     totals = frame[column].value_counts()
     drs = frame.loc[is_dr, column].value_counts()
+    total_keys = keys.groupby(frame[column].to_numpy()).sum()
+    dr_keys = keys[is_dr].groupby(frame.loc[is_dr, column].to_numpy()).sum()
     return DrBreakdown(
         name,
         tuple(categories),
         tuple(int(drs.get(c, 0)) for c in categories),
         tuple(int(totals.get(c, 0)) for c in categories),
+        tuple(int(dr_keys.get(c, 0)) for c in categories),
+        tuple(int(total_keys.get(c, 0)) for c in categories),
     )
 
 
@@ -136,15 +162,20 @@ def response_summary(frame: pd.DataFrame, *, confirmed: bool = True) -> Response
     bor = frame[bor_column].map(lambda v: _BOR_CATEGORY.get(v, "NE"))
     first = frame["first_evaluation"].fillna("NE")
     dcb = frame["dcb"].dropna()
+    dcb_yes = dcb.astype(bool)
+    keys = record_keys(frame)
     dr = frame[frame["group"] == "DR"]
     timepoints = sorted({int(t) for t in dr["dr_timepoint"].dropna()})
     return ResponseSummary(
         n=len(frame),
-        bor=_counts("bor", bor, BOR_CATEGORIES),
-        first_evaluation=_counts("first_evaluation", first, FIRST_EVALUATION),
+        n_keys=int(keys.sum()),
+        bor=_counts("bor", bor, BOR_CATEGORIES, keys),
+        first_evaluation=_counts("first_evaluation", first, FIRST_EVALUATION, keys),
         dcb_evaluable=len(dcb),
-        dcb=int(dcb.astype(bool).sum()),
-        groups=_counts("group", frame["group"], ("DR", "PsPD", "CR-PR", "SD", "PD", "NE")),
+        dcb=int(dcb_yes.sum()),
+        dcb_evaluable_keys=int(keys.loc[dcb.index].sum()),
+        dcb_keys=int(keys.loc[dcb_yes.index[dcb_yes.to_numpy()]].sum()),
+        groups=_counts("group", frame["group"], ("DR", "PsPD", "CR-PR", "SD", "PD", "NE"), keys),
         dr_by_first_evaluation=_dr_breakdown(
             "dr_by_first_evaluation", frame.assign(fe=first), "fe", ("CR", "PR", "SD", "PD")
         ),
@@ -153,6 +184,7 @@ def response_summary(frame: pd.DataFrame, *, confirmed: bool = True) -> Response
             "dr_by_timepoint",
             dr["dr_timepoint"].dropna().astype(int).astype(str),
             [str(t) for t in timepoints],
+            keys,
         ),
-        dr_by_trigger=_counts("dr_by_trigger", dr["dr_trigger"].dropna(), DR_TRIGGERS),
+        dr_by_trigger=_counts("dr_by_trigger", dr["dr_trigger"].dropna(), DR_TRIGGERS, keys),
     )

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from service import __version__
 from service.api import problems
 from service.api.auth import stats_config_from
-from service.api.middleware import RequestContextMiddleware
+from service.api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from service.api.routers import (
     alerts,
     assess,
@@ -72,7 +72,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
             {
                 "name": "stats",
                 "description": "Aggregate outcome statistics for the research portal (bearer JWT, "
-                "small cells suppressed, every query audited)",
+                "counts perturbed by the cell-key method and small cells suppressed except for "
+                "trusted analysts, every query audited)",
             },
         ],
     )
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
     app.state.stats_config = stats_config_from(settings)
     app.state.api_auth = ApiAuthConfig.from_settings(settings)
     problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)  # inside the access log
     app.add_middleware(RequestContextMiddleware, metrics=box.metrics)
     for module in (assess, sync, health, alerts, patients, cds_hooks, stats, subscriptions):
         app.include_router(module.router)

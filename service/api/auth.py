@@ -7,7 +7,9 @@
   a small leeway absorbs clock skew.
 - Scopes come from `scope` (space-separated, RFC 8693 / RFC 9068) or `scp` (list or string).
   Statistics need `read_scope`; `approved_scope` (a study with ethics approval and a data-use
-  agreement) lowers the minimum cell size to `min_cell_count_approved`.
+  agreement) lowers the minimum cell size to `min_cell_count_approved`. `trusted_scope` (an
+  audited trusted analyst, docs/privacy/disclosure-control.md) sees exact, unsuppressed counts;
+  every other caller sees counts perturbed by the cell-key method.
 - Failures are problem+json: 401 `/problems/not-authenticated` (with a `WWW-Authenticate:
   Bearer` challenge in `headers`), 403 `/problems/insufficient-scope`, 503 when no key is set.
   The principal recorded in the audit log is the token's `sub` (a researcher, never a patient).
@@ -51,6 +53,8 @@ class StatsConfig:
     read_scope: str = "stats.read"
     # ONCORESPONSE_STATS_APPROVED_SCOPE
     approved_scope: str = "stats.approved-study"
+    # ONCORESPONSE_STATS_TRUSTED_SCOPE: exact counts, no suppression (audited trusted analysts)
+    trusted_scope: str = "stats.trusted-analyst"
     # ONCORESPONSE_STATS_MIN_CELL_COUNT: counts 1 to this - 1 are suppressed (11: counts 1-10)
     min_cell_count: int = DEFAULT_THRESHOLD
     # ONCORESPONSE_STATS_MIN_CELL_COUNT_APPROVED: for `approved_scope` (1 = no suppression)
@@ -75,6 +79,7 @@ def stats_config_from(settings: Settings) -> StatsConfig:
         jwt_leeway_s=settings.stats_jwt_leeway_s,
         read_scope=settings.stats_read_scope,
         approved_scope=settings.stats_approved_scope,
+        trusted_scope=settings.stats_trusted_scope,
         min_cell_count=settings.stats_min_cell_count,
         min_cell_count_approved=settings.stats_min_cell_count_approved,
         cache_entries=settings.stats_cache_entries,
@@ -91,6 +96,7 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     threshold: int
+    exact: bool = False  # a trusted analyst: exact counts (threshold 1), else cell-key perturbation
 
 
 def verify_token(token: str, config: StatsConfig) -> Principal:
@@ -111,6 +117,8 @@ def verify_token(token: str, config: StatsConfig) -> Principal:
     scopes = scopes_of(claims)
     if config.read_scope not in scopes:
         raise InsufficientScope(f"Statistics need the scope {config.read_scope!r}", config.read_scope)
+    if config.trusted_scope in scopes:
+        return Principal(str(claims["sub"]), scopes, 1, exact=True)
     return Principal(str(claims["sub"]), scopes, config.thresholds().for_roles(sorted(scopes)))
 
 

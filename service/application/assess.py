@@ -16,6 +16,7 @@ from datetime import date, datetime
 import anyio
 import structlog
 
+from service.application import clock
 from service.application.errors import UpstreamNotFound, UpstreamRejected
 from service.application.ports import (
     AlertRecord,
@@ -24,6 +25,7 @@ from service.application.ports import (
     MeasurementSource,
     OutboxAssessmentStore,
     PatientInput,
+    PatientLeases,
     PatientRef,
     RunState,
 )
@@ -124,6 +126,7 @@ class SyncReport:
     stale_runs_closed: int = 0  # runs left `running` too long (a killed process), now marked failed
     # Patients not counted as assessed (in `patients_failed`), by reason: `not_assessed_reasons`.
     not_assessed: dict[str, int] = field(default_factory=dict)
+    patients_leased_elsewhere: int = 0  # skipped: another sync run holds the patient's lease
 
 
 class SyncPatients:
@@ -131,6 +134,10 @@ class SyncPatients:
 
     Patients are processed with bounded concurrency; results are recorded in the store after
     each write. Re-running is safe: the writer uses conditional creates on our identifiers.
+    With `leases`, syncs of several processes share the work: a patient is read, assessed and
+    written only by the run holding its lease; the others skip it (`patients_leased_elsewhere`).
+    Leases end when the run's patients are done (or expire, if the process dies); a run started
+    later takes them again.
     """
 
     def __init__(
@@ -144,7 +151,9 @@ class SyncPatients:
         key_salt: str,
         plan_alerts: Callable[[PatientAssessment], Sequence[AlertRecord]] | None = None,
         stale_run_s: float = 0.0,
+        leases: PatientLeases | None = None,
     ) -> None:
+        self._leases = leases
         self._source = source
         self._writer = writer
         self._store = store
@@ -221,10 +230,16 @@ class SyncPatients:
         progress: Callable[[int], None] | None,
     ) -> None:
         limiter = anyio.CapacityLimiter(self._concurrency)
+        run_started_at = clock.now()
         assessed: list[PatientAssessment] = []
 
         async def handle(ref: PatientRef) -> None:
             async with limiter:
+                if self._leases is not None and not await self._leases.acquire(
+                    ref.patient_id, report.run_id, run_started_at
+                ):
+                    report.patients_leased_elsewhere += 1
+                    return
                 outcome = await self._one(ref, as_of=as_of, report=report)
             if outcome is not None:
                 assessed.append(outcome)
@@ -240,6 +255,8 @@ class SyncPatients:
                 async for ref in self._source.patients(since=since):
                     report.patients_seen += 1
                     tg.start_soon(handle, ref)
+        if self._leases is not None:
+            await self._leases.release(report.run_id)
         if self._store is not None:
             if self._plan_alerts is not None and isinstance(self._store, OutboxAssessmentStore):
                 alerts = [alert for a in assessed for alert in self._plan_alerts(a)]

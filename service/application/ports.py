@@ -70,6 +70,16 @@ class RunState:
     patients_failed: int
 
 
+class PatientLeases(Protocol):
+    """Claims on patients shared by every sync process (database): a run works on a patient only
+    if it gets the patient's lease, which it does not while another run holds it or when a run
+    that overlapped it has done the patient; leases end with the run (or expire if it dies)."""
+
+    async def acquire(self, patient_id: str, run_id: str, run_started_at: datetime) -> bool: ...
+
+    async def release(self, run_id: str) -> None: ...
+
+
 class AssessmentStore(Protocol):
     """Keeps the latest assessment per patient and the bookkeeping of every run (database)."""
 

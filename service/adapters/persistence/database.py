@@ -51,6 +51,12 @@ def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or (url.database or "").startswith("file::memory:")
 
 
+#: How long a SQLite connection waits for another process's write lock before "database is
+#: locked": long enough for a concurrent sync's batch write (two syncs on one file then share the
+#: patients through leases and wait for each other's writes instead of failing).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (SQLAlchemy's
     # pysqlite recipe): DDL then runs inside transactions too, so a failed migration rolls back.
@@ -58,7 +64,7 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
@@ -73,7 +79,7 @@ def make_engine(database_url: str | URL, *, echo: bool = False) -> Engine:
     """Create an engine for `database_url`.
 
     SQLite: the parent directory of the file is created, and every connection gets foreign keys
-    on, WAL journaling (readers do not block the writer), a 5 s busy timeout and real
+    on, WAL journaling (readers do not block the writer), a 30 s busy timeout and real
     transactions (`BEGIN` issued by SQLAlchemy, DDL included). An in-memory
     SQLite URL shares one connection across threads, so that the async facades see one database.
     PostgreSQL: pre-ping pooled connections, so that /readyz notices a restarted server, and

@@ -211,3 +211,14 @@ class CdsTokenUseRow(Base):
 
     token_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class PatientLeaseRow(Base):
+    """A sync run's claim on a patient (migration 0005 says when other runs skip the patient)."""
+
+    __tablename__ = "patient_leases"
+
+    fhir_patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(36), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -22,7 +22,11 @@ from service.application.errors import InvalidInput
 
 router = APIRouter(tags=["alerts"])
 
-AlertId = Annotated[int, Path(ge=1, description="Alert id (GET /alerts)")]
+# Bounds: alert ids are BIGINT (at most 2^63 - 1); paging stops at 2^31 - 1 alerts. A number past
+# them is a 422, never an overflow in the database driver (a 500).
+MAX_ALERT_ID = 2**63 - 1
+MAX_OFFSET = 2**31 - 1
+AlertId = Annotated[int, Path(ge=1, le=MAX_ALERT_ID, description="Alert id (GET /alerts)")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: _doc("No such alert"),
     422: PROBLEM_RESPONSES[422],
@@ -35,7 +39,7 @@ async def list_alerts(
     _caller: ReaderDep,
     status: Annotated[AlertStatus | None, Query(description="Only alerts in this delivery state")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> AlertListOut:
     """Alerts newest first with their delivery state (pending, delivered, failed, held)."""
     alerts, total = await container.require_alert_outbox().list_alerts(

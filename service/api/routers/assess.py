@@ -3,7 +3,12 @@
 Contract section 4. The answer is a FHIR Bundle (type `collection`) with the Observations of
 contract section 2 for every patient that could be assessed, plus one OperationOutcome listing
 the data issues (patients that could not be assessed are named there; the others still get
-their results). A body that is not a usable Bundle at all is answered with problem+json.
+their results). A request that cannot be assessed at all (not JSON, not a Bundle, too large,
+wrong media type, a bad parameter) is answered with an OperationOutcome (`api/problems.py`).
+
+Decision (large Bundles): the body is limited while it streams in (`BodyLimitMiddleware`,
+`ONCORESPONSE_API_MAX_BODY_BYTES`); parsing, reading, assessing and rendering run in ONE worker
+thread, so a 20,000-entry Bundle does not hold the event loop (health checks, other requests).
 """
 
 from __future__ import annotations
@@ -16,15 +21,15 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from service.api.deps import ContainerDep
-from service.api.problems import PROBLEM_RESPONSES
+from service.api.schemas.subscriptions import outcome_response
 from service.api.security import WriterDep
+from service.application.assess import PatientOutcome
 from service.application.clock import today
 from service.application.errors import InvalidInput
 
 router = APIRouter(tags=["assessments"])
 
 FHIR_JSON = "application/fhir+json"
-MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
 class FhirJsonResponse(Response):
@@ -57,10 +62,10 @@ _BUNDLE_SCHEMA = {
             "description": "A collection Bundle of assessment Observations and an OperationOutcome",
             "content": {FHIR_JSON: {"schema": {"type": "object"}}},
         },
-        400: PROBLEM_RESPONSES[400],
-        413: PROBLEM_RESPONSES[400] | {"description": "The body is too large"},
-        415: PROBLEM_RESPONSES[400] | {"description": "The body is not JSON"},
-        422: PROBLEM_RESPONSES[422],
+        400: outcome_response("The body is not JSON or not a Bundle"),
+        413: outcome_response("The body is too large"),
+        415: outcome_response("The body is not sent as FHIR JSON"),
+        422: outcome_response("A parameter is invalid"),
     },
 )
 async def assess_bundle(
@@ -72,28 +77,24 @@ async def assess_bundle(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (FHIR_JSON, "application/json"):
         raise UnsupportedMediaType(f"Send the Bundle as {FHIR_JSON}, not {content_type or 'no content type'}")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"The body has {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"The body is not valid JSON ({exc})") from None
-    patients, issues = container.read_bundle(data)
+    raw = await request.body()  # at most ONCORESPONSE_API_MAX_BODY_BYTES (BodyLimitMiddleware)
     reference_date = as_of or today()
-    outcomes = await anyio.to_thread.run_sync(lambda: container.assessor(patients, as_of=reference_date))
+
+    def work() -> tuple[bytes, list[PatientOutcome]]:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"The body is not valid JSON ({exc})") from None
+        patients, issues = container.read_bundle(data)
+        outcomes = container.assessor(patients, as_of=reference_date)
+        return orjson.dumps(container.render_collection(outcomes, issues)), list(outcomes)
+
+    body, outcomes = await anyio.to_thread.run_sync(work)
     container.count_outcomes(outcomes)
-    body = container.render_collection(outcomes, issues)
-    return FhirJsonResponse(orjson.dumps(body))
+    return FhirJsonResponse(body)
 
 
 class UnsupportedMediaType(InvalidInput):
     problem_type = "/problems/unsupported-media-type"
     title = "Unsupported media type"
     status = 415
-
-
-class BodyTooLarge(InvalidInput):
-    problem_type = "/problems/body-too-large"
-    title = "Body too large"
-    status = 413

@@ -2,7 +2,9 @@
 
 Every endpoint: bearer JWT with the researcher scope (`api/auth.py`); the cohort is the stored
 latest assessment of every patient, filtered by the query (`CohortFilter`); what is shown follows
-the caller's minimum cell size (`analytics/privacy.py`); every query is written to the audit log
+the caller's minimum cell size and, for every role but the trusted analyst, the cell-key
+perturbation (`analytics/privacy.py`, docs/privacy/disclosure-control.md): each patient's record
+key is an HMAC of the FHIR id under the deployment's patient-key salt; every query is written to the audit log
 (principal = token subject; the endpoint, its parameters and the cohort filter; never a patient
 identifier). Results are cached per endpoint + parameters + cohort filter + minimum cell size +
 data version, where the data version is the store's version counter (`AssessmentRepository.version`:
@@ -36,10 +38,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from pydantic import StringConstraints
 
 from service.adapters.persistence.audit import SqlAuditLog
 from service.analytics import reports
 from service.analytics.cohort import CATEGORICAL, GROUPS, CohortFilter, analysis_table, apply_filter
+from service.analytics.privacy import PORTAL_PERTURBATION, CellKeyPerturbation, record_key
 from service.api.auth import Principal, ResearcherDep, StatsConfig, stats_config
 from service.api.problems import PROBLEM_RESPONSES, _doc
 from service.api.schemas.stats import (
@@ -88,6 +92,7 @@ class StatsRuntime:
         if container.store is None:
             raise NotConfigured("The assessment store is not started")
         self.store = container.store
+        self.record_key_secret = container.key_salt
         self.audit = SqlAuditLog(container.store.repository.engine)
         self.entries = config.cache_entries
         self.version_ttl_s = config.data_version_ttl_s
@@ -111,7 +116,11 @@ class StatsRuntime:
                 return self.table  # another thread checked while this one waited
             version = self._version()
             if self.table is None or self.table[0] != version:
-                frame = analysis_table(stored.result for stored in self.store.repository.all_latest())
+                stored = list(self.store.repository.all_latest())
+                frame = analysis_table(s.result for s in stored)
+                frame["record_key"] = pd.array(
+                    [record_key(s.fhir_patient_id, self.record_key_secret) for s in stored], dtype="int64"
+                )
                 self.table = (version, frame)
             self._checked_at = now
             return self.table
@@ -171,9 +180,15 @@ _COHORT_DATES: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Longest value of a free-text parameter (a tumour group, an institution, a column name).
+MAX_TEXT = 100
+
+
 def _list_parameter(name: str, allowed: tuple[str, ...] | None, description: str | None) -> dict[str, Any]:
     items: dict[str, Any] = (
-        {"type": "string"} if allowed is None else {"type": "string", "enum": list(allowed)}
+        {"type": "string", "maxLength": MAX_TEXT}
+        if allowed is None
+        else {"type": "string", "enum": list(allowed)}
     )
     parameter: dict[str, Any] = {
         "name": name,
@@ -218,8 +233,17 @@ async def cohort_filter(request: Request) -> CohortFilter:
         given = query.getlist(name)
         if not given:
             continue
+        for long in (v for v in given if len(v) > MAX_TEXT):
+            errors.append(
+                {
+                    "type": "string_too_long",
+                    "loc": ("query", name),
+                    "msg": f"String should have at most {MAX_TEXT} characters",
+                    "input": long[:MAX_TEXT] + "...",
+                }
+            )
         if allowed is not None:
-            for bad in (v for v in given if v not in allowed):
+            for bad in (v for v in given if v not in allowed and len(v) <= MAX_TEXT):
                 errors.append(
                     {
                         "type": "literal_error",
@@ -261,13 +285,15 @@ async def _answer(
     cohort: CohortFilter,
     principal: Principal,
     runtime: StatsRuntime,
-    compute: Callable[[pd.DataFrame, int], T],
+    compute: Callable[[pd.DataFrame, int, CellKeyPerturbation | None], T],
     render: Callable[[T, CohortOut], Response],
 ) -> Response:
     """Load, filter and compute (cached), render and audit, in one worker thread (module
     docstring). The audit entry is written whatever the outcome (refused and invalid queries too);
     an answer leaves only once it is recorded."""
     threshold = principal.threshold
+    perturbation = None if principal.exact else PORTAL_PERTURBATION
+    disclosure = "exact" if principal.exact else "cell-key"
     cohort_key = cohort.key()
     shown_filter = {
         f.name: (list(v) if isinstance(v := getattr(cohort, f.name), tuple) else v) for f in fields(cohort)
@@ -277,7 +303,7 @@ async def _answer(
 
     def work() -> Response:
         version, table = runtime.load()
-        key = (name, repr(sorted(params.items())), cohort_key, str(threshold), version)
+        key = (name, repr(sorted(params.items())), cohort_key, str(threshold), disclosure, version)
         detail: dict[str, Any] = {
             "endpoint": name,
             "params": {
@@ -285,11 +311,14 @@ async def _answer(
             },
             "cohort": cohort_key,
             "threshold": threshold,
+            "disclosure": disclosure,
             "data_version": version,
         }
         cached: T | None = runtime.get(key)
         try:
-            result = compute(apply_filter(table, cohort), threshold) if cached is None else cached
+            result = (
+                compute(apply_filter(table, cohort), threshold, perturbation) if cached is None else cached
+            )
         except reports.RefusedAnalysis as exc:
             record(principal.subject, action, {**detail, "outcome": "refused"})
             raise AnalysisRefused(str(exc)) from exc
@@ -362,7 +391,9 @@ async def response_summary(
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.response_report(frame, t, confirmed=basis == "confirmed"),
+        lambda frame, t, noise: reports.response_report(
+            frame, t, confirmed=basis == "confirmed", perturbation=noise
+        ),
         lambda report, meta: _json(meta, report),
     )
 
@@ -399,7 +430,7 @@ async def baseline(
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.baseline_report(frame, chosen, t),
+        lambda frame, t, noise: reports.baseline_report(frame, chosen, t, perturbation=noise),
         render,
     )
 
@@ -421,15 +452,19 @@ async def continuous(
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.continuous_report(frame, chosen, t, test=test),
+        lambda frame, t, noise: reports.continuous_report(frame, chosen, t, test=test, perturbation=noise),
         lambda report, meta: _json(meta, report),
     )
 
 
 ByQuery = Annotated[
     str,
-    Query(description="Analysis-table column to split by: group, response_class, or a covariate band"),
+    Query(
+        max_length=MAX_TEXT,
+        description="Analysis-table column to split by: group, response_class, or a covariate band",
+    ),
 ]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
 
 def _check_by(by: str) -> None:
@@ -446,7 +481,7 @@ async def survival(
     cohort: CohortDep,
     endpoint: Endpoint = "os",
     by: ByQuery = "group",
-    level: Annotated[list[str] | None, Query(description="Levels of `by` to include")] = None,
+    level: Annotated[list[Text] | None, Query(description="Levels of `by` to include")] = None,
     format: Format = "json",
 ) -> Response:
     """Kaplan-Meier curves (median, 95% CI, survival table, numbers at risk) with overall and
@@ -467,7 +502,9 @@ async def survival(
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.survival_report(frame, endpoint, t, by=by, groups=levels),
+        lambda frame, t, noise: reports.survival_report(
+            frame, endpoint, t, by=by, groups=levels, perturbation=noise
+        ),
         render,
     )
 
@@ -487,7 +524,7 @@ async def survival_plot(
     cohort: CohortDep,
     endpoint: Endpoint = "os",
     by: ByQuery = "group",
-    level: Annotated[list[str] | None, Query()] = None,
+    level: Annotated[list[Text] | None, Query()] = None,
     format: Literal["png", "svg"] = "png",
 ) -> Response:
     """The Kaplan-Meier plot of `/stats/survival` (same privacy cuts) with numbers at risk."""
@@ -495,8 +532,8 @@ async def survival_plot(
     levels = sorted(set(level)) if level else None
     from service.analytics.plots import km_plot
 
-    def draw(frame: pd.DataFrame, threshold: int) -> bytes:
-        report = reports.survival_report(frame, endpoint, threshold, by=by, groups=levels)
+    def draw(frame: pd.DataFrame, threshold: int, noise: CellKeyPerturbation | None) -> bytes:
+        report = reports.survival_report(frame, endpoint, threshold, by=by, groups=levels, perturbation=noise)
         return km_plot(report, image_format=format)
 
     media = "image/png" if format == "png" else "image/svg+xml"
@@ -516,11 +553,11 @@ async def cox(
     principal: ResearcherDep,
     runtime: RuntimeDep,
     cohort: CohortDep,
-    covariate: Annotated[list[str], Query(min_length=1, description="Analysis-table columns")],
+    covariate: Annotated[list[Text], Query(min_length=1, description="Analysis-table columns")],
     endpoint: Endpoint = "pfs",
     selection: Literal["all", "significant"] = "all",
     reference: Annotated[
-        list[str] | None, Query(description="Reference levels as column:level, e.g. group:PD")
+        list[Text] | None, Query(description="Reference levels as column:level, e.g. group:PD")
     ] = None,
 ) -> Response:
     """Cox proportional hazards (Efron ties): univariable per covariate and multivariable, with
@@ -552,8 +589,8 @@ async def cox(
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.cox_report(
-            frame, endpoint, covariates, t, references=references, selection=selection
+        lambda frame, t, noise: reports.cox_report(
+            frame, endpoint, covariates, t, references=references, selection=selection, perturbation=noise
         ),
         lambda report, meta: _json(meta, report),
     )
@@ -575,7 +612,9 @@ async def predictors(
         cohort,
         principal,
         runtime,
-        lambda frame, t: reports.predictor_report(frame, outcome, t, selection=selection),
+        lambda frame, t, noise: reports.predictor_report(
+            frame, outcome, t, selection=selection, perturbation=noise
+        ),
         lambda report, meta: _json(meta, report.analysis),
     )
 
@@ -597,9 +636,13 @@ async def local_treatment(
     thermal ablation) after the finding (Guan 2024, Fig. 2e/2f)."""
     column = "local_treatment_after_dr" if finding == "DR" else "local_treatment_after_pd"
 
-    def compute(frame: pd.DataFrame, threshold: int) -> reports.SurvivalReport:
+    def compute(
+        frame: pd.DataFrame, threshold: int, noise: CellKeyPerturbation | None
+    ) -> reports.SurvivalReport:
         subset = frame[frame["group"] == finding]
-        return reports.survival_report(subset, endpoint, threshold, by=column, groups=["True", "False"])
+        return reports.survival_report(
+            subset, endpoint, threshold, by=column, groups=["True", "False"], perturbation=noise
+        )
 
     return await _answer(
         "local-treatment",
@@ -627,10 +670,17 @@ async def treatment_beyond_progression(
     """OS of true PD patients (response group PD) treated beyond progression (an ICI dose after the
     first RECIST 1.1 PD) versus not (Guan 2024, Fig. 2g: median 7.9 versus 4.8 months, p=0.184)."""
 
-    def compute(frame: pd.DataFrame, threshold: int) -> reports.SurvivalReport:
+    def compute(
+        frame: pd.DataFrame, threshold: int, noise: CellKeyPerturbation | None
+    ) -> reports.SurvivalReport:
         subset = frame[frame["group"] == "PD"]
         return reports.survival_report(
-            subset, endpoint, threshold, by="treated_beyond_progression", groups=["True", "False"]
+            subset,
+            endpoint,
+            threshold,
+            by="treated_beyond_progression",
+            groups=["True", "False"],
+            perturbation=noise,
         )
 
     return await _answer(

@@ -22,9 +22,9 @@ class CdsDiscoveryOut(BaseModel):
 class CdsHookRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 
-    hook: str
+    hook: str = Field(max_length=100)
     hook_instance: str = Field(alias="hookInstance", min_length=1, max_length=200)
-    fhir_server: str | None = Field(default=None, alias="fhirServer")
+    fhir_server: str | None = Field(default=None, alias="fhirServer", max_length=2048)
     fhir_authorization: dict[str, Any] | None = Field(default=None, alias="fhirAuthorization")
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None

@@ -28,6 +28,7 @@ TABLES = {
     "audit_log",
     "cds_token_uses",
     "store_version",
+    "patient_leases",
 }
 
 

@@ -1,4 +1,5 @@
-"""Bad input gets a clear RFC 9457 problem (STYLE.md section 6), never a 500."""
+"""Bad input gets a clear RFC 9457 problem (STYLE.md section 6), never a 500; on the FHIR
+operation `$assess` the same failures are a FHIR OperationOutcome (R4 IssueType codes)."""
 
 from __future__ import annotations
 
@@ -18,42 +19,49 @@ def assert_problem(response: httpx.Response, status: int, type_: str) -> dict[st
     return body
 
 
+def assert_outcome(response: httpx.Response, status: int, code: str) -> str:
+    """An OperationOutcome with an error issue of type `code`; returns its diagnostics."""
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    issue = body["issue"][0]
+    assert (issue["severity"], issue["code"]) == ("error", code)
+    return str(issue["diagnostics"])
+
+
 async def test_body_that_is_not_json_is_a_400_naming_json(client: httpx.AsyncClient) -> None:
     r = await client.post("/$assess", content=b"{not json", headers=FHIR)
-    body = assert_problem(r, 400, "/problems/invalid-input")
-    assert "not valid JSON" in str(body["detail"])
+    assert "not valid JSON" in assert_outcome(r, 400, "invalid")
 
 
 async def test_a_resource_that_is_not_a_bundle_is_named(client: httpx.AsyncClient) -> None:
     r = await client.post("/$assess", json={"resourceType": "Patient", "id": "x"}, headers=FHIR)
-    body = assert_problem(r, 400, "/problems/invalid-input")
-    assert "Expected a FHIR Bundle, got 'Patient'" in str(body["detail"])
+    assert "Expected a FHIR Bundle, got 'Patient'" in assert_outcome(r, 400, "invalid")
 
 
 async def test_bundle_entry_must_be_an_array(client: httpx.AsyncClient) -> None:
     r = await client.post("/$assess", json={"resourceType": "Bundle", "entry": {"a": 1}}, headers=FHIR)
-    body = assert_problem(r, 400, "/problems/invalid-input")
-    assert "Bundle.entry" in str(body["detail"])
+    assert "Bundle.entry" in assert_outcome(r, 400, "invalid")
 
 
 async def test_bundle_without_patients_is_refused(client: httpx.AsyncClient) -> None:
     r = await client.post(
         "/$assess", json={"resourceType": "Bundle", "type": "collection", "entry": []}, headers=FHIR
     )
-    body = assert_problem(r, 400, "/problems/invalid-input")
-    assert "no Patient" in str(body["detail"])
+    assert "no Patient" in assert_outcome(r, 400, "invalid")
 
 
 async def test_wrong_media_type_is_415(client: httpx.AsyncClient) -> None:
     r = await client.post("/$assess", content=b"hello", headers={"Content-Type": "text/plain"})
-    assert_problem(r, 415, "/problems/unsupported-media-type")
+    assert_outcome(r, 415, "not-supported")
 
 
 async def test_invalid_query_parameter_is_422_with_errors(client: httpx.AsyncClient) -> None:
     r = await client.post("/$assess?as_of=yesterday", json={"resourceType": "Bundle"}, headers=FHIR)
-    body = assert_problem(r, 422, "/problems/request-validation")
-    assert isinstance(body["errors"], list)
-    assert body["errors"][0]["loc"] == ["query", "as_of"]
+    assert_outcome(r, 422, "invalid")
+    issues = r.json()["issue"]
+    assert issues[1]["expression"] == ["query.as_of"]
 
 
 async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -75,3 +83,28 @@ async def test_request_id_is_echoed_only_when_plain(client: httpx.AsyncClient, r
         assert echoed == request_id
     else:
         assert echoed.startswith("req-")
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("offset=2147483647", 200),  # the largest offset accepted
+        ("offset=2147483648", 422),  # just above it
+        ("offset=9223372036854775808", 422),  # 2^63: was a 500 from the database driver
+        ("offset=-1", 422),
+    ],
+)
+async def test_alert_paging_bounds_are_422_not_500(
+    client: httpx.AsyncClient, query: str, status: int
+) -> None:
+    r = await client.get(f"/alerts?{query}")
+    assert r.status_code == status, r.text
+
+
+@pytest.mark.parametrize(
+    ("alert_id", "status"),
+    [("9223372036854775807", 404), ("9223372036854775808", 422), ("0", 422)],  # BIGINT max, max + 1
+)
+async def test_alert_id_bounds(client: httpx.AsyncClient, alert_id: str, status: int) -> None:
+    r = await client.get(f"/alerts/{alert_id}")
+    assert r.status_code == status, r.text

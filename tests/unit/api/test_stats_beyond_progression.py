@@ -13,7 +13,8 @@ from tests.unit.api.test_stats_api import Portal, assessment, bearer, portal, to
 __all__ = ["portal"]  # the fixture, re-used from the main stats API tests
 
 URL = "/stats/subgroups/treatment-beyond-progression"
-APPROVED = "stats.read stats.approved-study"
+# Exact counts (the paper's figures): the audited trusted-analyst scope.
+TRUSTED = "stats.read stats.trusted-analyst"
 
 
 def _pd(pid: str, os_days: int, beyond: bool | None) -> PatientAssessment:
@@ -39,7 +40,7 @@ def _subgroup(n_beyond: int, n_stopped: int) -> list[PatientAssessment]:
 async def test_os_by_treatment_beyond_progression_among_true_pd(portal: Portal) -> None:
     assert portal.box.store is not None
     await portal.box.store.record(_subgroup(12, 12), run_id="run-tbp")
-    r = await portal.http.get(URL, headers=bearer(token(APPROVED)))
+    r = await portal.http.get(URL, headers=bearer(token(TRUSTED)))
     assert r.status_code == 200, r.text
     report = SurvivalOut.model_validate(r.json()).report
     curves = {c.group: c for c in report.curves}
@@ -63,8 +64,9 @@ async def test_researcher_sees_no_small_arm_and_the_query_is_audited_and_cached(
     assert [c["group"] for c in report["curves"]] == ["True"]
     assert [x["subject"] for x in report["refused"]] == ["False"]
     assert report["overall"] is None
-    # 12 at risk at the 1st death (day 200), 11 at the 2nd, 10 at the 3rd (day 220): the curve stops there.
-    assert report["curves"][0]["cut_at_day"] == 220
+    # 12 at risk at the 1st death (day 200), 11 at the 2nd, 10 at the 3rd (day 220): the curve stops
+    # there; a researcher sees that day on the weekly grid (217 = week 31).
+    assert report["curves"][0]["cut_at_day"] == 217
     again = (await portal.http.get(URL, headers=bearer(token()))).json()
     assert (first.json()["cohort"]["cached"], again["cohort"]["cached"]) == (False, True)
     entries = portal.audit()
