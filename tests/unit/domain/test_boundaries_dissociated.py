@@ -307,3 +307,81 @@ def test_sato_organ_nodal_organ_complete_response() -> None:
     finding = dr_of(b, "sato-organ")
     assert finding is not None
     assert finding.shrinking_lesions == ("L1", "L2")
+
+
+# --- cases that separate the definitions' remaining branches --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "definition", ["bernard-tessier", "humbert", "tozuka", "vaflard-target", "sato-organ"]
+)
+def test_no_dissociated_response_without_a_follow_up(definition: str) -> None:
+    b = TimelineBuilder().target("A", "liver").target("C", "lung").scan(-7, {"A": 30, "C": 25})
+    assert dr_of(b, definition) is None
+
+
+def test_finding_is_dated_at_the_timepoint_that_met_the_definition() -> None:
+    b = TimelineBuilder().target("A", "liver").target("C", "lung").scan(-7, {"A": 30, "C": 25})
+    b.scan(56, {"A": 30, "C": 25}).scan(112, {"A": 15, "C": 35}).scan(168, {"A": 15, "C": 35})
+    finding = dr_of(b, "bernard-tessier")
+    assert finding is not None
+    assert (finding.timepoint_index, finding.timepoint_date) == (2, b.day(112))
+
+
+def test_humbert_growth_alone_is_not_dissociation() -> None:
+    # Two lesions growing, none shrinking: progression of both, not "responding and non-responding".
+    assert dr_of(liver_and_lung(31, 26), "humbert") is None
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("present", None), ("increased", DrTrigger.NON_TARGET_LESION)],
+)
+def test_humbert_non_target_states(state: str, expected: DrTrigger | None) -> None:
+    b = TimelineBuilder().target("A", "liver").non_target("P", "pleura")
+    b.scan(-7, {"A": 30}, nt={"P": "present"}).scan(56, {"A": 29}, nt={"P": state})
+    finding = dr_of(b, "humbert")
+    assert (finding.trigger if finding else None) is expected
+
+
+def test_humbert_a_shrinking_non_target_cannot_be_its_own_counterpart() -> None:
+    # A measured non-target P 30 -> 20 read "unequivocal progression" is the only change: one lesion
+    # is not "some lesions ... others"; the target A is unchanged.
+    b = TimelineBuilder().target("A", "liver").non_target("P", "pleura")
+    b.scan(-7, {"A": 30, "P": 30}, nt={"P": "present"})
+    b.scan(56, {"A": 30, "P": 20}, nt={"P": "unequivocal-progression"})
+    assert dr_of(b, "humbert") is None
+
+
+def test_tozuka_reads_the_first_ct_even_when_later_scans_differ() -> None:
+    # PD with a shrinking and a growing lesion at the first CT, SD-sized disease later: DR at index 1.
+    b = TimelineBuilder().target("A", "liver").target("C", "lung").scan(-7, {"A": 30, "C": 25})
+    b.scan(56, {"A": 29, "C": 37}).scan(112, {"A": 29, "C": 37})
+    finding = dr_of(b, "tozuka")
+    assert finding is not None
+    assert (finding.timepoint_index, finding.timepoint_date) == (1, b.day(56))
+
+
+def test_tozuka_pd_at_the_first_ct_without_mixed_lesions_then_mixed_later() -> None:
+    # First CT: both lesions grow (PD, nothing shrinks); second CT: A shrinks, C grows. Not Tozuka.
+    b = TimelineBuilder().target("A", "liver").target("C", "lung").scan(-7, {"A": 30, "C": 25})
+    b.scan(56, {"A": 31, "C": 37}).scan(112, {"A": 29, "C": 38})
+    assert dr_of(b, "tozuka") is None
+
+
+def test_sato_organ_non_nodal_organ_is_not_gone_while_a_lesion_is_measurable() -> None:
+    # Liver A 12 -> 9 (-25 %: organ SD; a non-nodal lesion is gone only at 0 mm), lung PD: no DR.
+    assert dr_of(liver_and_lung(9, 30, a_bl=12), "sato-organ") is None
+
+
+def test_sato_organ_finding_is_the_first_evaluation() -> None:
+    b = TimelineBuilder().target("A", "liver").target("C", "lung").new_target("N", "bone")
+    b.scan(-7, {"A": 30, "C": 25}).scan(56, {"A": 21, "C": 30}).scan(112, {"A": 15, "C": 15, "N": 12})
+    finding = dr_of(b, "sato-organ")
+    assert finding is not None
+    assert (finding.timepoint_index, finding.timepoint_date) == (1, b.day(56))
+    b2 = TimelineBuilder().target("A", "liver").target("C", "lung").new_target("N", "bone")
+    b2.scan(-7, {"A": 30, "C": 25}).scan(56, {"A": 15, "C": 15, "N": 12}).scan(112, {"A": 15, "C": 15})
+    finding2 = dr_of(b2, "sato-organ")
+    assert finding2 is not None
+    assert (finding2.timepoint_index, finding2.trigger) == (1, DrTrigger.NEW_LESION)
