@@ -336,12 +336,16 @@ def _pytest_args(tests: list[str]) -> list[str]:
 # --- baseline: which tests execute which lines -------------------------------------------------
 
 
+# Lines run outside any test (module bodies, tables built at import): every test may depend on them.
+_OUTSIDE_TESTS = "<outside tests>"
+
+
 class _LineRecorder:
     """A pytest plugin: for every test, the lines of the target files it executed (sys.settrace)."""
 
     def __init__(self, files: set[str]) -> None:
         self.files = files
-        self.current: str | None = None
+        self.current: str | None = _OUTSIDE_TESTS  # imports and collection come first
         self.lines: dict[str, set[str]] = defaultdict(set)  # "path:line" -> test node ids
         self.failed: list[str] = []
         self.seconds: dict[str, float] = defaultdict(float)  # test node id -> run time
@@ -360,15 +364,13 @@ class _LineRecorder:
 
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
         self.current = item.nodeid
-        sys.settrace(self._global)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         self.seconds[report.nodeid] += report.duration
         if report.failed:
             self.failed.append(report.nodeid)
         if report.when == "teardown":
-            sys.settrace(None)
-            self.current = None
+            self.current = _OUTSIDE_TESTS
 
 
 def _baseline(files: list[Path], tests: list[str], out: Path) -> None:
@@ -377,6 +379,7 @@ def _baseline(files: list[Path], tests: list[str], out: Path) -> None:
 
     recorder = _LineRecorder({str(f) for f in files})
     _quiet()
+    sys.settrace(recorder._global)  # from the first import on (conftest files import the rules)
     code = pytest.main([*_pytest_args(tests)[: -len(tests)], *tests], plugins=[recorder])
     third_party = sorted(name for name in sys.modules if name.partition(".")[0] not in _OWN_PACKAGES)
     lines = {k: sorted(v) for k, v in recorder.lines.items()}
@@ -474,12 +477,12 @@ class _Pool:
 
 
 def _covering_tests(mutant: Mutant, lines: dict[str, list[str]], order: list[str]) -> list[str]:
-    if "::<module>:" in mutant.key:  # runs at import, before any test: every test may depend on it
-        return order
     absolute = str(ROOT / mutant.path)
     hit: set[str] = set()
     for line in range(mutant.first_line, mutant.last_line + 1):
         hit.update(lines.get(f"{absolute}:{line}", ()))
+    if _OUTSIDE_TESTS in hit:
+        return order
     return [test for test in order if test in hit]  # the fastest first: most mutants die early (-x)
 
 
@@ -558,7 +561,9 @@ def main(argv: list[str]) -> int:
     _preload(baseline["modules"])
     lines: dict[str, list[str]] = baseline["lines"]
     seconds: dict[str, float] = baseline["seconds"]
-    order = sorted({t for ts in lines.values() for t in ts}, key=lambda t: (seconds.get(t, 0.0), t))
+    order = sorted(
+        {t for ts in lines.values() for t in ts} - {_OUTSIDE_TESTS}, key=lambda t: (seconds.get(t, 0.0), t)
+    )
     _say(f"baseline: {len(order)} tests in {time.monotonic() - started:.0f} s; {len(mutants)} mutants")
     pool = _Pool(args.jobs, args.timeout)
     not_covered: list[Outcome] = []
