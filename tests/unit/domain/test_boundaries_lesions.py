@@ -15,7 +15,10 @@ from decimal import Decimal
 import pytest
 
 from service.domain.engine import assess
+from service.domain.lesions import lesion_changes, lesion_course
+from service.domain.parameters import AssessmentParameters
 from service.domain.results import LesionResult, LesionStatus, Response, TimepointResult
+from service.domain.timeline import TimelineView, build_view
 
 from .builders import AS_OF, TimelineBuilder, single_target
 
@@ -180,3 +183,72 @@ def test_sum_pd_is_against_the_nadir_and_before_pr() -> None:
     assert second.target is Response.PD
     _, below = timepoints(100, 50, "59.9")
     assert below.target is Response.PR
+
+
+# --- new lesions and qualitative readings ------------------------------------------------------------
+
+
+def with_new_lesion(*new_values: int | str | None, node: bool = False) -> TimelineBuilder:
+    """Target A stable at 30 mm; new lesion N (from the first follow-up on) with `new_values`."""
+    b = TimelineBuilder().target("A", "liver").new_target("N", "bone", node=node).scan(-7, {"A": 30})
+    for n, value in enumerate(new_values, start=1):
+        b.scan(56 * n, {"A": 30} if value is None else {"A": 30, "N": value})
+    return b
+
+
+def test_new_lesion_has_no_status_before_it_is_first_seen() -> None:
+    s = lesion_statuses(with_new_lesion(None, 12))
+    assert ("N", 1) not in s
+    assert s["N", 2].status is LesionStatus.NEW
+
+
+def test_new_lesion_not_read_disappeared_and_present() -> None:
+    # Present (12 mm), not read (no value: not evaluable), then 0 mm (disappeared).
+    s = lesion_statuses(with_new_lesion(12, None, 0))
+    assert [s["N", i].status for i in (1, 2, 3)] == [
+        LesionStatus.NEW,
+        LesionStatus.NOT_EVALUABLE,
+        LesionStatus.DISAPPEARED,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("short_axis", "expected"),
+    [("9.9", LesionStatus.DISAPPEARED), (10, LesionStatus.NEW), ("10.1", LesionStatus.NEW)],
+)
+def test_new_node_still_present_at_exactly_10_mm(short_axis: str, expected: LesionStatus) -> None:
+    # A new node of 16 mm short axis (unequivocal), then `short_axis`: a node is pathological at
+    # >= 10 mm (RECIST 1.1 / Schwartz 2009), so exactly 10 mm is still present.
+    s = lesion_statuses(with_new_lesion(16, short_axis, node=True))
+    assert s["N", 2].status is expected
+
+
+def test_equivocal_new_node_is_not_counted_until_confirmed() -> None:
+    # RECIST FAQ "New lymph node lesions" (reference W16): a new node of 10 to < 15 mm is only a new
+    # lesion once the next reading still shows it.
+    s = lesion_statuses(with_new_lesion(12, node=True))
+    assert s["N", 1].status is LesionStatus.NOT_EVALUABLE
+
+
+def test_lesion_nadir_is_the_smallest_earlier_value_not_the_latest() -> None:
+    # 50 -> 30 -> 33 -> 36: 36 is +20 % / +6 mm from the nadir 30 (only +9 % from the latest 33).
+    s = lesion_statuses(two_lesions([50, 30, 33, 36], [20, 20, 20, 20]))
+    assert s["A", 3].status is LesionStatus.PROGRESSING
+
+
+def test_non_target_measured_only_at_follow_up_is_stable() -> None:
+    # A non-target without a baseline diameter, measured later without a status reading: it is
+    # there (stable), not unread.
+    b = TimelineBuilder().target("A", "liver").non_target("P", "pleura")
+    b.scan(-7, {"A": 30}, nt={"P": "present"}).scan(56, {"A": 30, "P": 12})
+    s = lesion_statuses(b)
+    assert s["P", 1].status is LesionStatus.STABLE
+
+
+def test_lesion_changes_are_the_changes_of_the_lesion_course() -> None:
+    b = two_lesions([50, 30, 36], [20, 20, 20])
+    view = build_view(b.build(), AssessmentParameters(), as_of=AS_OF)
+    assert isinstance(view, TimelineView)
+    changes = lesion_changes(view)
+    assert changes == lesion_course(view).changes
+    assert [[c.lesion_id for c in row] for row in changes] == [["A", "C"], ["A", "C"]]
