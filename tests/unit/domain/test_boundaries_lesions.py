@@ -252,3 +252,13 @@ def test_lesion_changes_are_the_changes_of_the_lesion_course() -> None:
     changes = lesion_changes(view)
     assert changes == lesion_course(view).changes
     assert [[c.lesion_id for c in row] for row in changes] == [["A", "C"], ["A", "C"]]
+
+
+def test_a_lesion_recorded_at_0_mm_at_baseline_has_no_percentage_change() -> None:
+    # A non-target read "disappeared" (0 mm) at baseline and 5 mm later: no percentage of 0 mm,
+    # and no error.
+    b = TimelineBuilder().target("A", "liver").non_target("P", "pleura")
+    b.scan(-7, {"A": 30, "P": "disappeared"}).scan(56, {"A": 30, "P": 5})
+    s = lesion_statuses(b)
+    assert s["P", 1].diameter_mm == 5
+    assert (s["P", 1].change_from_baseline_pct, s["P", 1].change_from_nadir_pct) == (None, None)
