@@ -385,3 +385,11 @@ def test_sato_organ_finding_is_the_first_evaluation() -> None:
     finding2 = dr_of(b2, "sato-organ")
     assert finding2 is not None
     assert (finding2.timepoint_index, finding2.trigger) == (1, DrTrigger.NEW_LESION)
+
+
+def test_tozuka_needs_pd_at_the_first_ct_not_at_a_later_one() -> None:
+    # First CT: A shrinks, C grows, sum 55 -> 55 (SD); second CT: PD. Tozuka selects patients by
+    # PD at the FIRST CT, so this patient is not one of them.
+    b = TimelineBuilder().target("A", "liver").target("C", "lung").scan(-7, {"A": 30, "C": 25})
+    b.scan(56, {"A": 29, "C": 26}).scan(112, {"A": 29, "C": 40})
+    assert dr_of(b, "tozuka") is None

@@ -262,3 +262,12 @@ def test_a_lesion_recorded_at_0_mm_at_baseline_has_no_percentage_change() -> Non
     s = lesion_statuses(b)
     assert s["P", 1].diameter_mm == 5
     assert (s["P", 1].change_from_baseline_pct, s["P", 1].change_from_nadir_pct) == (None, None)
+
+
+def test_pre_baseline_scan_missing_a_target_does_not_break_the_assessment() -> None:
+    # The pre-baseline sum (hyperprogression, Champiat 2017) lacks target B: an incomplete sum is
+    # not a tumour burden (RECIST 1.1 section 4.3.2 needs every target), and the rest is assessed.
+    b = TimelineBuilder().target("A", "liver").target("B", "lung")
+    b.scan(-60, {"A": 20}).scan(-7, {"A": 30, "B": 20}).scan(56, {"A": 30, "B": 20})
+    (tp,) = assess(b.build(), as_of=AS_OF).timepoints
+    assert (tp.target, tp.sum_mm) == (Response.SD, Decimal(50))
