@@ -254,20 +254,21 @@ def test_lesion_changes_are_the_changes_of_the_lesion_course() -> None:
     assert [[c.lesion_id for c in row] for row in changes] == [["A", "C"], ["A", "C"]]
 
 
-def test_a_lesion_recorded_at_0_mm_at_baseline_has_no_percentage_change() -> None:
-    # A non-target read "disappeared" (0 mm) at baseline and 5 mm later: no percentage of 0 mm,
-    # and no error.
+def test_a_lesion_at_0_mm_at_baseline_that_appears_later_is_new() -> None:
+    # A lesion read "disappeared" (0 mm) at baseline and 5 mm later is first SEEN after baseline:
+    # a new lesion (contract section 1), with no percentage change from 0 mm.
     b = TimelineBuilder().target("A", "liver").non_target("P", "pleura")
     b.scan(-7, {"A": 30, "P": "disappeared"}).scan(56, {"A": 30, "P": 5})
     s = lesion_statuses(b)
-    assert s["P", 1].diameter_mm == 5
+    assert (s["P", 1].status, s["P", 1].diameter_mm) == (LesionStatus.NEW, 5)
     assert (s["P", 1].change_from_baseline_pct, s["P", 1].change_from_nadir_pct) == (None, None)
 
 
 def test_pre_baseline_scan_missing_a_target_does_not_break_the_assessment() -> None:
-    # The pre-baseline sum (hyperprogression, Champiat 2017) lacks target B: an incomplete sum is
-    # not a tumour burden (RECIST 1.1 section 4.3.2 needs every target), and the rest is assessed.
+    # PD at the first evaluation (sum 50 -> 75) asks for the hyperprogression growth rates, whose
+    # pre-baseline sum (Champiat 2017) lacks target B: an incomplete sum is not a tumour burden
+    # (RECIST 1.1 section 4.3.2 needs every target), and the rest is assessed as usual.
     b = TimelineBuilder().target("A", "liver").target("B", "lung")
-    b.scan(-60, {"A": 20}).scan(-7, {"A": 30, "B": 20}).scan(56, {"A": 30, "B": 20})
+    b.scan(-60, {"A": 20}).scan(-7, {"A": 30, "B": 20}).scan(56, {"A": 45, "B": 30})
     (tp,) = assess(b.build(), as_of=AS_OF).timepoints
-    assert (tp.target, tp.sum_mm) == (Response.SD, Decimal(50))
+    assert (tp.target, tp.sum_mm) == (Response.PD, Decimal(75))
