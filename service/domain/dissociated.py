@@ -175,9 +175,9 @@ def bernard_tessier(ctx: DrContext, key: str, version: str) -> AtypicalFinding |
     """
 
     def evidence(row: Sequence[LesionChange]) -> _Evidence:
-        # One pass over the row; the same tests as `_measured`, `_qualitative`,
-        # `LesionChange.shrinks_more_than(30)` and `LesionChange.grows_more_than(20, 5 mm)`, with the
-        # cross-multiplications solved for the value (exact, as in `lesions.response_to`):
+        # One pass over the row; the same tests as `_measured` and `_qualitative`, plus "more than
+        # 30 % below its own baseline" and "more than 20 % AND at least 5 mm above its own nadir",
+        # with the cross-multiplications solved for the value (exact, as in `lesions.response_to`):
         # 100 (base - current) > 30 base <=> current < 0.7 base; 100 growth > 20 nadir <=>
         # current > 1.2 nadir.
         shrinking: list[str] = []

@@ -136,19 +136,6 @@ class LesionChange(NamedTuple):
     def lesion_id(self) -> str:
         return self.lesion.lesion.lesion_id
 
-    def shrinks_more_than(self, pct: int) -> bool:
-        """Strictly more than `pct` % below its own baseline (Bernard-Tessier wording)."""
-        if self.current_mm is None or self.baseline_mm is None or self.baseline_mm == 0:
-            return False
-        return 100 * (self.baseline_mm - self.current_mm) > pct * self.baseline_mm
-
-    def grows_more_than(self, pct: int, min_mm: Decimal) -> bool:
-        """Strictly more than `pct` % AND at least `min_mm` above its own nadir."""
-        if self.current_mm is None or self.nadir_mm is None:
-            return False
-        growth = self.current_mm - self.nadir_mm
-        return growth >= min_mm and 100 * growth > pct * self.nadir_mm
-
 
 def response_to(baseline_mm: Decimal) -> Decimal:
     """The largest value that `meets_response` from `baseline_mm`, solved for the value:
