@@ -363,9 +363,10 @@ def run_sync(patients: int = 100, seed: int = 3) -> SyncReport:
     resources = [list(p.resources) for p in cohort.patients]
     ids = [p.patient_id for p in cohort.patients]
     rounds = 4  # one warm-up + three measured
-    # Per patient: read Patient, the `patient=` searches, the `_id` fetches, the writer's search and
-    # POST (about 10; CapabilityStatement once per round); the stub stops after this many requests.
-    budget = rounds * (patients * (len(PATIENT_SEARCHES) + 8) + 1)
+    # Per patient: read Patient, the `patient=` searches, the `_id` fetches, the writer's searches and
+    # one transaction per dependency level (CapabilityStatement once per round); the stub stops after
+    # this many requests, a safety stop well above what a round needs.
+    budget = rounds * (patients * (len(PATIENT_SEARCHES) + 24) + 1)
     port = free_port()
     # fork: the child needs nothing imported by name (this script may be loaded from a path)
     ctx = multiprocessing.get_context("fork")

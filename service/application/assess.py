@@ -190,7 +190,7 @@ class SyncPatients:
             if self._store is not None:
                 with anyio.CancelScope(shield=True):
                     await self._finish(report, aborted=True)
-            log.warning("sync.aborted", run_id=report.run_id, error=type(exc).__name__)
+            log.warning("sync.aborted", run_id=report.run_id, error=_innermost_error_name(exc))
             raise
         report.elapsed_s = time.perf_counter() - started
         log.info(
@@ -315,3 +315,10 @@ class SyncPatients:
             unchanged=summary.unchanged,
         )
         return outcome.assessment
+
+
+def _innermost_error_name(error: BaseException) -> str:
+    """The type of what went wrong, looking inside the exception groups that task groups raise."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return type(error).__name__

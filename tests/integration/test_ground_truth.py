@@ -349,7 +349,12 @@ def test_cli_assess_writes_the_intended_response_groups_and_findings(mixed: Coho
         sample += [p for p in mixed.patients if p.truth.trajectory == trajectory.value][:CLI_PER_TRAJECTORY]
     small = Cohort("cli-sample", mixed.seed, tuple(sample))
     source, target = tmp_path / "bundle.json", tmp_path / "result.json"
-    source.write_bytes(orjson.dumps(cohort_bundle(small)))
+    bundle = cohort_bundle(small)
+    source.write_bytes(orjson.dumps(bundle))
+    # Results name each patient the way the posted Bundle did: by its entry's fullUrl.
+    subject = {
+        e["resource"]["id"]: e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+    }
 
     run = CliRunner().invoke(
         cli, ["assess", str(source), "--out", str(target), "--as-of", as_of_for(small).isoformat()]
@@ -358,13 +363,13 @@ def test_cli_assess_writes_the_intended_response_groups_and_findings(mixed: Coho
     assert run.exit_code == 0, run.output
     result = orjson.loads(target.read_bytes())
     groups = {o["subject"]["reference"]: _value(o) for o in _observations(result, codes.CODE_RESPONSE_GROUP)}
-    assert groups == {f"Patient/{p.patient_id}": p.truth.response_group for p in sample}
+    assert groups == {subject[p.patient_id]: p.truth.response_group for p in sample}
     confirmed = {
         o["subject"]["reference"]: _value(o)
         for o in _observations(result, codes.CODE_RECIST11_BOR)
         if _component(o, codes.COMP_CONFIRMATION_REQUIRED) is True
     }
-    assert confirmed == {f"Patient/{p.patient_id}": p.truth.best_overall_response_confirmed for p in sample}
+    assert confirmed == {subject[p.patient_id]: p.truth.best_overall_response_confirmed for p in sample}
     dr_found = {
         o["subject"]["reference"]: (
             _component(o, codes.COMP_TIMEPOINT_INDEX),
@@ -375,7 +380,7 @@ def test_cli_assess_writes_the_intended_response_groups_and_findings(mixed: Coho
         if _value(o) == "DR"
     }
     assert dr_found == {
-        f"Patient/{p.patient_id}": (
+        subject[p.patient_id]: (
             p.truth.dr.timepoint_index,
             p.truth.dr.trigger,
             p.truth.dr.overall_response_at_detection,
