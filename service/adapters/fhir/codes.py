@@ -134,7 +134,7 @@ MCODE_ECOG: Final = f"{MCODE}/mcode-ecog-performance-status"
 # mCODE CancerDiseaseStatus, written per iRECIST timepoint (docs/rules/disease-status.md) [V mCODE STU4
 # npm package hl7.fhir.us.mcode@4.0.0: profile differential, its examples and ValueSets].
 MCODE_CANCER_DISEASE_STATUS: Final = f"{MCODE}/mcode-cancer-disease-status"
-EXT_MCODE_EVIDENCE_TYPE: Final = f"{MCODE}/mcode-cancer-disease-status-evidence-type"
+MCODE_EVIDENCE_TYPE_EXT: Final = f"{MCODE}/mcode-cancer-disease-status-evidence-type"
 LOINC_CANCER_DISEASE_STATUS: Final = "97509-4"
 LOINC_CANCER_DISEASE_STATUS_DISPLAY: Final = "Cancer Disease Progression"  # as the IG's examples render it
 SNOMED_EVIDENCE_IMAGING: Final = "363679005"

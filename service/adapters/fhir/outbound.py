@@ -312,7 +312,7 @@ _CANCER_DISEASE_STATUS_CODE: Final = {
 }
 _EVIDENCE_IMAGING: Final = [
     {
-        "url": codes.EXT_MCODE_EVIDENCE_TYPE,
+        "url": codes.MCODE_EVIDENCE_TYPE_EXT,
         "valueCodeableConcept": {
             "coding": [
                 {
