@@ -255,3 +255,22 @@ def test_pseudoprogression_iupd_scan_is_undetermined_never_worsened() -> None:
         value = statuses[tp.timepoint_date.isoformat()]["valueCodeableConcept"]["coding"][0]["code"]
         assert value == UNDETERMINED
         assert value != WORSENED
+
+
+def test_focus_prefers_the_mcode_primary_cancer_and_skips_refuted_ones() -> None:
+    """mCODE STU4: the focus of a disease status is the cancer it describes; an unprofiled older
+    Condition or a refuted one does not take the place of the PrimaryCancerCondition."""
+    resources = generate_patient(Trajectory.PR, seed=7001, patient_id="focus").resources
+    (primary,) = [r for r in resources if r["resourceType"] == "Condition"]
+    older = {k: v for k, v in primary.items() if k not in ("meta", "id")}
+    older |= {"id": "focus-older", "onsetDateTime": "2001-01-01", "recordedDate": "2001-01-01"}
+    refuted = {**primary, "id": "focus-refuted", "onsetDateTime": "2000-01-01", "recordedDate": "2000-01-01"}
+    refuted["verificationStatus"] = {
+        "coding": [
+            {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}
+        ]
+    }
+    source = patient_input("focus", [*resources, older, refuted])
+    assert source.primary_cancer_ref == f"Condition/{primary['id']}"
+    without_primary = [r for r in resources if r is not primary]
+    assert patient_input("focus", [*without_primary, older]).primary_cancer_ref == "Condition/focus-older"
