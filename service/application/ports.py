@@ -28,6 +28,9 @@ class PatientInput:
     # How the input names the resources behind `Type/id` references, where it differs (a posted
     # Bundle's `urn:uuid:` or absolute fullUrls): results point at the input's own resources.
     reference_forms: Mapping[str, str] = field(default_factory=dict)
+    # `Condition/<id>` of the primary cancer the tumour type was read from (focus of the written
+    # disease status), when the input has one.
+    primary_cancer_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

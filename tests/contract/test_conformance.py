@@ -609,6 +609,7 @@ def test_every_outbound_observation_passes_the_profile_checks() -> None:
         codes.PROFILE_BEST_OVERALL_RESPONSE,
         codes.PROFILE_ATYPICAL_RESPONSE,
         codes.PROFILE_RESPONSE_GROUP,
+        codes.MCODE_CANCER_DISEASE_STATUS,  # mCODE's, accepted by name (FOREIGN_PROFILES)
     }
 
 

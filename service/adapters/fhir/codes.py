@@ -131,6 +131,24 @@ MCODE_HISTOLOGY_EXT: Final = f"{MCODE}/mcode-histology-morphology-behavior"
 MCODE_RADIOTHERAPY_COURSE_SUMMARY: Final = f"{MCODE}/mcode-radiotherapy-course-summary"
 MCODE_ECOG: Final = f"{MCODE}/mcode-ecog-performance-status"
 
+# mCODE CancerDiseaseStatus, written per iRECIST timepoint (docs/rules/disease-status.md) [V mCODE STU4
+# npm package hl7.fhir.us.mcode@4.0.0: profile differential, its examples and ValueSets].
+MCODE_CANCER_DISEASE_STATUS: Final = f"{MCODE}/mcode-cancer-disease-status"
+MCODE_EVIDENCE_TYPE_EXT: Final = f"{MCODE}/mcode-cancer-disease-status-evidence-type"
+LOINC_CANCER_DISEASE_STATUS: Final = "97509-4"
+LOINC_CANCER_DISEASE_STATUS_DISPLAY: Final = "Cancer Disease Progression"  # as the IG's examples render it
+SNOMED_EVIDENCE_IMAGING: Final = "363679005"
+SNOMED_EVIDENCE_IMAGING_DISPLAY: Final = "Imaging (procedure)"
+# DiseaseTrend value -> (SNOMED code, display) of mCODE ConditionStatusTrendVS.
+SNOMED_CONDITION_TREND: Final[dict[str, tuple[str, str]]] = {
+    "improved": ("268910001", "Patient's condition improved (finding)"),
+    "stable": ("359746009", "Patient's condition stable (finding)"),
+    "worsened": ("271299001", "Patient's condition worsened (finding)"),
+    "undetermined": ("709137006", "Patient condition undetermined (finding)"),
+}
+# [P] identifier `kind` of a CancerDiseaseStatus (its code is LOINC, not one of ours).
+KIND_CANCER_DISEASE_STATUS: Final = "cancer-disease-status"
+
 # Organs (BodyStructure.location, SNOMED body structures) [R].
 ORGANS: Final[dict[str, str]] = {
     "lung": "39607008",

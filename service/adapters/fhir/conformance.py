@@ -21,6 +21,10 @@ What is checked, per differential element:
   does not evaluate FHIRPath);
 - the oncoresponse extensions used (url-sliced), against their own StructureDefinitions.
 
+Profiles of others that we claim (`FOREIGN_PROFILES`: mCODE CancerDiseaseStatus) are accepted
+by name and not checked here: their publisher's differential is not in our package, and
+tests/unit/fhir/test_cancer_disease_status.py checks every one we emit against mCODE STU4's.
+
 Not checked: base FHIR R4 rules (use `validate_r4` for those), terminology outside the package,
 slicing other than by `code` pattern or extension `url`.
 
@@ -41,6 +45,7 @@ from typing import Any, Final
 from service.adapters.fhir import codes
 
 __all__ = [
+    "FOREIGN_PROFILES",
     "PACKAGE_DIR",
     "SUPPORTED_INVARIANTS",
     "ConformanceIssue",
@@ -528,6 +533,10 @@ def _slice_key(s: _Slice) -> str:
     return f"url {value}" if kind == "url" else f"code {_describe(value[1])}"
 
 
+# Profiles published by others that our outputs claim (see module doc).
+FOREIGN_PROFILES: Final = frozenset({codes.MCODE_CANCER_DISEASE_STATUS})
+
+
 def check(resource: Mapping[str, Any], profile: str | None = None) -> list[ConformanceIssue]:
     """Issues of `resource` against `profile`, or against every package profile in its meta.profile.
 
@@ -538,6 +547,8 @@ def check(resource: Mapping[str, Any], profile: str | None = None) -> list[Confo
     claimed = [p.split("|")[0] for p in data.get("meta", {}).get("profile", ()) if isinstance(p, str)]
     rtype = data.get("resourceType", "?")
     targets = [profile] if profile else [p for p in claimed if p in package.profiles]
+    if not targets and claimed and FOREIGN_PROFILES.issuperset(claimed):
+        return []
     if not targets:
         reason = "missing" if not claimed else f"names no profile of this package ({', '.join(claimed)})"
         return [ConformanceIssue(f"{rtype}.meta.profile", f"{reason}; cannot tell which profile applies")]

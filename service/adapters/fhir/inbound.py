@@ -2049,7 +2049,8 @@ class _PatientMapper:
         combination = bool(partners)
         return first, combination, line
 
-    def _tumour(self) -> TumourType | None:
+    def _primary_cancer(self) -> tuple[bool, date | None, TumourType, str] | None:
+        """The cancer Condition the tumour type is read from (mCODE primary cancer first)."""
         if not self.conditions:
             return None
         ranked = sorted(
@@ -2059,7 +2060,7 @@ class _PatientMapper:
         best = ranked[0]
         if any(c[0] == best[0] and c[2] not in (best[2], TumourType.OTHER) for c in ranked[1:]):
             self.issue("warning", "conflicting-tumour-type", "primary cancers map to several types", best[3])
-        return best[2]
+        return best
 
     def _pre_treatment(self, kind: str, start: date) -> Any:
         before = [d for d in self.covariates[kind] if d.on <= start]
@@ -2096,7 +2097,8 @@ class _PatientMapper:
         ref = PatientRef(self.patient_id)
         if self.conflicts:  # `_duplicate`: which resource is meant cannot be known
             return PatientInput(ref, None, tuple(self.issues))
-        tumour = self._tumour()
+        cancer = self._primary_cancer()
+        tumour = cancer[2] if cancer else None
         start = self._ici_start()
         if start is None:
             self.issue(
@@ -2153,7 +2155,9 @@ class _PatientMapper:
             source_refs=tuple(dict.fromkeys(self.used_refs)),
             ici_administration_dates=tuple(sorted({d.on for d in self.drugs if d.is_ici and d.dose})),
         )
-        return PatientInput(ref, timeline, tuple(self.issues))
+        return PatientInput(
+            ref, timeline, tuple(self.issues), primary_cancer_ref=cancer[3] if cancer else None
+        )
 
 
 def _content(resource: object) -> object:

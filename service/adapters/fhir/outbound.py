@@ -32,6 +32,12 @@ Decisions (all [P]; other engineers must match them):
 - Decimals: percentages are rounded half-even to 0.01 %; millimetres are emitted as given.
   Thresholds were decided by the engine on exact values; rounding here is for display only.
   A value the engine could not compute becomes the component's `dataAbsentReason`.
+- CancerDiseaseStatus (mCODE STU4, docs/fhir/cancer-disease-status.md): one per iRECIST
+  timepoint, after the ResponseGroup. It claims mCODE's profile, not ours: code LOINC 97509-4,
+  no category, value the SNOMED trend of `disease_trend` (docs/rules/disease-status.md),
+  evidence-type extension imaging, `focus` the primary cancer Condition when the input has one,
+  `derivedFrom` the iRECIST timepoint response and any AtypicalResponse of the same date.
+  Identifier `kind` ``cancer-disease-status``, criterion ``irecist``, the timepoint date.
 - Provenance: `target` = every Observation (by fullUrl), `agent` = the service Device
   (`service_device`, identifier system `IDENTIFIER_DEVICE`, value ``oncoresponse-<version>``,
   participant type `assembler`), `entity` (role `source`) = the Patient, every input the
@@ -58,6 +64,7 @@ from typing import Any, Final
 from service.adapters.fhir import codes
 from service.adapters.fhir.references import input_reference_forms
 from service.application.ports import PatientInput
+from service.domain.disease_status import disease_trend
 from service.domain.results import (
     AtypicalFinding,
     AtypicalKind,
@@ -294,6 +301,34 @@ def _meta(profile: str) -> JsonDict:
 
 
 _CATEGORY: Final = [_IMAGING_CATEGORY]
+_CANCER_DISEASE_STATUS_CODE: Final = {
+    "coding": [
+        {
+            "system": codes.LOINC,
+            "code": codes.LOINC_CANCER_DISEASE_STATUS,
+            "display": codes.LOINC_CANCER_DISEASE_STATUS_DISPLAY,
+        }
+    ]
+}
+_EVIDENCE_IMAGING: Final = [
+    {
+        "url": codes.MCODE_EVIDENCE_TYPE_EXT,
+        "valueCodeableConcept": {
+            "coding": [
+                {
+                    "system": codes.SNOMED,
+                    "code": codes.SNOMED_EVIDENCE_IMAGING,
+                    "display": codes.SNOMED_EVIDENCE_IMAGING_DISPLAY,
+                }
+            ]
+        },
+    }
+]
+# DiseaseTrend value -> the shared SNOMED CodeableConcept of ConditionStatusTrendVS.
+_TREND_CONCEPTS: Final = {
+    trend: {"coding": [{"system": codes.SNOMED, "code": code, "display": display}]}
+    for trend, (code, display) in codes.SNOMED_CONDITION_TREND.items()
+}
 
 
 # --- Observations ----------------------------------------------------------------------------------
@@ -305,6 +340,8 @@ class _Builder:
         self.lesion_refs = {les.lesion_id: les.ref for les in timeline.lesions} if timeline else {}
         self.lesion_urls: dict[tuple[str, date], str] = {}
         self.timepoint_urls: dict[tuple[Criterion, date], str] = {}
+        self.atypical_urls: dict[date, list[str]] = {}
+        self.primary_cancer_ref = patient.primary_cancer_ref
         self.out: list[JsonDict] = []
         self.subject: JsonDict = {"reference": f"Patient/{self.patient_id}"}  # shared (read-only)
 
@@ -466,7 +503,7 @@ class _Builder:
             )
         if finding.kind is AtypicalKind.HPD:
             components.extend(_hpd_components(finding))
-        return self.observation(
+        url = self.observation(
             profile=codes.PROFILE_ATYPICAL_RESPONSE,
             code=codes.CODE_ATYPICAL_RESPONSE,
             identity=(
@@ -482,6 +519,31 @@ class _Builder:
             traces=(finding.trace,),
             extra={"hasMember": _references(members)} if members else None,
         )
+        self.atypical_urls.setdefault(finding.timepoint_date, []).append(url)
+        return url
+
+    def disease_status(self, tp: ImmuneTimepointResult) -> None:
+        """mCODE CancerDiseaseStatus of one iRECIST timepoint (see module doc)."""
+        on = tp.timepoint_date
+        value_id = assessment_identifier(
+            self.patient_id, codes.KIND_CANCER_DISEASE_STATUS, Criterion.IRECIST.value, "", on
+        )
+        resource: JsonDict = {
+            "resourceType": "Observation",
+            "meta": _meta(codes.MCODE_CANCER_DISEASE_STATUS),
+            "extension": _EVIDENCE_IMAGING,
+            "identifier": [{"system": codes.IDENTIFIER_ASSESSMENT, "value": value_id}],
+            "status": "final",
+            "code": _CANCER_DISEASE_STATUS_CODE,
+            "subject": self.subject,
+        }
+        if self.primary_cancer_ref:
+            resource["focus"] = [{"reference": self.primary_cancer_ref}]
+        resource["effectiveDateTime"] = on.isoformat()
+        resource["valueCodeableConcept"] = _TREND_CONCEPTS[disease_trend(tp.overall)]
+        derived = [self.timepoint_urls[(Criterion.IRECIST, on)], *self.atypical_urls.get(on, ())]
+        resource["derivedFrom"] = _references(derived)
+        self.out.append(resource)
 
     def group(self, derived: Sequence[str]) -> None:
         a = self.assessment
@@ -517,7 +579,8 @@ def observations_for(assessment: PatientAssessment, patient: PatientInput) -> li
     """All Observations of contract section 2 for one patient, in a stable order.
 
     LesionResponses, Recist11 and iRECIST timepoint responses, best overall responses
-    (RECIST 1.1 without and with confirmation, iRECIST), AtypicalResponses, ResponseGroup.
+    (RECIST 1.1 without and with confirmation, iRECIST), AtypicalResponses, ResponseGroup,
+    then one mCODE CancerDiseaseStatus per iRECIST timepoint.
     """
     builder = _Builder(assessment, patient)
     for lesion in assessment.lesions:
@@ -539,6 +602,8 @@ def observations_for(assessment: PatientAssessment, patient: PatientInput) -> li
     for finding in assessment.atypical:
         group_inputs.append(builder.atypical(finding))
     builder.group(group_inputs)
+    for itp in assessment.immune_timepoints:
+        builder.disease_status(itp)
     return builder.out
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -258,7 +259,7 @@ class FhirMeasurementSource:
                     continue
                 kept.append(resource)
         mapped = patient_input(patient_id, kept, self._mapping)
-        return PatientInput(mapped.ref, mapped.timeline, (*issues, *mapped.issues))
+        return replace(mapped, issues=(*issues, *mapped.issues))
 
     # -- helpers --------------------------------------------------------------------------------------
     def _patient_query(

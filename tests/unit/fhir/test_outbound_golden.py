@@ -133,6 +133,7 @@ class Reference:
         self.lesion_refs = {les.lesion_id: les.ref for les in timeline.lesions} if timeline else {}
         self.lesion_urls: dict[tuple[str, date], str] = {}
         self.timepoint_urls: dict[tuple[Criterion, date], str] = {}
+        self.primary_cancer_ref = patient.primary_cancer_ref
         self.out: list[JsonDict] = []
 
     def add(
@@ -250,6 +251,7 @@ class Reference:
                 itp.traces,
             )
         group_inputs: list[str] = []
+        atypical_urls: dict[date, list[str]] = {}
         for best in (a.best_response, a.best_response_confirmed, a.immune_best_response):
             if best is None:
                 continue
@@ -307,7 +309,7 @@ class Reference:
                 )
             if f.kind is AtypicalKind.HPD:
                 components.extend(ref_hpd(f))
-            group_inputs.append(
+            atypical_urls.setdefault(f.timepoint_date, []).append(
                 self.add(
                     codes.PROFILE_ATYPICAL_RESPONSE,
                     codes.CODE_ATYPICAL_RESPONSE,
@@ -320,6 +322,7 @@ class Reference:
                     {"hasMember": [{"reference": m} for m in dict.fromkeys(members)]} if members else None,
                 )
             )
+            group_inputs.append(atypical_urls[f.timepoint_date][-1])
         dates = [tp.timepoint_date for tp in a.timepoints] + [tp.timepoint_date for tp in a.immune_timepoints]
         self.add(
             codes.PROFILE_RESPONSE_GROUP,
@@ -331,7 +334,62 @@ class Reference:
             group_inputs,
             a.traces,
         )
+        for tp in a.immune_timepoints:
+            self.out.append(self.disease_status(tp, atypical_urls.get(tp.timepoint_date, [])))
         return self.out
+
+    def disease_status(self, tp: Any, atypical: list[str]) -> JsonDict:
+        """mCODE STU4 CancerDiseaseStatus, spelled out from the profile and its ValueSets."""
+        text = "\x1f".join(
+            (self.a.patient_id, "cancer-disease-status", "irecist", "", tp.timepoint_date.isoformat())
+        )
+        identifier = hashlib.sha256(text.encode()).hexdigest()[:32]
+        trend = {
+            "iCR": ("268910001", "Patient's condition improved (finding)"),
+            "iPR": ("268910001", "Patient's condition improved (finding)"),
+            "iSD": ("359746009", "Patient's condition stable (finding)"),
+            "iNonCR-NonUPD": ("359746009", "Patient's condition stable (finding)"),
+            "iUPD": ("709137006", "Patient condition undetermined (finding)"),
+            "iCPD": ("271299001", "Patient's condition worsened (finding)"),
+            "NE": ("709137006", "Patient condition undetermined (finding)"),
+        }[tp.overall.value]
+        resource: JsonDict = {
+            "resourceType": "Observation",
+            "meta": {
+                "profile": ["http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status"]
+            },
+            "extension": [
+                {
+                    "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status-evidence-type",
+                    "valueCodeableConcept": {
+                        "coding": [
+                            {
+                                "system": "http://snomed.info/sct",
+                                "code": "363679005",
+                                "display": "Imaging (procedure)",
+                            }
+                        ]
+                    },
+                }
+            ],
+            "identifier": [{"system": codes.IDENTIFIER_ASSESSMENT, "value": identifier}],
+            "status": "final",
+            "code": {
+                "coding": [
+                    {"system": "http://loinc.org", "code": "97509-4", "display": "Cancer Disease Progression"}
+                ]
+            },
+            "subject": {"reference": f"Patient/{self.a.patient_id}"},
+        }
+        if self.primary_cancer_ref:
+            resource["focus"] = [{"reference": self.primary_cancer_ref}]
+        resource["effectiveDateTime"] = tp.timepoint_date.isoformat()
+        resource["valueCodeableConcept"] = {
+            "coding": [{"system": "http://snomed.info/sct", "code": trend[0], "display": trend[1]}]
+        }
+        derived = [self.timepoint_urls[(Criterion.IRECIST, tp.timepoint_date)], *atypical]
+        resource["derivedFrom"] = [{"reference": r} for r in dict.fromkeys(derived)]
+        return resource
 
 
 # --- the cohort --------------------------------------------------------------------------------------

@@ -355,7 +355,8 @@ def test_transaction_bundle_is_conditional_and_valid() -> None:
     validate_resource(bundle)
     entries = bundle["entry"]
     observations = [e for e in entries if e["resource"]["resourceType"] == "Observation"]
-    assert len(observations) == len(plan.written) == 9
+    # 8 results of our profiles + 1 mCODE CancerDiseaseStatus (one iRECIST timepoint)
+    assert len(observations) == len(plan.written) == 9 + 1
     for entry in observations:
         identifier = entry["resource"]["identifier"][0]
         assert entry["request"] == {
@@ -394,8 +395,8 @@ async def test_first_write_creates_every_result_with_one_provenance(
 ) -> None:
     server = server_with(httpx_mock, [])
     summary = await writer(client, strategy).write(assessment(), patient_input(), run_id="run-1")
-    assert (summary.created, summary.updated, summary.unchanged, summary.failure) == (9, 0, 0, None)
-    assert len(server.of_type("Observation")) == 9
+    assert (summary.created, summary.updated, summary.unchanged, summary.failure) == (9 + 1, 0, 0, None)
+    assert len(server.of_type("Observation")) == 9 + 1  # + the CancerDiseaseStatus
     (provenance,) = server.of_type("Provenance")
     observation_ids = {f"Observation/{o['id']}" for o in server.of_type("Observation")}
     assert {t["reference"] for t in provenance["target"]} == observation_ids
@@ -430,7 +431,7 @@ async def test_rerun_with_the_same_results_writes_nothing_at_all(
     before = copy.deepcopy(server.resources)
     sent = len(server.transactions)
     summary = await writer(client).write(assessment(), patient_input(), run_id="run-2")
-    assert (summary.created, summary.updated, summary.unchanged) == (0, 0, 9)
+    assert (summary.created, summary.updated, summary.unchanged) == (0, 0, 9 + 1)
     assert len(server.transactions) == sent
     assert server.resources == before
 
@@ -449,7 +450,7 @@ async def test_changed_result_is_amended_in_place_with_if_match(
     )
     assert summary.updated >= 1
     assert summary.created == 0
-    assert summary.updated + summary.unchanged == 9
+    assert summary.updated + summary.unchanged == 9 + 1
     assert {o["id"] for o in server.of_type("Observation")} == ids_before  # updated, not duplicated
     tpr = next(
         o for o in server.of_type("Observation") if o["code"]["coding"][0]["code"] == codes.CODE_RECIST11_TPR
@@ -485,7 +486,7 @@ async def test_412_on_the_write_is_retried_after_reading_again(
     assert summary.failure is None
     reads = [p for t, p in server.searches if t == "Observation" and "identifier" in p]
     assert len(reads) - reads_before == 2  # one read per attempt: the 412, then the write
-    assert len(server.of_type("Observation")) == 9
+    assert len(server.of_type("Observation")) == 9 + 1  # + the CancerDiseaseStatus
 
 
 async def test_persistent_412_fails_the_patient_with_the_reason(
