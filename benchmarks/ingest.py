@@ -1,4 +1,4 @@
-"""Ingestion benchmark (issue 4): every measure of the issue in one run, with ratio, goal, PASS/MISS.
+"""Ingestion benchmark: every measure of the issue in one run, with ratio, goal, PASS/MISS.
 
 What each measure means (as an integration engineer reads it; benchmarks/README.md has more):
 
@@ -19,7 +19,7 @@ What each measure means (as an integration engineer reads it; benchmarks/README.
    three steps are printed beside it, and the same lines parsed once in memory (no spool).
    Decision: the goal is judged on the REST path. The spool parses every line twice by design
    (once to find its patient, once when the patient is read back), the price of holding at most
-   one page of parsed objects (issue 4); the Bulk path's own goal is the end-to-end rate (4.).
+   one page of parsed objects; the Bulk path's own goal is the end-to-end rate (4.).
    fhir.resources model validation of one patient's pages is printed for reference (kept off the
    hot path).
 2. serialisation: the service's emitted resources (the transaction Bundle dict that
@@ -450,7 +450,7 @@ async def end_to_end(base: str, n: int, concurrency: int) -> None:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     rate_line("full sync: read, assess, write", report.patients_assessed, wall, cpu, "")
     print(
-        f"  (full sync: {report.patients_seen} patients, {report.created} results written; no goal in issue 4)"
+        f"  (full sync: {report.patients_seen} patients, {report.created} results written; no goal of its own)"
     )
 
 

@@ -1,4 +1,4 @@
-"""Benchmarks of the outcome statistics (issue 6), each against a direct lifelines call in the same run.
+"""Benchmarks of the outcome statistics, each against a direct lifelines call in the same run.
 
     uv run python benchmarks/stats.py [--patients 100000] [--repeat 3] [--api-patients 5000] [--pairs 61]
         [--only cox|km|api]

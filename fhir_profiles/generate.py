@@ -470,8 +470,8 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
         "OncoresponseCS",
         "oncoresponse observation and component codes",
         "Observation.code and Observation.component.code values of the oncoresponse service "
-        "(FHIR-CONTRACT.md sections 1 and 2). No LOINC or SNOMED CT code exists for criteria-derived "
-        "tumour response categories (response-criteria.md section 2b), hence a local code system.",
+        "(docs/fhir-contract.md sections 1 and 2). No LOINC or SNOMED CT code exists for criteria-derived "
+        "tumour response categories (docs/rules/), hence a local code system.",
         (
             _c(
                 "lesion-response",
@@ -806,7 +806,7 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
         "atypical-response",
         "AtypicalResponseCS",
         "Atypical response pattern",
-        "Atypical response patterns under immune checkpoint inhibitors (response-criteria.md 1c, 1d).",
+        "Atypical response patterns under immune checkpoint inhibitors (docs/rules/ 1c, 1d).",
         (
             _c(
                 "DR",
@@ -837,7 +837,7 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
         "response-group",
         "ResponseGroupCS",
         "Response group",
-        "Patient-level response group of the seed study (Guan et al. 2024; FHIR-CONTRACT.md section 2).",
+        "Patient-level response group of the seed study (Guan et al. 2024; docs/fhir-contract.md section 2).",
         (
             _c("DR", "Dissociated response", "A dissociated response was found at some timepoint."),
             _c(
@@ -871,7 +871,7 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
         "ResponseDefinitionCS",
         "Atypical response definition",
         "Named definitions of dissociated response, pseudoprogression, hyperprogression and delayed "
-        "response (response-criteria.md sections 1c and 1d); the version is carried in the text.",
+        "response (docs/rules/ sections 1c and 1d); the version is carried in the text.",
         (
             _c(
                 "bernard-tessier",
@@ -974,14 +974,14 @@ VALUE_SETS: tuple[ValueSetDef, ...] = (
         "AssessmentStatusVS",
         "Status of a written assessment",
         "Observation.status of what the service writes: final, or amended when a re-run changes it "
-        "(FHIR-CONTRACT.md section 2).",
+        "(docs/fhir-contract.md section 2).",
         (Include(OBSERVATION_STATUS, ("final", "amended")),),
     ),
     ValueSetDef(
         "usable-status",
         "UsableStatusVS",
         "Status of a usable input Observation",
-        "Observation.status values the service reads (STYLE.md section 3: final, amended, corrected).",
+        "Observation.status values the service reads (docs/architecture.md: final, amended, corrected).",
         (Include(OBSERVATION_STATUS, ("final", "amended", "corrected")),),
     ),
 )
@@ -1289,7 +1289,7 @@ PROFILES: tuple[ProfileDef, ...] = (
     _outbound(
         "LesionResponse",
         "Lesion response",
-        "Response of one lesion at one follow-up timepoint (FHIR-CONTRACT.md section 2): responding "
+        "Response of one lesion at one follow-up timepoint (docs/fhir-contract.md section 2): responding "
         "(<= -30 % vs its baseline), progressing (>= +20 % and >= +5 mm vs its nadir), stable, "
         "disappeared, new or not evaluable. `focus` is the lesion. Decision: `timepoint-index` is an "
         "optional extra component (the contract lists diameter and the two changes).",
@@ -1393,7 +1393,7 @@ PROFILES: tuple[ProfileDef, ...] = (
         "Atypical response",
         "A dissociated response, pseudoprogression, hyperprogression or delayed response found at one "
         "timepoint under a named definition; `hasMember`/`derivedFrom` point at the LesionResponses "
-        "that show it. Target of the alerts (FHIR-CONTRACT.md section 3). A hyperprogression "
+        "that show it. Target of the alerts (docs/fhir-contract.md section 3). A hyperprogression "
         "carries its kinetics (TGR, delta TGR, TGK and the two ratios, with units), why the "
         "definition is met and the dates of its three reference scans.",
         code="atypical-response",
@@ -1447,7 +1447,7 @@ PROFILES: tuple[ProfileDef, ...] = (
         "RecistLesion",
         f"{FHIR_SD}/BodyStructure",
         "RECIST lesion",
-        "One tumour lesion followed over time (inbound; FHIR-CONTRACT.md section 1), compatible with "
+        "One tumour lesion followed over time (inbound; docs/fhir-contract.md section 1), compatible with "
         "mCODE Tumor: `identifier` follows the lesion across studies, `location` is the organ, the "
         "role and lymph-node flag are extensions (a lymph node is also implied by location SNOMED CT "
         "59441001). A missing role is assigned by RECIST 1.1 at baseline.",
@@ -1478,7 +1478,7 @@ PROFILES: tuple[ProfileDef, ...] = (
         "NonTargetStatus",
         f"{FHIR_SD}/Observation",
         "Non-target lesion status",
-        "Qualitative status of one non-target lesion on one imaging study (inbound; FHIR-CONTRACT.md "
+        "Qualitative status of one non-target lesion on one imaging study (inbound; docs/fhir-contract.md "
         "section 1): absent, present, increased (any further increase, for iRECIST confirmation) or "
         "unequivocal progression. `focus` is the lesion.",
         (
@@ -1718,7 +1718,7 @@ def operation_definition() -> JsonDict:
         "Assess tumour response ($assess)",
         "Derives RECIST 1.1 / iRECIST timepoint and best overall responses, lesion responses, atypical "
         "responses (DR, PsPD, HPD, DeR) and the response group for every patient in the posted Bundle "
-        "(FHIR-CONTRACT.md section 4). The request body is the input Bundle itself (parameter "
+        "(docs/fhir-contract.md section 4). The request body is the input Bundle itself (parameter "
         "`resource`); the answer is a `collection` Bundle of the resulting Observations, a Provenance "
         "per patient and one OperationOutcome listing data issues. Nothing is written anywhere.",
     )
@@ -1736,7 +1736,7 @@ def operation_definition() -> JsonDict:
                 "min": 1,
                 "max": "1",
                 "documentation": "Bundle (any type) with one or more patients' resources as read by "
-                "the service (FHIR-CONTRACT.md section 1).",
+                "the service (docs/fhir-contract.md section 1).",
                 "type": "Bundle",
             },
             {
@@ -1744,7 +1744,7 @@ def operation_definition() -> JsonDict:
                 "use": "out",
                 "min": 1,
                 "max": "1",
-                "documentation": "Bundle of type collection: the Observations of FHIR-CONTRACT.md "
+                "documentation": "Bundle of type collection: the Observations of docs/fhir-contract.md "
                 "section 2 (profiles of this package), a Provenance per patient and an OperationOutcome.",
                 "type": "Bundle",
             },

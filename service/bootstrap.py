@@ -63,11 +63,11 @@ class Container:
         self.store: SqlAssessmentStore | None = None
         self.sync: SyncPatients | None = None
         self.writer: FhirAssessmentWriter | None = None
-        # --- FHIR integration (issue 4) ---------------------------------------------------------------
+        # --- FHIR integration ---------------------------------------------------------------
         self.fhir_source: FhirMeasurementSource | None = None
         self.reassess: ReassessChangedPatients | None = None
         self.subscriptions: WatchSubscriptions | None = None
-        # --- alerts and CDS Hooks (issue 5) ---------------------------------------------------------
+        # --- alerts and CDS Hooks ---------------------------------------------------------
         self.outbox: SqlAlertOutbox | None = None
         self.alert_channels: list[AlertChannel] = []
         self.deliver_alerts: DeliverAlerts | None = None
@@ -124,7 +124,7 @@ class Container:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # --- alerts and CDS Hooks (issue 5) -------------------------------------------------------------
+    # --- alerts and CDS Hooks -------------------------------------------------------------
     def _start_alerts(self) -> None:
         """Outbox, delivery channels (FHIR Communication + Flag, signed webhooks) and the use case."""
         if self.store is None:
@@ -201,7 +201,7 @@ class Container:
             )
         return self.deliver_alerts
 
-    # --- FHIR integration (issue 4): SMART auth, Bulk Data, subscriptions' re-assessment ----------
+    # --- FHIR integration: SMART auth, Bulk Data, subscriptions' re-assessment ----------
     def _fhir_token_provider(self, http: httpx.AsyncClient) -> TokenProvider | None:
         """SMART Backend Services when a client id and key are set, else the static bearer token."""
         settings = self.settings

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # --- demo / tests: the FHIR server the demo starts (sekmet-fhir, own virtual environment) --
     sekmet_version: str = "0.1.1"
 
-    # --- alerts and CDS Hooks (issue 5: service/application/alerts.py, adapters/alerts/) -------
+    # --- alerts and CDS Hooks (service/application/alerts.py, adapters/alerts/) -------
     alerts_enabled: bool = True
     alert_worker_interval_s: float = Field(default=30.0, ge=0)  # 0 = no background worker (cron)
     alert_max_attempts: int = Field(default=8, ge=1, le=50)
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     cds_hooks_jwt_leeway_s: int = Field(default=30, ge=0, le=300)
     cds_hooks_lesion_table_url: str | None = None
 
-    # --- FHIR integration (issue 4: adapters/fhir/ transport, smart, bulk; subscriptions) ---------
+    # --- FHIR integration (adapters/fhir/ transport, smart, bulk; subscriptions) ---------
     fhir_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
     fhir_smart_client_id: str | None = None
     fhir_smart_private_key: SecretStr | None = None  # PEM; enables SMART Backend Services auth
@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     fhir_write_max_attempts: int = Field(default=5, ge=1, le=50)  # per patient
     sync_stale_run_s: float = Field(default=86_400.0, ge=0)  # a run `running` longer ended uncleanly
 
-    # --- research portal statistics (issue 6): OAuth2 bearer JWTs, small-cell suppression ----
+    # --- research portal statistics: OAuth2 bearer JWTs, small-cell suppression ----
     stats_jwt_public_key: SecretStr | None = None  # PEM; without it /stats answers 503
     stats_jwt_issuer: str | None = None
     stats_jwt_audience: str = "oncoresponse-stats"

@@ -48,7 +48,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Fas
         box.start_alert_worker()
         try:
             async with anyio.create_task_group() as background:
-                box.start_reassessment(background)  # issue 4: notifications and polling fallback
+                box.start_reassessment(background)  # notifications and polling fallback
                 yield
                 background.cancel_scope.cancel()
         finally:

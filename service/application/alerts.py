@@ -1,4 +1,4 @@
-"""Alerts on atypical response: what to record, and delivering it exactly once (issue 5).
+"""Alerts on atypical response: what to record, and delivering it exactly once.
 
 Contract section 3: when a patient's first DR (or PsPD) is written, the responsible oncologist
 is told what was found, at which scan, which lesions grow and which shrink, and what to do next;

@@ -160,7 +160,7 @@ class SyncPatients:
         self._assessor = assessor
         self._concurrency = concurrency
         self._salt = key_salt
-        # Alerts (issue 5) are recorded with the assessments in one transaction: only a store
+        # Alerts are recorded with the assessments in one transaction: only a store
         # that can do that may be combined with an alert planner.
         if plan_alerts is not None and not isinstance(store, OutboxAssessmentStore):
             raise TypeError("alerts need a store with record_with_alerts (transactional outbox)")

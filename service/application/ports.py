@@ -107,7 +107,7 @@ class AssessmentStore(Protocol):
     async def close_stale_runs(self, older_than_s: float) -> int: ...
 
 
-# --- alerts (issue 5; service/application/alerts.py) -------------------------------------------
+# --- alerts (service/application/alerts.py) -------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
     """An alert to put in the outbox: once per patient, finding and timepoint (contract section 3).

@@ -1,6 +1,6 @@
 """Pseudonymous patient keys for logs, metrics and audit records.
 
-Logs never carry patient identifiers (STYLE.md section 8): a patient appears only as
+Logs never carry patient identifiers (docs/architecture.md): a patient appears only as
 `patient_key`, an HMAC-SHA256 of the FHIR logical id under a configured salt, cut to
 16 hex characters. The salt is a secret (`ONCORESPONSE_PATIENT_KEY_SALT`), so keys
 cannot be reversed by hashing candidate ids.

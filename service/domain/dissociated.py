@@ -171,7 +171,7 @@ def bernard_tessier(ctx: DrContext, key: str, version: str) -> AtypicalFinding |
     baseline while at least one other lesion increases by MORE than 20 % AND at least 5 mm from its
     own nadir (trigger target-lesion), or a non-target lesion progresses unequivocally (trigger
     non-target-lesion), or a new lesion is present (trigger new-lesion). Strict inequalities:
-    exactly -30 % or exactly +20 % do not count (reference W24).
+    exactly -30 % or exactly +20 % do not count (worked case W24).
     """
 
     def evidence(row: Sequence[LesionChange]) -> _Evidence:
@@ -228,7 +228,7 @@ def humbert(ctx: DrContext, key: str, version: str) -> AtypicalFinding | None:
 
     Operationalised: at one timepoint a measured lesion is smaller than at baseline while another is
     larger than its own nadir, or a non-target lesion progresses unequivocally, or a new lesion is
-    present (any change counts; reference W24 "some shrink, some grow").
+    present (any change counts; worked case W24 "some shrink, some grow").
     """
     return _scan(ctx, key, version, "dr/humbert", _any_change, ctx.horizon)
 

@@ -7,7 +7,7 @@ ResponseGroup -> endpoints. Every step is a pure function of the previous ones.
 `timepoint_index` everywhere: 0 = baseline (never emitted as a result), 1 = first evaluation after
 baseline, n = n-th follow-up timepoint on or before `as_of`, in date order.
 
-Performance (issue 3; `benchmarks/engine.py`): each lesion's value, status and nadir are worked out
+Performance (`benchmarks/engine.py`): each lesion's value, status and nadir are worked out
 once per timepoint, and its LesionResult built in the same pass (`lesions.lesion_course`); the
 per-timepoint category readings (target sum, non-target response, new-lesion facts) once
 (`recist.read_categories`) and shared by RECIST 1.1 and iRECIST, which only compare them with their

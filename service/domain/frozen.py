@@ -1,4 +1,4 @@
-"""Cheap construction of frozen, slotted dataclasses (issue 3: the engine's cost per patient).
+"""Cheap construction of frozen, slotted dataclasses (the engine's cost per patient).
 
 Why: the engine builds dozens of frozen dataclass instances per patient (a `LesionResult` per lesion
 and timepoint, the timepoint results, the view's timepoints and lesions). The `__init__` that

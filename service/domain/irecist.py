@@ -393,7 +393,7 @@ def assess_immune(
     last_iupd: date | None = None
     confirmed = False
     had_icr = False
-    responded = False  # an iPR/iCR since the last iUPD: continued iPR (FAQ, reference W3)
+    responded = False  # an iPR/iCR since the last iUPD: continued iPR (FAQ, worked case W3)
     previous: Timepoint | None = None
     previous_sum: Decimal | None = None  # the latest complete target sum of a counted timepoint
     results: list[ImmuneTimepointResult] = []

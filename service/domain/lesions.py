@@ -2,8 +2,8 @@
 
 - Sum of diameters (RECIST 1.1 section 4.3.2): long axis of non-nodal targets + short axis of nodal
   targets, at every timepoint. A sum is *complete* when every target has a value; an incomplete sum
-  can still prove progression (RECIST 1.1 section 4.3.4 / reference W1) but never enters the nadir.
-- Thresholds are compared exactly by cross-multiplying Decimals (reference W10):
+  can still prove progression (RECIST 1.1 section 4.3.4 / worked case W1) but never enters the nadir.
+- Thresholds are compared exactly by cross-multiplying Decimals (worked case W10):
   progression = at least +20 % AND at least +5 mm versus the nadir; response = at least -30 %
   versus baseline. Where this runs per lesion and timepoint the inequality is solved for the value
   once (value <= 0.7 baseline, value >= 1.2 nadir): exact as well, as Decimal products of measured

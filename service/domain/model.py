@@ -1,7 +1,7 @@
 """Inputs of the response engine: lesions, scans and the patient timeline.
 
 Pure values only (no FHIR, no I/O). The FHIR adapter maps the contract's resources
-(`../shared/FHIR-CONTRACT.md` section 1) onto these types; the engine never sees FHIR.
+(`docs/fhir-contract.md` section 1) onto these types; the engine never sees FHIR.
 
 Measurements are `Decimal` millimetres with the unit in the name. A measurement that is
 "present but too small to measure" arrives with `flag=TOO_SMALL` and is valued at 5 mm by

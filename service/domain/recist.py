@@ -8,14 +8,14 @@
   Then PD against the nadir (>= +20 % and >= +5 mm); then PR (>= -30 % versus baseline); else
   SD. When some targets were
   not measured the response is NE unless the measured subset already proves PD (section 4.3.4 /
-  reference W1: baseline 50 mm over 3 lesions, 2 measured = 80 mm => PD).
+  worked case W1: baseline 50 mm over 3 lesions, 2 measured = 80 mm => PD).
   Reappearance after an overall CR (recist.eortc.org FAQ "Does a new lesion always result in PD?"):
   a target that had disappeared and comes back (> 0 mm, nodes >= 10 mm) after an overall CR is PD.
 - Non-target response (section 4.3.2): PD on unequivocal progression of any non-target lesion; NE
   when any non-target lesion was not assessed; CR when all are absent (nodes < 10 mm); else
   NonCR-NonPD. No non-target disease at baseline => not applicable (None).
   Decision (non-target status `increased`): section 4.3.2 makes "unequivocal progression of existing
-  non-target lesions" PD, and the contract (FHIR-CONTRACT.md section 1, `non-target-status`) defines
+  non-target lesions" PD, and the contract (docs/fhir-contract.md section 1, `non-target-status`) defines
   `increased` as "any further increase" - an increase beyond a progression already recorded (the
   iRECIST FAQ's INCLA, used to confirm a non-target iUPD). A further increase of an unequivocally
   progressed lesion is still unequivocal progression, so a non-target read `increased` is RECIST 1.1
@@ -38,7 +38,7 @@
   unconfirmed = the best response up to and including the first PD; SD (and NonCR-NonPD) count
   only at >= `min_sd_days` after treatment start, otherwise they count as NE.
   Confirmed = admiralonco `derive_param_confirmed_bor` semantics (pharmaverse/admiralonco,
-  reference W8/W17): a CR needs a later CR >= `confirmation_min_days` later with only CR/NE in
+  worked case W8/W17): a CR needs a later CR >= `confirmation_min_days` later with only CR/NE in
   between (at most `max_ne_between` NE); a PR needs a later CR/PR >= `confirmation_min_days`
   later with only CR/PR/NE (and one SD when `accept_sd`) in between, no PR after a CR; unconfirmed
   CR/PR and SD count as SD at >= `min_sd_days`; anything earlier counts as NE; the best by CR > PR >

@@ -2,7 +2,7 @@
 
 Every result carries `RuleTrace`s naming the rule that produced it, so that the FHIR output
 and the API can say why. Enum values are the codes of the contract's code systems
-(`../shared/FHIR-CONTRACT.md` section 2), which are also the standard abbreviations.
+(`docs/fhir-contract.md` section 2), which are also the standard abbreviations.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Implements the reading rules of the FHIR contract section 1 and RECIST 1.1 (Eise
   at most 5 targets, at most 2 per organ, all lymph nodes one organ); declared targets count
   towards the limits. New lesions are split into new-lesion targets (NLT: measurable, at most 5,
   at most 2 per organ) and new-lesion non-targets (NLNT) as in iRECIST (Seymour 2017).
-- Equivocal new lymph node (recist.eortc.org FAQ "New lymph node lesions", reference W16): a new
+- Equivocal new lymph node (recist.eortc.org FAQ "New lymph node lesions", worked case W16): a new
   node first seen with a short axis of 10 to < 15 mm counts as new only when the next evaluable
   reading still shows it (SA >= 10 mm); it is then dated back to its first sighting. Until that
   next reading exists the node does not count and a DataIssue `equivocal-new-lesion` says so.

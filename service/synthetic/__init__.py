@@ -1,6 +1,6 @@
 """Seeded generator of realistic FHIR R4 patients on immune checkpoint inhibitors, with ground truth.
 
-Shape: `../shared/FHIR-CONTRACT.md` section 1 (codes from `service.adapters.fhir.codes`). Cohorts follow
+Shape: `docs/fhir-contract.md` section 1 (codes from `service.adapters.fhir.codes`). Cohorts follow
 the seed study (Guan et al., Sci Rep 2024; Tables 1 and 2). The truth travels in side files, never in
 the FHIR data. Nothing here is imported by the service at run time.
 """

@@ -1,4 +1,4 @@
-"""Plain-dict FHIR R4 resources in the shape of the contract (`FHIR-CONTRACT.md` section 1).
+"""Plain-dict FHIR R4 resources in the shape of the contract (`docs/fhir-contract.md` section 1).
 
 No fhir.resources on this path (speed); the tests validate every resource with the R4B models.
 Codes and canonical URLs come from `service.adapters.fhir.codes`. The few codes the contract does

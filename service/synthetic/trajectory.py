@@ -565,7 +565,7 @@ def _script_dr(d: _Draft, tt: str, opts: TrajectoryOptions, n: int, trajectory: 
     # "Unchanged" is judged against the DR timepoint itself, not the previous scan: a +-0.5 mm random
     # walk drifted >= 5 mm over a dozen scans, which the engine reads as further shrinkage after the
     # iUPD (FAQ scenario B: iPR, a reset and so a pseudoprogression) instead of scenario F (stays iUPD).
-    # Ground-truth check, issue 3.
+    # Ground-truth check.
     at_dr = dict(d.rows[k][0])
     i = k + 1
     while i <= n:

@@ -15,7 +15,7 @@ Rules agreed with the engine engineer (see also the module docstring of `traject
 - ResponseGroup (contract section 2): DR, else PsPD, else from the confirmed BOR.
 - Delayed response (project definition, reference section 1d [P]): derived from the iRECIST labels,
   not only set for the delayed-response trajectory, so a PsPD course that goes on to iPR >= 12 weeks
-  after start (iSD, iUPD, iSD, iPR) is one too (ground-truth check, issue 3).
+  after start (iSD, iUPD, iSD, iPR) is one too (ground-truth check).
 """
 
 from __future__ import annotations

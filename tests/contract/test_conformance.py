@@ -1,7 +1,7 @@
 """The profile checker (`service.adapters.fhir.conformance`) rejects what the contract forbids.
 
 Each case starts from a valid example of `fhir_profiles/examples/`, breaks one rule of
-FHIR-CONTRACT.md section 2 (or section 1 for the inbound profiles) and expects an issue that
+docs/fhir-contract.md section 2 (or section 1 for the inbound profiles) and expects an issue that
 names the element. The last tests run the outbound mapping (`outbound.observations_for`) and
 require every emitted Observation to pass the checks with zero issues.
 """

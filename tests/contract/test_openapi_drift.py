@@ -1,4 +1,4 @@
-"""openapi.yaml at the root is generated from the app; this fails when it drifts (STYLE.md section 5)."""
+"""openapi.yaml at the root is generated from the app; this fails when it drifts (docs/architecture.md)."""
 
 from __future__ import annotations
 

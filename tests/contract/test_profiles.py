@@ -1,4 +1,4 @@
-"""The FHIR package in `fhir_profiles/` encodes FHIR-CONTRACT.md and matches the code.
+"""The FHIR package in `fhir_profiles/` encodes docs/fhir-contract.md and matches the code.
 
 - every generated resource is valid FHIR (fhir.resources R4B; the R5-shaped SubscriptionTopic
   with the R5 model);

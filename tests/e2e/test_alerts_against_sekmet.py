@@ -1,4 +1,4 @@
-"""Issue 5 acceptance against a real FHIR server (sekmet-fhir) and a real local webhook receiver.
+"""Acceptance against a real FHIR server (sekmet-fhir) and a real local webhook receiver.
 
 A generated DR patient (new-lesion trigger) yields exactly one Communication and one Flag, addressed
 to the oncologist of the patient's CareTeam, after three syncs and after a crash between the FHIR

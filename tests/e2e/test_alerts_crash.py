@@ -1,4 +1,4 @@
-"""Issue 5 acceptance, literally: the delivery worker is KILLED (SIGKILL) between commit and delivery.
+"""the delivery worker is KILLED (SIGKILL) between commit and delivery.
 
 Against the session sekmet-fhir, a generated DR patient (new-lesion trigger) is synced once in
 process (the assessment and its alert are committed together: the transactional outbox). Then

@@ -1,4 +1,4 @@
-"""`oncoresponse demo --once`: the README's demo, whole path, as a user runs it (issue 2 acceptance)."""
+"""`oncoresponse demo --once`: the README's demo, whole path, as a user runs it ."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4 acceptance against a real FHIR server (sekmet-fhir): sync, incremental sync, bulk, notifications.
+"""Acceptance against a real FHIR server (sekmet-fhir): sync, incremental sync, bulk, notifications.
 
 - a full cohort sync, and a second sync that writes nothing (no duplicate, no Provenance);
 - an incremental sync (`since=`) that re-assesses only the patient whose Observation changed;

@@ -1,7 +1,7 @@
 """End to end against a real FHIR server (sekmet-fhir): load, sync, read back, sync again.
 
-Issue 2 acceptance: the server holds our Observations for every generated patient, and a
-second sync creates no duplicates. Logs never carry patient identifiers (STYLE.md section 8).
+the server holds our Observations for every generated patient, and a
+second sync creates no duplicates. Logs never carry patient identifiers (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 3 acceptance: `oncoresponse assess` on generated patients returns their intended ground truth.
+"""`oncoresponse assess` on generated patients returns their intended ground truth.
 
 Every generated patient carries a `GroundTruth` written from the generator's intent and its own
 rule guard (`service.synthetic.trajectory.verify_course`), never from the engine. Here the patients
@@ -353,7 +353,9 @@ def test_cli_assess_writes_the_intended_response_groups_and_findings(mixed: Coho
     source.write_bytes(orjson.dumps(bundle))
     # Results name each patient the way the posted Bundle did: by its entry's fullUrl.
     subject = {
-        e["resource"]["id"]: e["fullUrl"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"
+        e["resource"]["id"]: e["fullUrl"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Patient"
     }
 
     run = CliRunner().invoke(

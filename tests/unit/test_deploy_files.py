@@ -1,7 +1,7 @@
 """deploy/: the files parse, agree with each other, and document every setting.
 
 No container engine runs here, so the image is not built; these checks keep the files honest:
-STYLE.md section 7 (env.example documents every variable, secrets have no values in the
+docs/architecture.md (env.example documents every variable, secrets have no values in the
 repository) and the probes the API serves (/healthz liveness, /readyz readiness).
 """
 
@@ -20,7 +20,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ASSIGNMENT = re.compile(r"^(?:#\s*)?(ONCORESPONSE_[A-Z0-9_]+)=(.*)$")
 SECRETS = {"ONCORESPONSE_PATIENT_KEY_SALT", "ONCORESPONSE_FHIR_BEARER_TOKEN"}
 PLACEHOLDERS = {"", "change-me"}
-# The variables the lead's Settings reads (service/config.py), as agreed for issue 1.
+# The variables the lead's Settings reads (service/config.py), as first agreed.
 AGREED = {
     f"ONCORESPONSE_{name}"
     for name in [
@@ -68,7 +68,7 @@ def test_every_agreed_variable_is_in_env_example_with_a_comment_above_it() -> No
 
 
 def test_every_settings_field_is_documented_in_env_example() -> None:
-    # STYLE.md section 7: deploy/env.example documents every variable Settings reads.
+    # docs/architecture.md: deploy/env.example documents every variable Settings reads.
     expected = {f"ONCORESPONSE_{name.upper()}" for name in Settings.model_fields}
     assert expected - env_example().keys() == set()
     assert env_example().keys() - expected == set(), "env.example documents a variable Settings does not read"

@@ -125,7 +125,7 @@ Title: "Assess tumour response ($assess)"
 * experimental = false
 * date = 2026-11-24
 * publisher = "oncoresponse project"
-* description = "Derives RECIST 1.1 / iRECIST timepoint and best overall responses, lesion responses, atypical responses (DR, PsPD, HPD, DeR) and the response group for every patient in the posted Bundle (FHIR-CONTRACT.md section 4). The request body is the input Bundle itself (parameter `resource`); the answer is a `collection` Bundle of the resulting Observations, a Provenance per patient and one OperationOutcome listing data issues. Nothing is written anywhere."
+* description = "Derives RECIST 1.1 / iRECIST timepoint and best overall responses, lesion responses, atypical responses (DR, PsPD, HPD, DeR) and the response group for every patient in the posted Bundle (docs/fhir-contract.md section 4). The request body is the input Bundle itself (parameter `resource`); the answer is a `collection` Bundle of the resulting Observations, a Provenance per patient and one OperationOutcome listing data issues. Nothing is written anywhere."
 * kind = #operation
 * affectsState = false
 * code = #assess
@@ -136,11 +136,11 @@ Title: "Assess tumour response ($assess)"
 * parameter[0].use = #in
 * parameter[0].min = 1
 * parameter[0].max = "1"
-* parameter[0].documentation = "Bundle (any type) with one or more patients' resources as read by the service (FHIR-CONTRACT.md section 1)."
+* parameter[0].documentation = "Bundle (any type) with one or more patients' resources as read by the service (docs/fhir-contract.md section 1)."
 * parameter[0].type = #Bundle
 * parameter[1].name = #return
 * parameter[1].use = #out
 * parameter[1].min = 1
 * parameter[1].max = "1"
-* parameter[1].documentation = "Bundle of type collection: the Observations of FHIR-CONTRACT.md section 2 (profiles of this package), a Provenance per patient and an OperationOutcome."
+* parameter[1].documentation = "Bundle of type collection: the Observations of docs/fhir-contract.md section 2 (profiles of this package), a Provenance per patient and an OperationOutcome."
 * parameter[1].type = #Bundle

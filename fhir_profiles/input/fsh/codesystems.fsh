@@ -4,7 +4,7 @@
 CodeSystem: OncoresponseCS
 Id: oncoresponse
 Title: "oncoresponse observation and component codes"
-Description: "Observation.code and Observation.component.code values of the oncoresponse service (FHIR-CONTRACT.md sections 1 and 2). No LOINC or SNOMED CT code exists for criteria-derived tumour response categories (response-criteria.md section 2b), hence a local code system."
+Description: "Observation.code and Observation.component.code values of the oncoresponse service (docs/fhir-contract.md sections 1 and 2). No LOINC or SNOMED CT code exists for criteria-derived tumour response categories (docs/rules/), hence a local code system."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -155,7 +155,7 @@ Description: "iRECIST response categories (Seymour et al. 2017; CDISC RS values)
 CodeSystem: AtypicalResponseCS
 Id: atypical-response
 Title: "Atypical response pattern"
-Description: "Atypical response patterns under immune checkpoint inhibitors (response-criteria.md 1c, 1d)."
+Description: "Atypical response patterns under immune checkpoint inhibitors (docs/rules/ 1c, 1d)."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -171,7 +171,7 @@ Description: "Atypical response patterns under immune checkpoint inhibitors (res
 CodeSystem: ResponseGroupCS
 Id: response-group
 Title: "Response group"
-Description: "Patient-level response group of the seed study (Guan et al. 2024; FHIR-CONTRACT.md section 2)."
+Description: "Patient-level response group of the seed study (Guan et al. 2024; docs/fhir-contract.md section 2)."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -204,7 +204,7 @@ Description: "What made a dissociated response (component `dr-trigger` of Atypic
 CodeSystem: ResponseDefinitionCS
 Id: response-definition
 Title: "Atypical response definition"
-Description: "Named definitions of dissociated response, pseudoprogression, hyperprogression and delayed response (response-criteria.md sections 1c and 1d); the version is carried in the text."
+Description: "Named definitions of dissociated response, pseudoprogression, hyperprogression and delayed response (docs/rules/ sections 1c and 1d); the version is carried in the text."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false

@@ -25,7 +25,7 @@ Profile: LesionResponse
 Parent: Observation
 Id: LesionResponse
 Title: "Lesion response"
-Description: "Response of one lesion at one follow-up timepoint (FHIR-CONTRACT.md section 2): responding (<= -30 % vs its baseline), progressing (>= +20 % and >= +5 mm vs its nadir), stable, disappeared, new or not evaluable. `focus` is the lesion. Decision: `timepoint-index` is an optional extra component (the contract lists diameter and the two changes)."
+Description: "Response of one lesion at one follow-up timepoint (docs/fhir-contract.md section 2): responding (<= -30 % vs its baseline), progressing (>= +20 % and >= +5 mm vs its nadir), stable, disappeared, new or not evaluable. `focus` is the lesion. Decision: `timepoint-index` is an optional extra component (the contract lists diameter and the two changes)."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -342,7 +342,7 @@ Profile: AtypicalResponse
 Parent: Observation
 Id: AtypicalResponse
 Title: "Atypical response"
-Description: "A dissociated response, pseudoprogression, hyperprogression or delayed response found at one timepoint under a named definition; `hasMember`/`derivedFrom` point at the LesionResponses that show it. Target of the alerts (FHIR-CONTRACT.md section 3). A hyperprogression carries its kinetics (TGR, delta TGR, TGK and the two ratios, with units), why the definition is met and the dates of its three reference scans."
+Description: "A dissociated response, pseudoprogression, hyperprogression or delayed response found at one timepoint under a named definition; `hasMember`/`derivedFrom` point at the LesionResponses that show it. Target of the alerts (docs/fhir-contract.md section 3). A hyperprogression carries its kinetics (TGR, delta TGR, TGK and the two ratios, with units), why the definition is met and the dates of its three reference scans."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -530,7 +530,7 @@ Profile: RecistLesion
 Parent: BodyStructure
 Id: RecistLesion
 Title: "RECIST lesion"
-Description: "One tumour lesion followed over time (inbound; FHIR-CONTRACT.md section 1), compatible with mCODE Tumor: `identifier` follows the lesion across studies, `location` is the organ, the role and lymph-node flag are extensions (a lymph node is also implied by location SNOMED CT 59441001). A missing role is assigned by RECIST 1.1 at baseline."
+Description: "One tumour lesion followed over time (inbound; docs/fhir-contract.md section 1), compatible with mCODE Tumor: `identifier` follows the lesion across studies, `location` is the organ, the role and lymph-node flag are extensions (a lymph node is also implied by location SNOMED CT 59441001). A missing role is assigned by RECIST 1.1 at baseline."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -555,7 +555,7 @@ Profile: NonTargetStatus
 Parent: Observation
 Id: NonTargetStatus
 Title: "Non-target lesion status"
-Description: "Qualitative status of one non-target lesion on one imaging study (inbound; FHIR-CONTRACT.md section 1): absent, present, increased (any further increase, for iRECIST confirmation) or unequivocal progression. `focus` is the lesion."
+Description: "Qualitative status of one non-target lesion on one imaging study (inbound; docs/fhir-contract.md section 1): absent, present, increased (any further increase, for iRECIST confirmation) or unequivocal progression. `focus` is the lesion."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false

@@ -160,7 +160,7 @@ Description: "RECIST 1.1 or iRECIST response; invariant or-bor-1 ties the code s
 ValueSet: AssessmentStatusVS
 Id: assessment-status
 Title: "Status of a written assessment"
-Description: "Observation.status of what the service writes: final, or amended when a re-run changes it (FHIR-CONTRACT.md section 2)."
+Description: "Observation.status of what the service writes: final, or amended when a re-run changes it (docs/fhir-contract.md section 2)."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
@@ -172,7 +172,7 @@ Description: "Observation.status of what the service writes: final, or amended w
 ValueSet: UsableStatusVS
 Id: usable-status
 Title: "Status of a usable input Observation"
-Description: "Observation.status values the service reads (STYLE.md section 3: final, amended, corrected)."
+Description: "Observation.status values the service reads (docs/architecture.md: final, amended, corrected)."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false

@@ -1,6 +1,6 @@
 """Test-only pause points of `oncoresponse deliver-alerts`, to kill the worker at its worst moments.
 
-Issue 5 acceptance: "a test kills the worker between commit and delivery". To do that with a real
+"a test kills the worker between commit and delivery". To do that with a real
 ``kill -9`` at a known moment, the ``deliver-alerts`` command honours the environment variable
 ``ONCORESPONSE_TEST_PAUSE_AT`` (`PAUSE_ENV`):
 

@@ -1,4 +1,4 @@
-"""FHIR alert channel: a Communication and a Flag on the FHIR server (FHIR-CONTRACT.md section 3).
+"""FHIR alert channel: a Communication and a Flag on the FHIR server (docs/fhir-contract.md section 3).
 
 Both are written in ONE transaction Bundle as conditional creates on the alert identifier
 (system `codes.IDENTIFIER_ALERT`, value `application.alerts.alert_identifier`), so delivering

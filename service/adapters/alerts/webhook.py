@@ -1,4 +1,4 @@
-"""Signed webhooks for integration engines (issue 5), Stripe-style HMAC signatures.
+"""Signed webhooks for integration engines, Stripe-style HMAC signatures.
 
 Each configured URL is one channel (`webhook:<first 8 hex of SHA-256(url)>`, so that URLs, which
 may hold credentials, never appear in logs or the API). A delivery is one POST:

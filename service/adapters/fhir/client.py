@@ -1,4 +1,4 @@
-"""Async FHIR REST client over one shared `httpx.AsyncClient` (STYLE.md section 4).
+"""Async FHIR REST client over one shared `httpx.AsyncClient` (docs/architecture.md).
 
 The owner (FastAPI `lifespan`, CLI) creates the `httpx.AsyncClient` with `create_http_client`
 (explicit timeout and `httpx.Limits`) and closes it; `FhirClient` never opens or closes it and
@@ -33,7 +33,7 @@ takes the FHIR base URL itself (relative paths and `next` links are resolved aga
 - `transaction` is retried like any request: its entries are conditional creates, so a
   repeated transaction does not duplicate Observations (see `writer.py`).
 
-Issue 4 additions:
+Beyond the basics:
 - `server_capabilities()` reads the CapabilityStatement once (`capabilities.py`); the source
   picks `_include`s and the Bulk Data operations from it.
 - `send()` is one request with all of the above for operations that need their own headers or

@@ -1,4 +1,4 @@
-"""Codes, systems and canonical URLs of the FHIR contract (`../shared/FHIR-CONTRACT.md`).
+"""Codes, systems and canonical URLs of the FHIR contract (`docs/fhir-contract.md`).
 
 The single source of every code the service reads or writes; the synthetic generator uses the
 same constants so that generated data and the reader cannot drift apart. Tags as in the

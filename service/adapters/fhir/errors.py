@@ -1,4 +1,4 @@
-"""Errors of the FHIR adapter (STYLE.md sections 4 and 6).
+"""Errors of the FHIR adapter (docs/architecture.md sections 4 and 6).
 
 `FhirUnavailable` (API: 503), `FhirRejected` (API: 502 with `upstream_issues`, codes only) and
 `FhirNotFound` (404) are raised by the client; they subclass the application's

@@ -1,4 +1,4 @@
-"""FHIR resources of one patient -> `PatientInput` (FHIR-CONTRACT.md section 1).
+"""FHIR resources of one patient -> `PatientInput` (docs/fhir-contract.md section 1).
 
 Works on plain JSON dicts as parsed by orjson, and on the msgspec Structs of `typed.py` (the usual
 shapes, from the typed search pages of a REST sync), never on fhir.resources models: this is the
@@ -7,7 +7,7 @@ hot path of every sync and the models are about 65 times slower. Every field is 
 it (`Type/id`) and is skipped, never an exception and never a failed patient, except that a
 patient without an ICI start has no timeline (issue `no-ici-start`).
 
-Speed (issue 4, `benchmarks/ingest.py`): the usual shapes take fast paths that read a resource
+Speed (`benchmarks/ingest.py`): the usual shapes take fast paths that read a resource
 in one function, without the general path's layers of checked accessors: an Observation with one
 coding and an `effectiveDateTime` (tumour size, non-target status, laboratory value, covariate:
 `_fast_observation`), a MedicationAdministration (`_fast_administration`) and an ImagingStudy
@@ -29,7 +29,7 @@ Decisions where the contract is silent (all [P]):
   `2024-03-15T10:00:00+02:00`). A partial date is the first day of its period. A date-time
   gives the calendar date as written at the source; it is never converted to UTC (a scan at
   00:30+02:00 happened on that local day).
-- Statuses: Observations `final`/`amended`/`corrected` (STYLE.md section 3);
+- Statuses: Observations `final`/`amended`/`corrected` (docs/architecture.md);
   MedicationAdministration `completed`/`in-progress`/`stopped`; MedicationRequest
   `active`/`completed`/`stopped`; Procedure `completed`/`in-progress`/`stopped`; ImagingStudy
   anything but `cancelled`/`entered-in-error`. Other statuses are skipped with an

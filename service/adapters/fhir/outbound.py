@@ -1,4 +1,4 @@
-"""`PatientAssessment` -> FHIR Observations, Provenance, OperationOutcome (FHIR-CONTRACT.md section 2).
+"""`PatientAssessment` -> FHIR Observations, Provenance, OperationOutcome (docs/fhir-contract.md section 2).
 
 Resources are built as plain JSON dicts (fast; tests validate each one with the R4B models),
 with codes and canonical URLs from `codes.py` only. Every Observation carries `meta.profile`,
@@ -43,7 +43,7 @@ Decisions (all [P]; other engineers must match them):
   participant type `assembler`), `entity` (role `source`) = the Patient, every input the
   Observations are derived from, and the timeline's `source_refs`, each once.
 
-Speed (issue 4, `benchmarks/ingest.py`): constant parts (codings of codes and values, category,
+Speed (`benchmarks/ingest.py`): constant parts (codings of codes and values, category,
 `meta`, `subject`, rule-trace extensions, `dataAbsentReason` and boolean components) are built
 once and shared between the resources of a run, full URLs are cached per identifier, and
 Decimals become JSON numbers without a string round trip. Shared parts are never changed here;

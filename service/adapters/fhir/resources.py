@@ -1,4 +1,4 @@
-"""The single import site of FHIR models (STYLE.md section 3), pinned to R4B.
+"""The single import site of FHIR models (docs/architecture.md), pinned to R4B.
 
 Our servers speak R4; fhir.resources has no R4 package and R4B is wire-compatible with R4 for
 every resource of the contract. Nothing else in the code base imports `fhir.resources`.

@@ -1,4 +1,4 @@
-"""An httpx transport over one `aiohttp.ClientSession` (issue 4: client CPU per request).
+"""An httpx transport over one `aiohttp.ClientSession` (client CPU per request).
 
 Why: `benchmarks/ingest.py` measures httpx's own async transport (httpcore) at several times
 the CPU per request of an aiohttp client at the same concurrency, over the 3x the issue allows;

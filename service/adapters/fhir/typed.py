@@ -1,4 +1,4 @@
-"""Search pages -> resources, with typed decoding of the usual shapes (issue 4: parse cost).
+"""Search pages -> resources, with typed decoding of the usual shapes (parse cost).
 
 `read_search_page` turns the bytes of one search page into what `FhirClient.search` yields and
 reports: the entries' resources, the issues of the page (malformed page or entry, server notes)
@@ -405,7 +405,7 @@ class SearchPage:
         self.issues.append((DataIssue("warning", code, message, where), True))
 
     def entry(self, resource: object, mode: object, where: str) -> None:
-        """An entry's resource as dict mode reads it (`FhirClient.search` before issue 4)."""
+        """An entry's resource as dict mode reads it (`FhirClient.search` before typed decoding)."""
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             self.report("malformed-entry", "search entry without a resource", where)
         elif mode == "outcome" or resource["resourceType"] == "OperationOutcome":

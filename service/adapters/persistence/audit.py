@@ -36,7 +36,7 @@ class AuditLogRepository:
     """Synchronous repository of the append-only `audit_log` table.
 
     `record` is one Core `INSERT ... RETURNING id` in its own committed transaction, not an ORM
-    unit of work: every statistics query writes an entry before its answer leaves (issue 6), and
+    unit of work: every statistics query writes an entry before its answer leaves, and
     the ORM's session, identity map and flush took 2.7 times as long (0.22 ms against 0.08 ms).
     """
 

@@ -1,7 +1,7 @@
 """Patient identity at the persistence boundary: pseudonymous keys and FHIR id checks.
 
 `patient_key` (HMAC-SHA256 of the FHIR logical id under `ONCORESPONSE_PATIENT_KEY_SALT`, hex,
-first 16 characters; STYLE.md section 8) is implemented once, in `service.application.privacy`,
+first 16 characters; docs/architecture.md) is implemented once, in `service.application.privacy`,
 and re-exported here for adapters.
 
 Decision (what the database keys on): rows are keyed by `fhir_patient_id`, the server-assigned

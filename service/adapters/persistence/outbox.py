@@ -11,7 +11,7 @@ Lifecycle: `pending` (due at `next_attempt_at`) → `delivered`; or `mark_failed
 `retry_at` (stays `pending`, attempts + 1) or without one (`failed`, final); `held` rows are
 recorded but not due: `hold` may give a re-check time (`next_attempt_at`), at which
 `release_rechecks` makes the row due again (the delivery worker calls it on each pass when
-`ONCORESPONSE_ALERT_HELD_RECHECK_S` > 0); a row held without one (`NEVER`) waits for `release`. `due_alerts` assumes one dispatcher; `claim_due` (issue 5) lets
+`ONCORESPONSE_ALERT_HELD_RECHECK_S` > 0); a row held without one (`NEVER`) waits for `release`. `due_alerts` assumes one dispatcher; `claim_due` lets
 several workers share the table: it moves each claimed row's `next_attempt_at` one lease ahead
 with a conditional UPDATE, so a row is handed to one worker at a time and a crashed worker's
 claim expires by itself (the alert is then due again and re-delivered idempotently).
@@ -220,7 +220,7 @@ class AlertOutboxRepository:
                 row.status = AlertStatus.PENDING.value
                 row.next_attempt_at = retry_at
 
-    # -- delivery (issue 5) -----------------------------------------------------------------
+    # -- delivery -----------------------------------------------------------------
     def claim_due(self, *, limit: int = 50, lease_s: float = 300.0) -> list[OutboxAlert]:
         """Due pending alerts, each claimed for `lease_s` seconds by this caller (see module doc).
 

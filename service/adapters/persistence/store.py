@@ -302,7 +302,7 @@ class AssessmentRepository:
         alerts: Sequence[AlertRecord],
         data_versions: Mapping[str, str] | None = None,
     ) -> int:
-        """`record` plus outbox rows, in ONE transaction (the transactional outbox of issue 5).
+        """`record` plus outbox rows, in ONE transaction (the transactional outbox of the alerts).
 
         Either the assessments and their alerts are all committed or none is, so an alert
         can never be lost between recording and delivery, nor exist without its assessment.

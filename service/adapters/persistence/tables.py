@@ -192,7 +192,7 @@ class AuditLogRow(Base):
 
 class StoreVersionRow(Base):
     """One row (`id` 1): a counter increased in the same transaction as every write of patient
-    assessments (issue 6: the research portal's cache key; migration 0004 says why)."""
+    assessments (the research portal's cache key; migration 0004 says why)."""
 
     __tablename__ = "store_version"
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
@@ -203,7 +203,7 @@ class StoreVersionRow(Base):
 
 
 class CdsTokenUseRow(Base):
-    """CDS Hooks bearer JWTs already used (issue 5, replay protection shared by every replica):
+    """CDS Hooks bearer JWTs already used (replay protection shared by every replica):
     one row per token until it expires. `token_key` is a SHA-256 of the issuer and the `jti`
     (bounded length, no token content)."""
 

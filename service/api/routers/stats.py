@@ -11,7 +11,7 @@ data version, where the data version is the store's version counter (`Assessment
 every write of assessments increases it, so any new or re-assessed patient changes it). A refused analysis is 422
 `/problems/analysis-refused`.
 
-Decision (issue 6, API overhead <= 1.2x the analysis itself): a query costs ONE worker-thread hop
+Decision (API overhead <= 1.2x the analysis itself): a query costs ONE worker-thread hop
 (`anyio.to_thread.run_sync`): table check, cache, filter and fit, rendering and the audit write
 run there in sequence; the dependencies (token check, cohort filter, runtime) are `async def`, as
 they do no I/O, so FastAPI does not send each to the thread pool. Every hop is two cross-thread
@@ -154,7 +154,7 @@ RuntimeDep = Annotated[StatsRuntime, Depends(get_runtime)]
 # -- the cohort filter ----------------------------------------------------------------------------
 
 
-# The cohort query parameters, parsed by hand from the query string (decision, issue 6: FastAPI
+# The cohort query parameters, parsed by hand from the query string (decision: FastAPI
 # re-inspects the annotation of every declared query parameter on every request, about 40 us
 # each: for these twelve, a quarter of what the API added to a 9 ms analysis).
 # The same rules as declared parameters would give: repeatable lists (values OR-ed; order and

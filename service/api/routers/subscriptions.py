@@ -3,7 +3,7 @@
 The second path is where an R4 rest-hook with a payload sends each resource (the server PUTs or
 POSTs it to `<endpoint>/<type>/<id>`, FHIR R4 Subscription, rest-hook channel).
 
-A FHIR conversation, so every answer is an OperationOutcome (STYLE.md section 6), never
+A FHIR conversation, so every answer is an OperationOutcome (docs/architecture.md), never
 problem+json. The FHIR server's Subscription carries the shared token as
 `channel.header: ["Authorization: Bearer <ONCORESPONSE_SUBSCRIPTION_HOOK_TOKEN>"]`.
 

@@ -1,6 +1,6 @@
 """PatientAssessment values built by hand (the engine is written in parallel).
 
-Each builder states a clinical situation of the contract (`../shared/FHIR-CONTRACT.md` section 2)
+Each builder states a clinical situation of the contract (`docs/fhir-contract.md` section 2)
 in result types only; nothing here runs the response rules.
 """
 

@@ -195,7 +195,7 @@ def test_data_version_follows_the_inputs(repo: AssessmentRepository) -> None:
 
 
 def test_store_version_changes_with_every_write_even_one_stamped_before_the_latest(engine: Engine) -> None:
-    """Issue 6: the portal caches results per data version, so every write of assessments must
+    """the portal caches results per data version, so every write of assessments must
     change it, including a re-assessment whose writer's clock is behind (another replica):
     `max(assessed_at)`, the old version, missed exactly that one."""
     ahead = AssessmentRepository(

@@ -1,6 +1,6 @@
 """DeliverAlerts over the real SQLite outbox with in-memory channels.
 
-Issue 5: bounded exponential retries; a failing channel is retried and then reported (state
+bounded exponential retries; a failing channel is retried and then reported (state
 `failed` with `last_error`), never lost; a channel that succeeded is not repeated; nobody to address
 -> `held`; a crash between a channel's write and its bookkeeping leaves the alert due again.
 """

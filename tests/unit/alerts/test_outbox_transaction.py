@@ -1,4 +1,4 @@
-"""Transactional outbox: alerts are recorded in the same transaction as the assessments (issue 5)."""
+"""Transactional outbox: alerts are recorded in the same transaction as the assessments."""
 
 from __future__ import annotations
 

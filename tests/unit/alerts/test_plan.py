@@ -1,6 +1,6 @@
 """What an assessment asks to alert: the first DR / PsPD, its scan, its lesions and the next step.
 
-Clinical facts: Bernard-Tessier DR (FHIR-CONTRACT.md section 2: one lesion shrinks by more than 30 %
+Clinical facts: Bernard-Tessier DR (docs/fhir-contract.md section 2: one lesion shrinks by more than 30 %
 from its baseline while another grows by more than 20 % and at least 5 mm from its nadir) and the
 seed study's advice (Guan 2024, Discussion: "next assessment in the subsequent 4-8 weeks ... continue
 on immunotherapy or/and consider local therapy for progressive lesions").

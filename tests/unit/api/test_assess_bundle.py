@@ -1,6 +1,6 @@
 """`POST /$assess` (contract section 4) and `oncoresponse assess FILE` on generated patients.
 
-Issue 2 acceptance: a Bundle with one bad patient still returns results for the others plus an
+a Bundle with one bad patient still returns results for the others plus an
 OperationOutcome naming the bad one.
 """
 

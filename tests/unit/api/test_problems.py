@@ -1,4 +1,4 @@
-"""Bad input gets a clear RFC 9457 problem (STYLE.md section 6), never a 500; on the FHIR
+"""Bad input gets a clear RFC 9457 problem (docs/architecture.md), never a 500; on the FHIR
 operation `$assess` the same failures are a FHIR OperationOutcome (R4 IssueType codes)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: the 177-patient synthetic cohort shaped like the seed study, end to end.
+"""the 177-patient synthetic cohort shaped like the seed study, end to end.
 
 FHIR resources of every generated patient -> `adapters.fhir.inbound` -> `domain.engine.assess` ->
 the SQL store -> `/stats/*` over HTTP, with an approved-study token (minimum cell size 1, so that

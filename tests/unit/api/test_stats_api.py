@@ -459,8 +459,8 @@ async def test_predictors_without_any_dr_patient_are_refused(portal: Portal) -> 
 
 
 async def test_cohort_parameters_repeat_and_are_ored_like_declared_query_lists(portal: Portal) -> None:
-    """The cohort part of the query string is parsed by hand (routers/stats.py, decision for
-    issue 6); it must behave as FastAPI's declared `list[Literal[...]]` parameters did."""
+    """The cohort part of the query string is parsed by hand (routers/stats.py, a speed
+    decision); it must behave as FastAPI's declared `list[Literal[...]]` parameters did."""
     both = await portal.http.get(
         "/stats/survival?response_group=SD&response_group=PD&response_group=SD&start_to=2030-01-01",
         headers=bearer(token()),

@@ -1,6 +1,6 @@
 """`GET /stats/subgroups/treatment-beyond-progression`: the seed study's subgroup analysis of true PD
 patients treated beyond progression or not (Guan et al., Sci Rep 2024, Fig. 2g: median OS 7.9 versus
-4.8 months, p=0.184), with the portal's privacy rules, audit and cache (issue 6)."""
+4.8 months, p=0.184), with the portal's privacy rules, audit and cache."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ async def test_researcher_sees_no_small_arm_and_the_query_is_audited_and_cached(
     first = await portal.http.get(URL, headers=bearer(token()))
     assert first.status_code == 200, first.text
     report = first.json()["report"]
-    # Issue 6 privacy: a group of 1-10 is refused with a reason, not drawn, not tested.
+    # Privacy: a group of 1-10 is refused with a reason, not drawn, not tested.
     assert [c["group"] for c in report["curves"]] == ["True"]
     assert [x["subject"] for x in report["refused"]] == ["False"]
     assert report["overall"] is None

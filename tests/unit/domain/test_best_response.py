@@ -22,7 +22,7 @@ CR, PR, SD, PD, NE, NN = (
     Response.NON_CR_NON_PD,
 )
 
-# admiralonco derive_param_confirmed_bor example (reference W8): ref_start_window = 28, ref_confirm = 28,
+# admiralonco derive_param_confirmed_bor example (worked case W8, docs/rules/worked-cases.md): ref_start_window = 28, ref_confirm = 28,
 # max_nr_ne = 1, accept_sd = FALSE.
 W8 = AssessmentParameters(min_sd_days=28, confirmation_min_days=28, max_ne_between=1, accept_sd=False)
 

@@ -114,7 +114,7 @@ def test_unconfirmed_pr_counts_as_sd_only_from_day_42(pr_day: int, expected: Res
     [(41, PD), (42, SD)],
 )
 def test_pr_then_pd_is_sd_only_when_the_minimum_was_met(sd_day: int, expected: Response) -> None:
-    # RECIST 1.1 Table 3 (reference W17 c/d): PR -> PD = SD if min SD duration met, otherwise PD.
+    # RECIST 1.1 Table 3 (worked case W17 c/d): PR -> PD = SD if min SD duration met, otherwise PD.
     bor = confirmed_best_overall_response([(day(sd_day), PR), (day(sd_day + 56), PD)], START, PARAMS)
     assert bor is not None
     assert bor.response is expected

@@ -122,7 +122,7 @@ def test_bernard_tessier_new_lesion_trigger_and_precedence() -> None:
 
 
 def test_bernard_tessier_no_trigger_without_a_shrinking_lesion() -> None:
-    # A 30 -> 22 (-26.7 %) with a new lesion: progression, not dissociation (reference W24 logic).
+    # A 30 -> 22 (-26.7 %) with a new lesion: progression, not dissociation (worked case W24 logic).
     b = TimelineBuilder().target("A", "liver").new_target("N", "bone")
     b.scan(-7, {"A": 30}).scan(56, {"A": 22, "N": 12})
     assert dr_of(b, "bernard-tessier") is None

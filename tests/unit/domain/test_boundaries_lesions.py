@@ -224,7 +224,7 @@ def test_new_node_still_present_at_exactly_10_mm(short_axis: str, expected: Lesi
 
 
 def test_equivocal_new_node_is_not_counted_until_confirmed() -> None:
-    # RECIST FAQ "New lymph node lesions" (reference W16): a new node of 10 to < 15 mm is only a new
+    # RECIST FAQ "New lymph node lesions" (worked case W16, docs/rules/worked-cases.md): a new node of 10 to < 15 mm is only a new
     # lesion once the next reading still shows it.
     s = lesion_statuses(with_new_lesion(12, node=True))
     assert s["N", 1].status is LesionStatus.NOT_EVALUABLE

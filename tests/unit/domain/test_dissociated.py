@@ -64,7 +64,7 @@ def test_bernard_tessier_target_lesion_trigger() -> None:
     ],
 )
 def test_bernard_tessier_strict_thresholds(a_fu: int | str, c_fu: int | str, expected: bool) -> None:
-    # Strict inequalities (reference W24): "> 30 %" and "> 20 % and >= 5 mm".
+    # Strict inequalities (worked case W24, docs/rules/worked-cases.md): "> 30 %" and "> 20 % and >= 5 mm".
     assert (dr_of(two_targets(a_fu, c_fu)) is not None) is expected
 
 

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the rule engine (STYLE.md section 10)."""
+"""Hypothesis properties of the rule engine (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -30,15 +30,15 @@ def complete(mm: int | str) -> TargetSum:
 @pytest.mark.parametrize(
     ("baseline", "nadir", "current", "expected"),
     [
-        (100, 100, 70, PR),  # STYLE.md table: exactly -30 % from baseline
+        (100, 100, 70, PR),  # docs/architecture.md table: exactly -30 % from baseline
         (100, 100, 71, SD),
         (50, 50, 60, PD),  # +20 % and +10 mm from nadir
-        (20, 20, 24, SD),  # +20 % but only +4 mm (reference W9)
-        (20, 20, 25, PD),  # +25 %, +5 mm (reference W9)
+        (20, 20, 24, SD),  # +20 % but only +4 mm (worked case W9)
+        (20, 20, 25, PD),  # +25 %, +5 mm (worked case W9)
         (100, 40, 48, PD),  # from nadir although still -52 % from baseline (RECIST 1.1 4.3.1)
-        (50, 50, 35, PR),  # reference W10: exactly -30.0 % (float 1-35/50 is 0.30000000000000004)
-        (50, 50, 36, SD),  # reference W10 alt: -28 %
-        (165, 63, 65, PR),  # reference W2: +2 mm vs nadir is not PD; -60.6 % vs baseline
+        (50, 50, 35, PR),  # worked case W10: exactly -30.0 % (float 1-35/50 is 0.30000000000000004)
+        (50, 50, 36, SD),  # worked case W10 alt: -28 %
+        (165, 63, 65, PR),  # worked case W2: +2 mm vs nadir is not PD; -60.6 % vs baseline
         (25, 25, 30, PD),  # exactly +20 % and exactly +5 mm
         ("25.5", "25.5", "30.6", PD),  # RECIST-tracker +20 % float boundary (19.999999999999996)
         ("25.5", "25.5", "30.5", SD),  # +19.6 %
@@ -55,7 +55,7 @@ def test_pd_is_judged_before_pr_rebound_from_nadir() -> None:
 
 
 def test_measured_subset_proving_pd_gives_pd_else_ne() -> None:
-    # RECIST 1.1 text / reference W1: baseline 50 over 3 lesions, only 2 measured = 80 => PD; 40 => NE.
+    # RECIST 1.1 text / worked case W1: baseline 50 over 3 lesions, only 2 measured = 80 => PD; 40 => NE.
     partial80 = TargetSum(Decimal(80), False, False, ("C",))
     partial40 = TargetSum(Decimal(40), False, False, ("C",))
     assert classify_target(Decimal(50), Decimal(50), partial80)[0] is PD
@@ -96,7 +96,7 @@ def test_node_at_11_mm_is_pr_not_cr() -> None:
 @pytest.mark.parametrize(
     ("b_value", "expected_sum", "expected_pct"),
     [
-        ("too-small", 17, "-66.00"),  # reference W14: present but too small => 5 mm
+        ("too-small", 17, "-66.00"),  # worked case W14: present but too small => 5 mm
         ("disappeared", 12, "-76.00"),  # disappeared => 0 mm
         (3, 15, "-70.00"),  # measured 3 mm is recorded as is
     ],
@@ -126,19 +126,19 @@ def test_nadir_excludes_ne_timepoints() -> None:
     [
         # RECIST 1.1 Table 1
         (CR, CR, False, CR),
-        (CR, NN, False, PR),  # reference W12 (a)
+        (CR, NN, False, PR),  # worked case W12 (a)
         (CR, NE, False, PR),
         (CR, None, False, CR),
         (PR, NN, False, PR),
         (PR, NE, False, PR),
         (SD, NN, False, SD),
-        (SD, NE, False, SD),  # reference W12 (c)
-        (NE, NN, False, NE),  # reference W12 (d)
+        (SD, NE, False, SD),  # worked case W12 (c)
+        (NE, NN, False, NE),  # worked case W12 (d)
         (PD, NN, False, PD),
-        (PR, PD, False, PD),  # reference W12 (b)
-        (PR, NN, True, PD),  # reference W12 (e)
+        (PR, PD, False, PD),  # worked case W12 (b)
+        (PR, NN, True, PD),  # worked case W12 (e)
         (CR, CR, True, PD),
-        # RECIST 1.1 Table 2 (non-target disease only; NonCR-NonPD rather than SD, reference W13)
+        # RECIST 1.1 Table 2 (non-target disease only; NonCR-NonPD rather than SD, worked case W13)
         (None, CR, False, CR),
         (None, NN, False, NN),
         (None, NE, False, NE),

@@ -120,7 +120,7 @@ def test_lesion_first_seen_after_baseline_is_new_whatever_its_role() -> None:
 
 
 def test_fragments_of_one_lesion_are_added() -> None:
-    # RECIST 1.1 guideline "Lesions that split" / reference W15: A 40 -> fragments 15 + 12 = 27.
+    # RECIST 1.1 guideline "Lesions that split" / worked case W15: A 40 -> fragments 15 + 12 = 27.
     b = TimelineBuilder().target("A").target("B", "liver")
     b.scan(-7, {"A": 40, "B": 25}).scan(56, {"A": (15, 12), "B": 20})
     result = assess(b.build(), as_of=AS_OF)

@@ -1,7 +1,7 @@
 """The Bulk Data spool gives back each patient's resources exactly as their lines parse one by one.
 
 `NdjsonSpool.add_page` files a patient's lines of a page as one row (joined by commas) and
-`resources_of` parses a patient's rows with one `orjson.loads` of a JSON array (issue 4: parse
+`resources_of` parses a patient's rows with one `orjson.loads` of a JSON array (parse
 cost); what comes back must be what parsing each line alone gives, in the order the lines came.
 """
 

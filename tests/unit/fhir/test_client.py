@@ -1,4 +1,4 @@
-"""FhirClient against pytest-httpx (STYLE.md sections 4 and 10): paging, retries, errors, re-auth."""
+"""FhirClient against pytest-httpx (docs/architecture.md sections 4 and 10): paging, retries, errors, re-auth."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ BASE = "https://fhir.example.org/r4"
 
 
 class Sleeps:
-    """Instant, recorded sleeps (STYLE.md section 10: retry sleeps are instant)."""
+    """Instant, recorded sleeps (docs/architecture.md: retry sleeps are instant)."""
 
     def __init__(self) -> None:
         self.calls: list[float] = []
@@ -248,7 +248,7 @@ async def test_422_with_operation_outcome_is_rejected_with_its_text(
     assert caught.value.issue_codes == ("processing",)
     assert caught.value.text == "Observation.code: required binding not met"
     assert caught.value.upstream_status == 422
-    # STYLE.md section 6: FhirRejected is rendered as a 502 problem with the upstream issue codes.
+    # docs/architecture.md: FhirRejected is rendered as a 502 problem with the upstream issue codes.
     assert isinstance(caught.value, UpstreamRejected)
     assert caught.value.status == 502
     assert "SECRET-RAW-BODY-MARKER" not in str(caught.value)  # never the raw body

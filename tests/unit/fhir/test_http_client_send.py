@@ -1,7 +1,7 @@
 """The HTTP client of `create_http_client`: its short `send` path gives httpx's own response.
 
 `_LeanAsyncClient.send` skips the layers of `httpx.AsyncClient.send` that a plain request does
-not use (CPU per request, issue 4). These tests hold it to httpx's behaviour: the same request
+not use (CPU per request). These tests hold it to httpx's behaviour: the same request
 sent through `httpx.AsyncClient.send` (called on the same client) and through the short path
 gives the same response, and every request that needs one of the skipped layers still gets it.
 pytest-httpx drives httpx's transport; a loopback aiohttp server drives `AiohttpTransport` (and

@@ -1,4 +1,4 @@
-"""Inbound mapping (FHIR-CONTRACT.md section 1) on the hand-written fixture `patient-nsclc-pembrolizumab.json`.
+"""Inbound mapping (docs/fhir-contract.md section 1) on the hand-written fixture `patient-nsclc-pembrolizumab.json`.
 
 Fixture facts used below: ICI pembrolizumab (ATC L01FF02) first given 2024-03-04T09:30+01:00,
 carboplatin (L01XA02) the same day, line-of-therapy extension 2; baseline CT 2024-02-26,
@@ -166,7 +166,7 @@ def test_one_scan_per_imaging_study_including_pre_baseline(resources: Resources)
 
 @pytest.mark.parametrize("status", [{"code": "final"}, ["final"], 7])
 def test_a_status_that_is_not_a_string_is_reported_never_raised(resources: Resources, status: object) -> None:
-    # STYLE.md section 3: statuses are whitelisted; a malformed one is bad data, not a crash.
+    # docs/architecture.md: statuses are whitelisted; a malformed one is bad data, not a crash.
     by_id(resources, "m2")["status"] = status
     result = patient_input("p1", resources)
     assert result.timeline is not None
@@ -175,7 +175,7 @@ def test_a_status_that_is_not_a_string_is_reported_never_raised(resources: Resou
 
 
 def test_only_final_amended_corrected_observations_are_read(resources: Resources) -> None:
-    # m6-draft (preliminary, 40 mm) must not become a second L1 reading on 2024-04-29 (STYLE.md 3).
+    # m6-draft (preliminary, 40 mm) must not become a second L1 reading on 2024-04-29 (docs/architecture.md 3).
     result = patient_input("p1", resources)
     assert result.timeline is not None
     refs = {m.ref for s in result.timeline.scans for m in s.measurements}

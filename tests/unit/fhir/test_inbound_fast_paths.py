@@ -1,4 +1,4 @@
-"""The inbound fast paths read exactly what the general path reads (issue 4: parse cost).
+"""The inbound fast paths read exactly what the general path reads (parse cost).
 
 `_fast_observation` (measurements with or without a flag, non-target statuses, laboratory values,
 covariates), `_fast_administration`, `_fast_request`, `_fast_study`, `_fast_body_structure` and the

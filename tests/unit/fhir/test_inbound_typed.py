@@ -1,4 +1,4 @@
-"""Typed search pages map exactly as the dict pages they replace (issue 4: parse cost).
+"""Typed search pages map exactly as the dict pages they replace (parse cost).
 
 The REST sync decodes the patient searches' pages with msgspec (`typed.read_search_page(...,
 typed=True)`) and maps the typed resources with `inbound._typed_observation` and the others. The

@@ -1,4 +1,4 @@
-"""Issue 4 parts of the FHIR adapter: capabilities, SMART Backend Services, aiohttp transport,
+"""Parts of the FHIR adapter: capabilities, SMART Backend Services, aiohttp transport,
 Bulk Data export and spool, subscription notifications (pytest-httpx drives the HTTP faults)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Outbound mapping (FHIR-CONTRACT.md section 2), on PatientAssessment values built by hand.
+"""Outbound mapping (docs/fhir-contract.md section 2), on PatientAssessment values built by hand.
 
 Scenario (Bernard-Tessier dissociated response, contract section 2 "Default DR definition"):
 baseline 2024-02-26, L1 30 -> 18 mm (-40 % vs its baseline, responding), L2 20 -> 26 mm

@@ -1,8 +1,8 @@
 """Outbound output is byte for byte what a plain implementation of the contract writes.
 
-`outbound.py` is tuned for speed (issue 4): shared constant sub-dicts, cached full URLs, Decimal
+`outbound.py` is tuned for speed: shared constant sub-dicts, cached full URLs, Decimal
 -> JSON number without a string round trip. Those tricks must not change one byte on the wire.
-The oracle here is a deliberately plain reference of FHIR-CONTRACT.md section 2 and the
+The oracle here is a deliberately plain reference of docs/fhir-contract.md section 2 and the
 `outbound.py` module doc (fresh dicts everywhere, `uuid.UUID(..., version=5)` for full URLs,
 `Decimal.is_zero`/`to_integral_value`/`as_tuple` for numbers), kept in this file instead of
 hashes or stored output (project rule: no expected results copied from the code's own output).

@@ -282,7 +282,7 @@ def _changed(resource: dict[str, Any], when: str) -> dict[str, Any]:
 async def test_incremental_sync_lists_patients_whose_clinical_resources_changed(
     httpx_mock: HTTPXMock, client: FhirClient
 ) -> None:
-    # Issue 4: `_lastUpdated` on the clinical types, not only on Patient; our own results are no change.
+    # `_lastUpdated` on the clinical types, not only on Patient; our own results are no change.
     old, new = "2024-04-01T00:00:00+00:00", "2024-05-02T00:00:00+00:00"
     resources = [
         {"resourceType": "Patient", "id": "untouched", "meta": {"lastUpdated": old}},

@@ -1,4 +1,4 @@
-"""Generated resources are valid FHIR R4 (fhir.resources R4B) in the shape of FHIR-CONTRACT.md section 1."""
+"""Generated resources are valid FHIR R4 (fhir.resources R4B) in the shape of docs/fhir-contract.md section 1."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Rules on which the generator's ground truth and the engine disagreed (issue 3 acceptance run).
+"""Rules on which the generator's ground truth and the engine disagreed (found by the ground-truth acceptance run).
 
-Each was settled by the reference (`../shared/reference/response-criteria.md`); the generator was the
+Each was settled by the reference (`docs/rules/`); the generator was the
 side that was wrong every time, so these tests pin the generator to the rule, and where useful the
 engine on the same case.
 """

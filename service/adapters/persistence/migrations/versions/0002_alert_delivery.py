@@ -1,4 +1,4 @@
-"""Alert delivery state: per-channel progress and acknowledgement (issue 5).
+"""Alert delivery state: per-channel progress and acknowledgement.
 
 Revision ID: 0002
 Revises: 0001

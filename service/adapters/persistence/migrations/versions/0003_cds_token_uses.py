@@ -1,4 +1,4 @@
-"""CDS Hooks token uses: the `jti` replay ledger shared by every replica (issue 5).
+"""CDS Hooks token uses: the `jti` replay ledger shared by every replica.
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""Store version: one counter that every write of patient assessments increases (issue 6).
+"""Store version: one counter that every write of patient assessments increases.
 
 Revision ID: 0004
 Revises: 0003
