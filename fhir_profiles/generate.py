@@ -871,7 +871,7 @@ CODE_SYSTEMS: tuple[CodeSystemDef, ...] = (
         "ResponseDefinitionCS",
         "Atypical response definition",
         "Named definitions of dissociated response, pseudoprogression, hyperprogression and delayed "
-        "response (docs/rules/ sections 1c and 1d); the version is carried in the text.",
+        "response (docs/rules/); the version is carried in the text.",
         (
             _c(
                 "bernard-tessier",

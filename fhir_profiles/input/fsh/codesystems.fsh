@@ -204,7 +204,7 @@ Description: "What made a dissociated response (component `dr-trigger` of Atypic
 CodeSystem: ResponseDefinitionCS
 Id: response-definition
 Title: "Atypical response definition"
-Description: "Named definitions of dissociated response, pseudoprogression, hyperprogression and delayed response (docs/rules/ sections 1c and 1d); the version is carried in the text."
+Description: "Named definitions of dissociated response, pseudoprogression, hyperprogression and delayed response (docs/rules/); the version is carried in the text."
 * ^version = "0.1.0"
 * ^status = #draft
 * ^experimental = false
