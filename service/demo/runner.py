@@ -5,8 +5,11 @@
 3. sync: pull every patient back over FHIR search, assess, write Observations back
    (conditional creates), record the run in SQLite;
 4. `--once`: sync again and check that nothing new was created, check that the server holds
-   our ResponseGroup Observation for every patient, then stop and exit (non-zero on failure);
-   otherwise serve the API until Ctrl-C.
+   our ResponseGroup Observation for every patient;
+5. `--scenario dr` (the default): the live moment (service/demo/live_dr.py): a new scan for one
+   patient reaches the service through its FHIR Subscription and the alert arrives (Communication,
+   Flag, CDS Hooks card), timed; `--once` fails when any of it is missing;
+6. `--once` stops and exits (non-zero on failure); otherwise the API serves until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from service.synthetic import Cohort, mixed_cohort, nsclc_cohort, pan_tumour_coh
 console = Console(stderr=True)
 # sekmet-fhir's own virtual environment, shared by the demo and the tests (relative to the checkout).
 SEKMET_ROOT = Path("var")
+
+
+SCENARIOS = ("dr", "none")
 
 
 class DemoFailed(RuntimeError):
@@ -134,8 +140,11 @@ def run_demo(
     limit: int | None,
     port: int,
     workdir: Path,
+    scenario: str = "dr",
     sekmet_version: str = sekmet.DEFAULT_VERSION,
 ) -> None:
+    if scenario not in SCENARIOS:
+        raise DemoFailed(f"unknown scenario {scenario!r} ({' or '.join(SCENARIOS)})")
     workdir.mkdir(parents=True, exist_ok=True)
     db_path = workdir / "oncoresponse.db"
     if db_path.exists():
@@ -147,7 +156,16 @@ def run_demo(
     server = sekmet.start(SEKMET_ROOT / f"sekmet-{sekmet_version}", version=sekmet_version)
     timer.done("FHIR server start")
     try:
-        _demo_path(server, once=once, cohort=cohort, limit=limit, port=port, db_path=db_path, timer=timer)
+        _demo_path(
+            server,
+            once=once,
+            cohort=cohort,
+            limit=limit,
+            port=port,
+            db_path=db_path,
+            timer=timer,
+            scenario=scenario,
+        )
     finally:
         server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
@@ -172,6 +190,7 @@ def _demo_path(
     port: int,
     db_path: Path,
     timer: PhaseTimer,
+    scenario: str,
 ) -> None:
     console.print(f"FHIR server: {server.base_url} (pid {server.pid})")
     generated = make_cohort(cohort)
@@ -231,6 +250,8 @@ def _demo_path(
         "generated ground truth:            " + ", ".join(f"{k} {v}" for k, v in sorted(truth.items()))
     )
 
+    live_problems = _live_dr_scenario(settings, db_path) if scenario == "dr" else []
+
     if once:
         console.print(
             f"second sync: {second.created} created, {second.unchanged} unchanged (idempotent writes)"
@@ -243,6 +264,7 @@ def _demo_path(
         if second.created != 0:
             problems.append(f"the second sync created {second.created} resources")
         problems += anyio.run(lambda: _check_portal(settings, portal.token, len(patients)))
+        problems += live_problems
         if problems:
             raise DemoFailed("; ".join(problems))
         console.print("[green]demo path complete[/green]")
@@ -272,6 +294,30 @@ def _demo_path(
         soft_wrap=True,
     )
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning")
+
+
+def _live_dr_scenario(settings: Settings, database: Path) -> list[str]:
+    """Run the live DR scenario and print what arrived; the problems found (none when it worked)."""
+    from service.demo.live_dr import LiveScenarioFailed, run_live_dr
+
+    console.print(
+        "live DR scenario: posting a new scan for one patient, the service is subscribed...", soft_wrap=True
+    )
+    try:
+        outcome = anyio.run(lambda: run_live_dr(settings, database))
+    except LiveScenarioFailed as exc:
+        console.print(f"[yellow]live DR scenario failed: {exc}[/yellow]")
+        return [f"live DR scenario: {exc}"]
+    console.print(
+        f"live DR alert: Communication and Flag for {outcome.patient_id} on the FHIR server "
+        f"{outcome.alert_after_s:.1f} s after the scan was committed",
+        soft_wrap=True,
+    )
+    if not outcome.card_summaries:
+        return ["live DR scenario: the CDS Hooks atypical-response service returned no card"]
+    for summary in outcome.card_summaries:
+        console.print(f"CDS Hooks card: {summary}", soft_wrap=True)
+    return []
 
 
 async def _check_portal(settings: Settings, token: str, patients: int) -> list[str]:
