@@ -392,8 +392,12 @@ def demo(
     ] = "dr",
 ) -> None:
     """Start sekmet-fhir, load a synthetic cohort, assess it, write back, and serve the API."""
-    from service.demo.runner import DemoFailed, run_demo
+    from service.demo.runner import SCENARIOS, DemoFailed, run_demo
 
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"{scenario!r} is not a scenario: use {' or '.join(SCENARIOS)}", param_hint="--scenario"
+        )
     settings = _settings(environment="development")
     try:
         run_demo(
