@@ -9,11 +9,13 @@
 5. `--scenario dr` (the default): the live moment (service/demo/live_dr.py): a new scan for one
    patient reaches the service through its FHIR Subscription and the alert arrives (Communication,
    Flag, CDS Hooks card), timed; `--once` fails when any of it is missing;
-6. `--once` stops and exits (non-zero on failure); otherwise the API serves until Ctrl-C.
+6. `--once` stops and exits (non-zero on failure); otherwise the API serves until Ctrl-C, with its
+   own FHIR Subscription, so that scans posted meanwhile are re-assessed live.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,7 +25,7 @@ from typing import Any
 import anyio
 import httpx
 import orjson
-from pydantic import SecretStr
+from pydantic import AnyHttpUrl, SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -288,10 +290,22 @@ def _demo_path(
         f"  FHIR console  {server.base_url.removesuffix('/fhir')}/ui\n"
         f"  try           curl -s -X POST -H 'Content-Type: application/json' -d '{{}}' "
         f"http://127.0.0.1:{port}/sync\n"
+        "The API registers its own FHIR Subscription: a scan posted to the FHIR server is re-assessed live.\n"
         "Ctrl-C stops the API and the FHIR server.",
         soft_wrap=True,
     )
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning")
+    served = _subscribed(settings, port)
+    uvicorn.run(create_app(served), host="127.0.0.1", port=port, log_config=None, log_level="warning")
+
+
+def _subscribed(settings: Settings, port: int) -> Settings:
+    """The served API registers its own Subscription at start: a scan posted later is re-assessed live."""
+    return settings.model_copy(
+        update={
+            "subscription_endpoint": AnyHttpUrl(f"http://127.0.0.1:{port}/fhir/subscription-hook"),
+            "subscription_hook_token": SecretStr(secrets.token_urlsafe(24)),
+        }
+    )
 
 
 def _live_dr_scenario(settings: Settings, database: Path) -> list[str]:
