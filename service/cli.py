@@ -386,10 +386,17 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its server and database")] = Path(
         "var/demo"
     ),
+    scenario: Annotated[
+        str, typer.Option(help="dr: after the sync, a new scan and its live alert, timed | none")
+    ] = "dr",
 ) -> None:
     """Start sekmet-fhir, load a synthetic cohort, assess it, write back, and serve the API."""
-    from service.demo.runner import DemoFailed, run_demo
+    from service.demo.runner import SCENARIOS, DemoFailed, run_demo
 
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"{scenario!r} is not a scenario: use {' or '.join(SCENARIOS)}", param_hint="--scenario"
+        )
     settings = _settings(environment="development")
     try:
         run_demo(
@@ -398,6 +405,7 @@ def demo(
             limit=patients,
             port=port,
             workdir=workdir,
+            scenario=scenario,
             sekmet_version=settings.sekmet_version,
         )
     except DemoFailed as exc:

@@ -51,6 +51,7 @@ __all__ = [
     "running_service",
     "split_at_dr_scan",
     "subscribe_backport",
+    "wait_for_alert_on_server",
 ]
 
 FORMS: Final = (
@@ -241,7 +242,7 @@ async def drain_notifications(box: Container, quiet_s: float = 1.0, timeout_s: f
             await anyio.sleep(quiet_s)
 
 
-async def _alert_on_server(
+async def wait_for_alert_on_server(
     http: httpx.AsyncClient, base_url: str, patient_id: str, timeout_s: float
 ) -> float:
     """Monotonic time at which both the Communication and the Flag of the patient are found."""
@@ -325,7 +326,7 @@ async def measure_alert_latency(
             reassess = box.require_reassess()
             await load_patients(base_url, [transaction_bundle(split.scan)])
             committed = time.monotonic()
-            seen = await _alert_on_server(http, base_url, patient.patient_id, timeout_s)
+            seen = await wait_for_alert_on_server(http, base_url, patient.patient_id, timeout_s)
             runs = [r for r in reassess.recent_runs if r.finished_at >= committed]
             mine = [r for r in runs if patient.patient_id in r.patient_ids and r.started_at <= seen]
             started = mine[-1].started_at if mine else committed

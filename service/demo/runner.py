@@ -5,12 +5,17 @@
 3. sync: pull every patient back over FHIR search, assess, write Observations back
    (conditional creates), record the run in SQLite;
 4. `--once`: sync again and check that nothing new was created, check that the server holds
-   our ResponseGroup Observation for every patient, then stop and exit (non-zero on failure);
-   otherwise serve the API until Ctrl-C.
+   our ResponseGroup Observation for every patient;
+5. `--scenario dr` (the default): the live moment (service/demo/live_dr.py): a new scan for one
+   patient reaches the service through its FHIR Subscription and the alert arrives (Communication,
+   Flag, CDS Hooks card), timed; `--once` fails when any of it is missing;
+6. `--once` stops and exits (non-zero on failure); otherwise the API serves until Ctrl-C, with its
+   own FHIR Subscription, so that scans posted meanwhile are re-assessed live.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -20,7 +25,7 @@ from typing import Any
 import anyio
 import httpx
 import orjson
-from pydantic import SecretStr
+from pydantic import AnyHttpUrl, SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -37,6 +42,9 @@ from service.synthetic import Cohort, mixed_cohort, nsclc_cohort, pan_tumour_coh
 console = Console(stderr=True)
 # sekmet-fhir's own virtual environment, shared by the demo and the tests (relative to the checkout).
 SEKMET_ROOT = Path("var")
+
+
+SCENARIOS = ("dr", "none")  # dr: the live alert after the sync (service/demo/live_dr.py)
 
 
 class DemoFailed(RuntimeError):
@@ -134,6 +142,7 @@ def run_demo(
     limit: int | None,
     port: int,
     workdir: Path,
+    scenario: str = "dr",
     sekmet_version: str = sekmet.DEFAULT_VERSION,
 ) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +156,16 @@ def run_demo(
     server = sekmet.start(SEKMET_ROOT / f"sekmet-{sekmet_version}", version=sekmet_version)
     timer.done("FHIR server start")
     try:
-        _demo_path(server, once=once, cohort=cohort, limit=limit, port=port, db_path=db_path, timer=timer)
+        _demo_path(
+            server,
+            once=once,
+            cohort=cohort,
+            limit=limit,
+            port=port,
+            db_path=db_path,
+            timer=timer,
+            scenario=scenario,
+        )
     finally:
         server.stop()
         shutil.rmtree(server.data_dir, ignore_errors=True)
@@ -172,6 +190,7 @@ def _demo_path(
     port: int,
     db_path: Path,
     timer: PhaseTimer,
+    scenario: str,
 ) -> None:
     console.print(f"FHIR server: {server.base_url} (pid {server.pid})")
     generated = make_cohort(cohort)
@@ -231,6 +250,8 @@ def _demo_path(
         "generated ground truth:            " + ", ".join(f"{k} {v}" for k, v in sorted(truth.items()))
     )
 
+    live_problems = _live_dr_scenario(settings, db_path) if scenario == "dr" else []
+
     if once:
         console.print(
             f"second sync: {second.created} created, {second.unchanged} unchanged (idempotent writes)"
@@ -243,6 +264,7 @@ def _demo_path(
         if second.created != 0:
             problems.append(f"the second sync created {second.created} resources")
         problems += anyio.run(lambda: _check_portal(settings, portal.token, len(patients)))
+        problems += live_problems
         if problems:
             raise DemoFailed("; ".join(problems))
         console.print("[green]demo path complete[/green]")
@@ -268,10 +290,46 @@ def _demo_path(
         f"  FHIR console  {server.base_url.removesuffix('/fhir')}/ui\n"
         f"  try           curl -s -X POST -H 'Content-Type: application/json' -d '{{}}' "
         f"http://127.0.0.1:{port}/sync\n"
+        "The API registers its own FHIR Subscription: a scan posted to the FHIR server is re-assessed live.\n"
         "Ctrl-C stops the API and the FHIR server.",
         soft_wrap=True,
     )
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_config=None, log_level="warning")
+    served = _subscribed(settings, port)
+    uvicorn.run(create_app(served), host="127.0.0.1", port=port, log_config=None, log_level="warning")
+
+
+def _subscribed(settings: Settings, port: int) -> Settings:
+    """The served API registers its own Subscription at start: a scan posted later is re-assessed live."""
+    return settings.model_copy(
+        update={
+            "subscription_endpoint": AnyHttpUrl(f"http://127.0.0.1:{port}/fhir/subscription-hook"),
+            "subscription_hook_token": SecretStr(secrets.token_urlsafe(24)),
+        }
+    )
+
+
+def _live_dr_scenario(settings: Settings, database: Path) -> list[str]:
+    """Run the live DR scenario and print what arrived; the problems found (none when it worked)."""
+    from service.demo.live_dr import LiveScenarioFailed, run_live_dr
+
+    console.print(
+        "live DR scenario: posting a new scan for one patient, the service is subscribed...", soft_wrap=True
+    )
+    try:
+        outcome = anyio.run(lambda: run_live_dr(settings, database))
+    except LiveScenarioFailed as exc:
+        console.print(f"[yellow]live DR scenario failed: {exc}[/yellow]")
+        return [f"live DR scenario: {exc}"]
+    console.print(
+        f"live DR alert: Communication and Flag for {outcome.patient_id} on the FHIR server "
+        f"{outcome.alert_after_s:.1f} s after the scan was committed",
+        soft_wrap=True,
+    )
+    if not outcome.card_summaries:
+        return ["live DR scenario: the CDS Hooks atypical-response service returned no card"]
+    for summary in outcome.card_summaries:
+        console.print(f"CDS Hooks card: {summary}", soft_wrap=True)
+    return []
 
 
 async def _check_portal(settings: Settings, token: str, patients: int) -> list[str]:

@@ -110,3 +110,14 @@ def test_serve_with_development_settings_refuses_a_non_loopback_address(tmp_path
     """Development settings (placeholders, no tokens) never listen beyond this machine."""
     line = one_line_error(run("serve", "--host", "0.0.0.0", tmp_path=tmp_path))  # noqa: S104
     assert "ONCORESPONSE_ENVIRONMENT=production" in line
+
+
+def test_demo_with_an_unknown_scenario_lists_the_scenarios(tmp_path: Path) -> None:
+    result = run(
+        "demo", "--once", "--scenario", "drr", "--workdir", str(tmp_path / "demo"), tmp_path=tmp_path
+    )
+    line = one_line_error(result)
+    assert result.returncode == 2
+    assert "--scenario" in line
+    assert "dr or none" in line
+    assert not (tmp_path / "demo").exists()  # refused before anything starts
