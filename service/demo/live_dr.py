@@ -26,9 +26,6 @@ from typing import Any, Final
 
 import anyio
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from service.adapters.alerts.cds_hooks import HOOK, SERVICE_ID
 from service.adapters.persistence.database import migrate
@@ -41,6 +38,7 @@ from service.demo.alert_latency import (
     split_at_dr_scan,
     wait_for_alert_on_server,
 )
+from service.demo.portal import DemoSigner
 from service.demo.runner import load_patients, transaction_bundle
 from service.demo.sekmet import free_port
 from service.synthetic import Trajectory, generate_patient
@@ -66,19 +64,15 @@ class LiveDrOutcome:
 class _DemoEhr:
     """The EHR's signing key for CDS Hooks calls, trusted by the service for this run only."""
 
-    key: ec.EllipticCurvePrivateKey
+    signer: DemoSigner
 
     @classmethod
     def fresh(cls) -> _DemoEhr:
-        return cls(ec.generate_private_key(ec.SECP256R1()))
+        return cls(DemoSigner.fresh())
 
     @property
     def public_key_pem(self) -> str:
-        return (
-            self.key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
+        return self.signer.public_key_pem
 
     def bearer(self, audience: str) -> str:
         now = int(time.time())
@@ -89,7 +83,7 @@ class _DemoEhr:
             "exp": now + 300,
             "jti": uuid.uuid4().hex,
         }
-        return "Bearer " + jwt.encode(claims, self.key, algorithm="ES256")
+        return "Bearer " + self.signer.sign(claims)
 
 
 def _scenario_settings(demo: Settings, database: Path, port: int, ehr: _DemoEhr) -> Settings:
